@@ -1,0 +1,3 @@
+from alphacut.cli import main
+
+main()

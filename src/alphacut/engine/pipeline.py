@@ -1,0 +1,281 @@
+"""The library's front door: :class:`Remover` turns a photo into a full-size :class:`Cutout`."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageChops
+
+from alphacut.config import Settings, get_settings
+from alphacut.engine.compose import (
+    RGBA,
+    Box,
+    Margin,
+    cutout_array,
+    on_background,
+    parse_color,
+    subject_box,
+)
+from alphacut.engine.decode import ImageSource, Limits, decode
+from alphacut.engine.encode import (
+    check_quality,
+    encode_image,
+    parse_format,
+)
+from alphacut.engine.recipes import Recipe, recipe_for
+from alphacut.engine.sessions import SESSIONS, LoadedModel, SessionCache
+from alphacut.errors import InvalidInputError
+from alphacut.files import write_atomic
+from alphacut.models.store import ModelStore
+
+_WHITE: RGBA = (255, 255, 255, 255)
+
+
+class Cutout:
+    """One background removal's result, always at the photo's full resolution.
+
+    ``image`` is the RGBA cut-out, ``mask`` its alpha as a greyscale image. Fully transparent
+    pixels carry no colour. ``timings`` holds the seconds each stage took.
+    """
+
+    def __init__(
+        self,
+        rgba: npt.NDArray[np.uint8],
+        *,
+        icc_profile: bytes | None,
+        model: str,
+        timings: dict[str, float],
+        settings: Settings,
+    ) -> None:
+        rgba.flags.writeable = False
+        self._rgba = rgba
+        self.icc_profile = icc_profile
+        self.model = model
+        self.timings = timings
+        self._settings = settings
+
+    @property
+    def array(self) -> npt.NDArray[np.uint8]:
+        """The cut-out as a read-only ``(height, width, 4)`` uint8 RGBA array."""
+        return self._rgba
+
+    @property
+    def image(self) -> Image.Image:
+        """The cut-out as an RGBA PIL image."""
+        return Image.fromarray(self._rgba, "RGBA")
+
+    @property
+    def mask(self) -> Image.Image:
+        """The alpha mask as a greyscale (``L``) PIL image: 255 subject, 0 background."""
+        return Image.fromarray(np.ascontiguousarray(self._rgba[..., 3]), "L")
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)`` in pixels."""
+        return (self._rgba.shape[1], self._rgba.shape[0])
+
+    @property
+    def width(self) -> int:
+        return self.size[0]
+
+    @property
+    def height(self) -> int:
+        return self.size[1]
+
+    def subject_box(self) -> Box | None:
+        """``(left, top, right, bottom)`` of the visible subject, or ``None`` if there is none."""
+        return subject_box(self.mask)
+
+    def crop(self, margin: int | float | str = 0) -> Cutout:
+        """A new cut-out cropped to the subject plus ``margin`` (``30``, ``"30px"``, ``"10%"``
+        of the subject's size). Margins beyond the photo's edge are transparent. With no
+        subject at all, the whole frame is kept."""
+        box = self.subject_box()
+        if box is None:
+            return self
+        left, top, right, bottom = Margin.parse(margin).box_around(box)
+        cropped = self.image.crop((left, top, right, bottom))  # outside the photo: zeros
+        return Cutout(
+            np.asarray(cropped).copy(),
+            icc_profile=self.icc_profile,
+            model=self.model,
+            timings=self.timings,
+            settings=self._settings,
+        )
+
+    def on_background(self, color: str | tuple[int, ...] = "#ffffff") -> Image.Image:
+        """The subject over a solid colour (RGB if the colour is opaque, RGBA if it has alpha)."""
+        return on_background(self.image, parse_color(color))
+
+    def to_bytes(
+        self,
+        format: str = "png",
+        quality: int | None = None,
+        *,
+        mask: bool = False,
+        background: str | tuple[int, ...] | None = None,
+    ) -> bytes:
+        """Encode the result.
+
+        - default: the RGBA cut-out (PNG, or WebP: lossless unless ``quality`` is given);
+        - ``mask=True``: the greyscale mask;
+        - ``background="#rrggbb[aa]"``: the subject on that colour;
+        - JPEG cannot hold transparency, so a JPEG cut-out is put on white unless
+          ``background`` names another opaque colour.
+        """
+        fmt = parse_format(format)
+        check_quality(quality)
+        pixels: Image.Image | npt.NDArray[np.uint8]
+        if mask:
+            if background is not None:
+                raise InvalidInputError("choose either a mask or a background, not both")
+            pixels = np.ascontiguousarray(self._rgba[..., 3])
+        elif background is not None or fmt == "jpeg":
+            color = parse_color(background) if background is not None else _WHITE
+            if fmt == "jpeg" and color[3] != 255:
+                raise InvalidInputError("JPEG cannot hold a translucent background colour")
+            pixels = on_background(self.image, color)
+        else:
+            pixels = self._rgba
+        return encode_image(
+            pixels,
+            fmt,
+            quality=quality,
+            icc_profile=self.icc_profile,
+            png_level=self._settings.png_compress_level,
+            threads=self._settings.image_threads,
+        )
+
+    def save(
+        self,
+        path: str | os.PathLike[str],
+        format: str | None = None,
+        quality: int | None = None,
+        *,
+        mask: bool = False,
+        background: str | tuple[int, ...] | None = None,
+    ) -> Path:
+        """Write the result to ``path`` atomically (temp file, then rename).
+
+        The format comes from ``format`` or else the file's suffix; other options are those of
+        :meth:`to_bytes`.
+        """
+        target = Path(path)
+        fmt = parse_format(format or target.suffix or "png")
+        data = self.to_bytes(fmt, quality, mask=mask, background=background)
+        write_atomic(target, data)
+        return target
+
+
+class Remover:
+    """Removes backgrounds with one model; reuses the process-wide loaded session.
+
+    >>> remover = Remover(model="fast")
+    >>> cut = remover.remove("photo.jpg")
+    >>> cut.save("photo.png")
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        settings: Settings | None = None,
+        sessions: SessionCache = SESSIONS,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.model = model or self.settings.default_model
+        self._store = ModelStore(self.settings.model_dir)
+        self.spec = self._store.spec(self.model)
+        self.recipe: Recipe = recipe_for(self.spec.family, self.spec.input_size)
+        self._sessions = sessions
+        self._limits = Limits(self.settings.max_input_bytes, self.settings.max_input_pixels)
+
+    def load(self) -> LoadedModel:
+        """Load (or fetch from the cache) the model's session; raises if it is not installed."""
+        return self._sessions.get(
+            self._store.require(self.model),
+            output=self.recipe.output,
+            device=self.settings.device,
+            threads=self.settings.inference_threads,
+        )
+
+    def predict_mask(self, image: Image.Image) -> Image.Image:
+        """The model's mask for an image, resized to the image's size (mode ``L``)."""
+        return self._predict(image.convert("RGB"), {})
+
+    def remove(
+        self,
+        source: ImageSource,
+        *,
+        crop: bool = False,
+        crop_margin: int | float | str = 0,
+    ) -> Cutout:
+        """Cut the subject out of ``source``: a path, bytes, a binary file object, a PIL image
+        or a numpy array (RGB/RGBA/grey; uint8, uint16 or float in 0..1)."""
+        timings: dict[str, float] = {}
+        with _timed(timings, "decode"):
+            decoded = decode(source, self._limits)
+        image = model_input = decoded.image
+        input_alpha = None
+        if image.mode == "RGBA":
+            input_alpha = image.getchannel("A")
+            # Transparent areas may hold any colour; show the model what a viewer would see.
+            model_input = on_background(image, _WHITE)
+            image = image.convert("RGB")
+        mask = self._predict(model_input, timings)
+        with _timed(timings, "compose"):
+            if input_alpha is not None:
+                mask = ImageChops.multiply(mask, input_alpha)
+            rgba = cutout_array(image, mask)
+        cutout = Cutout(
+            rgba,
+            icc_profile=decoded.icc_profile,
+            model=self.model,
+            timings=timings,
+            settings=self.settings,
+        )
+        return cutout.crop(crop_margin) if crop else cutout
+
+    def _predict(self, image: Image.Image, timings: dict[str, float]) -> Image.Image:
+        loaded = self.load()
+        with _timed(timings, "preprocess"):
+            tensor = self.recipe.preprocess(image, threads=self.settings.image_threads)
+        with _timed(timings, "inference"):
+            output = loaded.run(tensor)
+        with _timed(timings, "postprocess"):
+            small = Image.fromarray(self.recipe.postprocess(output), "L")
+            mask = small.resize(image.size, Image.Resampling.LANCZOS)
+        return mask
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - started
+
+
+_removers: dict[str, Remover] = {}
+
+
+def remove(
+    source: ImageSource,
+    model: str | None = None,
+    *,
+    crop: bool = False,
+    crop_margin: int | float | str = 0,
+) -> Cutout:
+    """Cut the subject out of ``source`` with ``model`` (``"fast"`` or ``"precise"``)."""
+    name = model or get_settings().default_model
+    remover = _removers.get(name)
+    if remover is None:
+        remover = _removers.setdefault(name, Remover(name))
+    return remover.remove(source, crop=crop, crop_margin=crop_margin)

@@ -1,0 +1,61 @@
+"""One exception family for everything a caller can get wrong or a setup can lack.
+
+Each error carries a stable machine-readable ``code``, the HTTP status it maps to, and a
+message that is safe to show to the person who sent the request (no paths from the server,
+no stack traces). The HTTP layer and the CLI map these in one place each.
+"""
+
+from __future__ import annotations
+
+
+class AlphacutError(Exception):
+    """Base class: an error whose message is meant for the user."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInputError(AlphacutError):
+    """The request itself is malformed (a bad option value, a wrong argument type)."""
+
+    status = 400
+    code = "invalid_input"
+
+
+class UnsupportedImageError(AlphacutError):
+    """The bytes are not an image in a format alphacut accepts."""
+
+    status = 415
+    code = "unsupported_image"
+
+
+class CorruptImageError(AlphacutError):
+    """The bytes claim a supported format but cannot be decoded (truncated, damaged)."""
+
+    status = 422
+    code = "corrupt_image"
+
+
+class ImageTooLargeError(AlphacutError):
+    """The input exceeds a configured limit on bytes or pixels."""
+
+    status = 413
+    code = "image_too_large"
+
+
+class ModelNotInstalledError(AlphacutError):
+    """The model's weights are not in the model directory (or fail verification)."""
+
+    status = 503
+    code = "model_not_installed"
+
+
+class ModelInstallError(AlphacutError):
+    """Fetching or verifying model weights failed."""
+
+    status = 500
+    code = "model_install_failed"

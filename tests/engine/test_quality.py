@@ -1,0 +1,45 @@
+"""Quality floors on a fixed subset of shared/evaldata/davis345 (real photos, hand-made masks).
+
+Floors were measured, then lowered by a margin (2026-11-23, every 9th pair = 39 photos):
+fast mIoU 0.782 / MAE 0.0238, precise mIoU 0.831 / MAE 0.0213. A drop below a floor means
+the pipeline changed for the worse (or a model is not the one it claims to be).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from alphacut import Remover
+from alphacut.evaluation import iou, load_pairs, load_truth, mae
+
+FLOORS = {"fast": (0.76, 0.028), "precise": (0.81, 0.025)}  # (min mIoU, max MAE)
+scores: dict[str, float] = {}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["fast", "precise"])
+def test_davis_subset_quality(model: str, shared: Path, request: pytest.FixtureRequest) -> None:
+    remover: Remover = request.getfixturevalue(model)
+    pairs = load_pairs(shared / "evaldata" / "davis345")[::9]
+    assert len(pairs) == 39
+    ious, maes = [], []
+    for pair in pairs:
+        predicted = remover.remove(pair.image).array[..., 3]
+        truth = load_truth(pair.mask)
+        ious.append(iou(predicted, truth))
+        maes.append(mae(predicted, truth))
+    miou, mean_mae = float(np.mean(ious)), float(np.mean(maes))
+    scores[model] = miou
+    min_iou, max_mae = FLOORS[model]
+    assert miou >= min_iou, f"{model}: mIoU {miou:.4f} below the floor {min_iou}"
+    assert mean_mae <= max_mae, f"{model}: MAE {mean_mae:.4f} above the ceiling {max_mae}"
+
+
+@pytest.mark.slow
+def test_precise_beats_fast() -> None:
+    if set(scores) != {"fast", "precise"}:
+        pytest.skip("needs both quality runs in this session")
+    assert scores["precise"] > scores["fast"] + 0.02

@@ -1,0 +1,183 @@
+"""The command line, end to end: the installed ``alphacut`` executable in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import alphacut
+
+EXE = str(Path(sys.executable).with_name("alphacut"))
+
+
+def run(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None,
+        cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:  # fmt: skip
+    return subprocess.run(
+        [EXE, *args], input=stdin, capture_output=True, timeout=300, cwd=cwd,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+@pytest.fixture
+def photos(tmp_path: Path, photo: Path, portrait: Path) -> Path:
+    folder = tmp_path / "in"
+    (folder / "nested").mkdir(parents=True)
+    shutil.copy(photo, folder / "car.jpg")
+    shutil.copy(portrait, folder / "nested" / "person.JPG")
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    return folder
+
+
+def _image(path: Path) -> Image.Image:
+    with Image.open(path) as image:
+        image.load()
+        return image
+
+
+def test_version() -> None:
+    done = run("--version")
+    assert done.returncode == 0
+    assert done.stdout.decode().strip() == f"alphacut {alphacut.__version__}"
+
+
+def test_models_list_json() -> None:
+    done = run("models", "list", "--json")
+    assert done.returncode == 0
+    listing = json.loads(done.stdout)
+    assert [m["name"] for m in listing["models"]] == ["fast", "precise"]
+    assert all(m["status"] == "installed" for m in listing["models"])
+    assert "Apache-2.0" in listing["models"][0]["licence"]
+
+
+def test_models_list_table_shows_missing_models(tmp_path: Path) -> None:
+    done = run("models", "list", env={"ALPHACUT_MODEL_DIR": str(tmp_path)})
+    assert done.returncode == 0
+    text = done.stdout.decode()
+    assert "missing" in text and "fast" in text and "precise" in text
+
+
+def test_single_file_beside_its_input(photos: Path) -> None:
+    done = run("remove", str(photos / "car.jpg"), "--model", "fast")
+    assert done.returncode == 0, done.stderr
+    result = _image(photos / "car.cutout.png")
+    assert result.mode == "RGBA" and result.size == _image(photos / "car.jpg").size
+
+
+def test_folder_recursive_with_a_bad_file(photos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = run("remove", str(photos), "--out-dir", str(out), "-m", "fast")
+    assert done.returncode == 1, "a failed file makes the exit code non-zero"
+    stderr = done.stderr.decode()
+    assert "broken.png" in stderr and "truncated or damaged" in stderr
+    assert "2 of 3 done" in stderr
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.png")) == [
+        "car.png",
+        "nested/person.png",
+    ]
+
+
+def test_outputs_are_not_picked_up_again(photos: Path) -> None:
+    (photos / "broken.png").unlink()
+    assert run("remove", str(photos), "-m", "fast").returncode == 0
+    assert run("remove", str(photos), "-m", "fast").returncode == 0
+    names = sorted(p.name for p in photos.rglob("*.png"))
+    assert names == ["car.cutout.png", "person.cutout.png"]
+
+
+def test_stdin_to_stdout(photo: Path) -> None:
+    done = run("remove", "-", "-m", "fast", stdin=photo.read_bytes())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(b"\x89PNG")
+
+
+def test_stdin_to_file_with_options(photo: Path, tmp_path: Path) -> None:
+    target = tmp_path / "flat.jpg"
+    done = run("remove", "-", "-o", str(target), "-m", "fast", "--bg", "#00ff00", "-q", "80",
+               stdin=photo.read_bytes())  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    image = _image(target)
+    assert image.format == "JPEG" and image.mode == "RGB"
+
+
+@pytest.mark.parametrize(
+    ("args", "suffix", "pil_format", "mode"),
+    [
+        (["--mask"], ".png", "PNG", "L"),
+        (["--format", "webp"], ".webp", "WEBP", "RGBA"),
+        (["--format", "jpg", "--quality", "70"], ".jpg", "JPEG", "RGB"),
+        (["--bg", "#ff000080"], ".png", "PNG", "RGBA"),
+    ],
+)
+def test_output_options(
+    photos: Path, args: list[str], suffix: str, pil_format: str, mode: str
+) -> None:
+    done = run("remove", str(photos / "car.jpg"), "-m", "fast", *args)
+    assert done.returncode == 0, done.stderr
+    marker = ".mask" if "--mask" in args else ".cutout"
+    image = _image(photos / f"car{marker}{suffix}")
+    assert (image.format, image.mode) == (pil_format, mode)
+
+
+def test_crop_with_margin(photos: Path, tmp_path: Path) -> None:
+    full, cropped = tmp_path / "full.png", tmp_path / "crop.png"
+    assert run("remove", str(photos / "car.jpg"), "-m", "fast", "-o", str(full)).returncode == 0
+    done = run("remove", str(photos / "car.jpg"), "-m", "fast", "--crop", "--crop-margin", "5px",
+               "-o", str(cropped))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    box = np.asarray(_image(full))[..., 3] > 8
+    rows, cols = np.nonzero(box)
+    expected = (cols.max() - cols.min() + 1 + 10, rows.max() - rows.min() + 1 + 10)
+    assert _image(cropped).size == expected
+
+
+def test_never_overwrites_an_input(photos: Path) -> None:
+    source = photos / "car.jpg"
+    before = source.read_bytes()
+    done = run("remove", str(source), "-o", str(source), "-m", "fast")
+    assert done.returncode == 1
+    assert b"refusing to overwrite the input" in done.stderr
+    assert source.read_bytes() == before
+    png = photos / "car.png"
+    shutil.copy(photos / "car.jpg", png)
+    done = run("remove", str(png), "--out-dir", str(photos), "-m", "fast")
+    assert done.returncode == 1 and b"refusing" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["remove", "{in}", "-o", "x.png"], "-o names one output file"),
+        (["remove", "{in}/car.jpg", "-o", "a.png", "--out-dir", "d"], "either -o or --out-dir"),
+        (["remove", "{in}/car.jpg", "--mask", "--bg", "red"], "either --mask or --bg"),
+        (["remove", "{in}/car.jpg", "--format", "gif"], "unsupported output format"),
+        (["remove", "{in}/nothing.jpg"], "no such file"),
+        (["remove", "{in}/car.jpg", "--model", "huge"], "unknown model"),
+        (["remove", "{in}/car.jpg", "--bg", "notacolour"], "invalid colour"),
+        (["remove", "{in}/car.jpg", "--quality", "0"], "--quality"),
+    ],
+)
+def test_usage_errors(photos: Path, args: list[str], words: str) -> None:
+    done = run(*[a.replace("{in}", str(photos)) for a in args], cwd=photos)
+    assert done.returncode != 0
+    assert words in done.stderr.decode()
+    assert "Traceback" not in done.stderr.decode()
+
+
+def test_missing_model_tells_what_to_run(photos: Path, tmp_path: Path) -> None:
+    done = run("remove", str(photos / "car.jpg"), env={"ALPHACUT_MODEL_DIR": str(tmp_path)})
+    assert done.returncode == 1
+    assert "alphacut models install precise" in done.stderr.decode()
+
+
+def test_python_dash_m() -> None:
+    done = subprocess.run([sys.executable, "-m", "alphacut", "--version"], capture_output=True)
+    assert done.returncode == 0 and b"alphacut" in done.stdout

@@ -21,6 +21,7 @@ import io
 import json
 import os
 import platform
+import resource
 import statistics
 import sys
 import tempfile
@@ -209,6 +210,9 @@ def main() -> None:
             verdict = "ok" if row["total_over_bare"] <= 1.2 else "MISSED"
             ratio = row["total_over_bare"]
             print(f"target {row['model']} 1MP <= 1.2 x bare model: {ratio:.2f} x: {verdict}")
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of this process (alphacut and rembg sessions both loaded): {peak:.0f} MB")
 
 
 def report(target: str, measured: float, limit: float) -> None:

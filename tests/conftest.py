@@ -82,3 +82,10 @@ def fresh_sessions() -> Iterator[None]:
     SESSIONS.clear()
     yield
     SESSIONS.clear()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if SHARED is None:
+        terminalreporter.write_sep(
+            "!", "shared data (real photos, rembg parity, DAVIS) not found: those tests SKIPPED"
+        )

@@ -33,11 +33,10 @@ lint: setup
 test: models lint
 	$(BIN)/pytest
 
-# The HTTP service arrives with the next milestone; until then this checks the set-up and
-# shows how to use the CLI.
+# Starts the HTTP service on http://127.0.0.1:8000 (state in ./var; on the first start it
+# creates an API key and prints it with a ready-to-paste curl example).
 serve: models
-	$(BIN)/alphacut models list
-	@echo "Ready. Try: $(BIN)/alphacut remove PHOTO.jpg   (writes PHOTO.cutout.png)"
+	$(BIN)/alphacut serve $(SERVE_ARGS)
 
 bench:
 	@$(MAKE) --no-print-directory models EXTRAS=dev,bench

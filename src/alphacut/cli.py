@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -24,6 +25,8 @@ from alphacut.files import write_atomic
 from alphacut.models.install import ModelInstaller
 from alphacut.models.registry import MODELS
 from alphacut.models.store import ModelStatus, ModelStore
+from alphacut.service.keys import KeyService
+from alphacut.storage.database import Database
 
 app = typer.Typer(
     name="alphacut",
@@ -304,6 +307,155 @@ def models_list(
             spec.licence,
         )
     Console().print(table)
+
+
+# keys ------------------------------------------------------------------------------------
+
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _key_service() -> KeyService:
+    db = Database(get_settings().resolved_database_url)
+    db.migrate()
+    return KeyService(db)
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option("--name", help="A label for the key.")] = "default",
+    stage: Annotated[str, typer.Option("--stage", help="test or live.")] = "test",
+) -> None:
+    """Create a key and print it. It is shown this once; only its hash is stored."""
+    try:
+        secret, key = _key_service().create(name, stage)  # type: ignore[arg-type]
+    except AlphacutError as exc:
+        _fail(exc.message, 2)
+    err.print(f"created {key.id} ({key.stage}, {key.name!r}); the key, shown only now:")
+    typer.echo(secret)
+
+
+@keys_app.command("list")
+def keys_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Every key: id, name, stage, prefix, created, last used, revoked."""
+    keys = _key_service().all()
+    if as_json:
+        rows = [
+            {
+                "id": key.id,
+                "name": key.name,
+                "stage": key.stage,
+                "prefix": key.prefix,
+                "created_at": key.created_at.isoformat(),
+                "last_used_at": key.last_used_at.isoformat() if key.last_used_at else None,
+                "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+            }
+            for key in keys
+        ]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table()
+    for column in ("id", "name", "stage", "prefix", "created", "last used", "revoked"):
+        table.add_column(column, no_wrap=column in ("id", "prefix"))
+    for key in keys:
+        table.add_row(
+            key.id,
+            key.name,
+            key.stage,
+            key.prefix + "...",
+            _when(key.created_at),
+            _when(key.last_used_at),
+            _when(key.revoked_at),
+        )
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_...).")]) -> None:
+    """Revoke a key: requests with it get 401 from now on."""
+    try:
+        _key_service().revoke(key_id)
+    except AlphacutError as exc:
+        _fail(exc.message)
+    err.print(f"revoked {key_id}")
+
+
+@keys_app.command("usage")
+def keys_usage(
+    days: Annotated[int, typer.Option("--days", min=1, help="Length of the recent window.")] = 30,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Requests and processed images per key (what the 201 responses counted)."""
+    service = _key_service()
+    names = {key.id: key.name for key in service.all()}
+    totals = service.usage(days)
+    if as_json:
+        rows = [
+            {
+                "id": total.key_id,
+                "name": names.get(total.key_id),
+                "requests": total.requests,
+                "images": total.images,
+                f"images_last_{days}_days": total.images_recent,
+            }
+            for total in totals
+        ]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table()
+    for column in ("id", "name", "requests", "images processed", f"images, last {days} days"):
+        table.add_column(column, no_wrap=column == "id")
+    for total in totals:
+        table.add_row(
+            total.key_id,
+            names.get(total.key_id, "?"),
+            str(total.requests),
+            str(total.images),
+            str(total.images_recent),
+        )
+    Console().print(table)
+
+
+# serve -----------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+) -> None:
+    """Run the HTTP service (FastAPI on uvicorn) with state under ALPHACUT_DATA_DIR."""
+    import uvicorn
+
+    from alphacut.api import create_app
+
+    settings = get_settings()
+    service = _key_service()
+    if not service.all():
+        secret, key = service.create("first key", "test")
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - for display
+        base = settings.public_url or f"http://{shown}:{port}"
+        err.print(
+            f"[bold]No API key existed, so one was created ({key.id}). It is shown only now:"
+            f"[/bold]\n\n  {secret}\n\nTry it:\n\n"
+            f"  curl -s -H 'x-api-key: {secret}' -F name=photo -F image=@photo.jpg "
+            f"{base}/v1/images/upload\n\n"
+            f"API docs: {base}/docs\n"
+        )
+    store = ModelStore(settings.model_dir)
+    missing = [s.name for s in MODELS.values() if store.status(s) is not ModelStatus.INSTALLED]
+    if missing:
+        err.print(
+            f"[yellow]warning:[/yellow] models not installed: {', '.join(missing)}; "
+            "run `alphacut models install`"
+        )
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
 def main() -> None:

@@ -54,6 +54,60 @@ class Settings(BaseSettings):
         50_000_000, ge=1, description="Largest accepted input, in pixels (checked from the header)."
     )
 
+    # HTTP service --------------------------------------------------------------------------
+    data_dir: Path = Field(
+        Path("var"), description="All service state: the database and the image files."
+    )
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default: SQLite at DATA_DIR/alphacut.db."
+    )
+    public_url: str | None = Field(
+        None,
+        description="Base URL clients reach the service at (for links); default: the request's.",
+    )
+    max_upload_bytes: int = Field(
+        20 * 1024 * 1024, ge=1, description="Largest image accepted by POST /v1/images/upload."
+    )
+    max_json_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Largest JSON request body of the images API."
+    )
+    rate_limit_per_minute: int | None = Field(
+        None, ge=1, description="Requests per minute per API key; unset: no limit."
+    )
+    inference_workers: int = Field(
+        1, ge=1, le=64, description="Background removals run at the same time."
+    )
+    inference_queue: int = Field(
+        8, ge=0, le=10_000, description="Removals that may wait; beyond this: 503."
+    )
+    image_workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        le=256,
+        description="Other image operations (decode, resize, encode...) run at the same time.",
+    )
+    image_queue: int = Field(
+        32, ge=0, le=10_000, description="Image operations that may wait; beyond this: 503."
+    )
+    retry_after_seconds: int = Field(
+        5, ge=1, le=3600, description="Retry-After sent with 503 when the queue is full."
+    )
+    fetch_timeout_seconds: float = Field(
+        15.0, gt=0, le=300, description="Total time allowed to fetch an image from a URL."
+    )
+    fetch_max_redirects: int = Field(5, ge=0, le=20, description="Redirects followed per fetch.")
+    fetch_trusted_origins: list[str] = Field(
+        default_factory=list,
+        description="host:port pairs that may be fetched even on private addresses.",
+    )
+    public_cache_seconds: int = Field(
+        60, ge=0, description="Cache-Control max-age of published image URLs."
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'alphacut.db'}"
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

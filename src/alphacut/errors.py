@@ -59,3 +59,42 @@ class ModelInstallError(AlphacutError):
 
     status = 500
     code = "model_install_failed"
+
+
+class NotFoundError(AlphacutError):
+    """The resource does not exist, or belongs to another API key (indistinguishable)."""
+
+    status = 404
+    code = "not_found"
+
+
+class UnauthorizedError(AlphacutError):
+    """The API key is missing, unknown or revoked."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class RetryLaterError(AlphacutError):
+    """A refusal the client should retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RateLimitedError(RetryLaterError):
+    status = 429
+    code = "rate_limited"
+
+
+class ServiceBusyError(RetryLaterError):
+    """The bounded work queue is full: rather refuse now than hold unbounded memory."""
+
+    status = 503
+    code = "server_busy"
+
+
+class NotImplementedFeatureError(AlphacutError):
+    status = 501
+    code = "not_implemented"

@@ -1,0 +1,110 @@
+"""The FastAPI application: wiring of settings, storage, services, limits and routers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from alphacut import __version__
+from alphacut.api import errors, images, public
+from alphacut.api.deps import Services
+from alphacut.api.limits import BodyLimitMiddleware, RateLimiter
+from alphacut.config import Settings, get_settings
+from alphacut.service.images import ImageService
+from alphacut.service.keys import KeyService
+from alphacut.service.work import WorkQueue
+from alphacut.storage.blobs import LocalBlobStore
+from alphacut.storage.database import Database
+
+log = logging.getLogger("alphacut")
+
+_MULTIPART_OVERHEAD = 64 * 1024
+
+DESCRIPTION = """\
+Self-hosted background removal. The `/v1/images` API is compatible with the IMG Processing
+API: existing clients work by changing only the base URL. Authenticate with the `x-api-key`
+header (create keys with `alphacut keys create`).
+"""
+
+
+class SecurityHeaders:
+    """Headers every response carries: no MIME sniffing, no framing, no referrer leaks."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def add_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"no-referrer"),
+                ]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, add_headers if scope["type"] == "http" else send)
+
+
+def build_services(settings: Settings) -> tuple[Services, Database, WorkQueue, WorkQueue]:
+    db = Database(settings.resolved_database_url)
+    db.migrate()
+    blobs = LocalBlobStore(settings.data_dir / "blobs")
+    image_queue = WorkQueue(
+        "image", settings.image_workers, settings.image_queue, settings.retry_after_seconds
+    )
+    inference_queue = WorkQueue(
+        "inference",
+        settings.inference_workers,
+        settings.inference_queue,
+        settings.retry_after_seconds,
+    )
+    services = Services(
+        settings=settings,
+        keys=KeyService(db),
+        images=ImageService(settings, db, blobs, image_queue, inference_queue),
+        rate_limiter=RateLimiter(settings.rate_limit_per_minute),
+    )
+    return services, db, image_queue, inference_queue
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services, db, image_queue, inference_queue = build_services(settings)
+        app.state.services = services
+        app.state.blob_root = settings.data_dir / "blobs"
+        try:
+            yield
+        finally:
+            inference_queue.shutdown()
+            image_queue.shutdown()
+            db.close()
+
+    app = FastAPIOffline(
+        title="alphacut",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(images.router)
+    app.include_router(public.router)
+
+    def limit_for(path: str) -> int:
+        if path.rstrip("/") == "/v1/images/upload":
+            return settings.max_upload_bytes + _MULTIPART_OVERHEAD
+        return settings.max_json_bytes
+
+    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    app.add_middleware(SecurityHeaders)
+    return app

@@ -1,0 +1,111 @@
+"""Request-scoped helpers: the services, the caller's key, and the response conventions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
+
+from alphacut.api.limits import RateLimiter
+from alphacut.api.schemas import ImageObject
+from alphacut.config import Settings
+from alphacut.errors import AlphacutError, UnauthorizedError
+from alphacut.service.images import ImageService
+from alphacut.service.keys import KeyService
+from alphacut.storage.database import ApiKey, ImageRecord
+
+USAGE_HEADER = "X-Image-Processing-Usage"
+api_key_header = APIKeyHeader(
+    name="x-api-key", auto_error=False, description="An alphacut API key (test_... or live_...)."
+)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    keys: KeyService
+    images: ImageService
+    rate_limiter: RateLimiter
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+ServicesDep = Annotated[Services, Depends(services)]
+
+
+def authenticated_key(
+    request: Request, svc: ServicesDep, api_key: Annotated[str | None, Security(api_key_header)]
+) -> ApiKey:
+    """The caller's key from ``x-api-key``: 401 when missing, unknown or revoked; 429 past
+    the key's rate limit. Every authenticated request is counted."""
+    if not api_key:
+        raise UnauthorizedError("missing API key: send it in the x-api-key header")
+    key = svc.keys.authenticate(api_key)
+    if key is None:
+        raise UnauthorizedError("invalid or revoked API key")
+    svc.rate_limiter.check(key.id)
+    svc.keys.record(key.id, requests=1)
+    request.state.key = key
+    return key
+
+
+KeyDep = Annotated[ApiKey, Depends(authenticated_key)]
+
+
+class EmptyJsonBodyError(AlphacutError):
+    status = 400
+    code = "empty_body"
+
+
+class NotJsonError(AlphacutError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+async def json_body_rules(request: Request) -> None:
+    """An empty body sent as ``application/json`` is refused, as the IMG Processing API
+    refuses it; a non-empty body must be JSON."""
+    body = await request.body()
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    is_json = content_type == "application/json" or content_type.endswith("+json")
+    if is_json and not body.strip():
+        raise EmptyJsonBodyError(
+            "the request has Content-Type application/json but an empty body; "
+            "send a JSON object, for example {}"
+        )
+    if body.strip() and not is_json:
+        raise NotJsonError("send the request body as JSON (Content-Type: application/json)")
+
+
+def base_url(request: Request, settings: Settings) -> str:
+    base = settings.public_url or str(request.base_url)
+    return base.rstrip("/") + "/"
+
+
+def image_object(record: ImageRecord, base: str) -> ImageObject:
+    created = record.created_at
+    stamp = created.strftime("%Y-%m-%dT%H:%M:%S.") + f"{created.microsecond // 1000:03d}Z"
+    return ImageObject(
+        id=record.id,
+        name=record.name,
+        url=f"{base}p/{record.public_token}" if record.public_token else None,
+        width=record.width,
+        height=record.height,
+        format=record.format,
+        size=record.size,
+        created_at=stamp,
+    )
+
+
+def created(
+    request: Request, svc: Services, key: ApiKey, record: ImageRecord, images: int = 1
+) -> JSONResponse:
+    """201 with the new Image object; counts ``images`` processed images for the key."""
+    svc.keys.record(key.id, requests=0, images=images)
+    body = image_object(record, base_url(request, svc.settings))
+    return JSONResponse(body.model_dump(), status_code=201, headers={USAGE_HEADER: str(images)})

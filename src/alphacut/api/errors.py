@@ -1,0 +1,111 @@
+"""One JSON shape for every 4xx and 5xx, mapped in one place.
+
+``{"type": <machine code>, "error": <HTTP reason>, "status": <code>, "message": <for people>,
+"errors": [<one line per invalid field>]}``, the shape of the IMG Processing API's errors.
+Unexpected exceptions become a 500 with a generic message; the traceback goes to the log,
+never to the client.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from alphacut.errors import AlphacutError, RetryLaterError
+
+log = logging.getLogger("alphacut.api")
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    500: "internal_error",
+    501: "not_implemented",
+    503: "server_busy",
+}
+
+
+def error_body(
+    status: int, message: str, code: str | None = None, errors: list[str] | None = None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": code or _CODES.get(status, "error"),
+        "error": HTTPStatus(status).phrase,
+        "status": status,
+        "message": message,
+    }
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def error_response(
+    status: int,
+    message: str,
+    code: str | None = None,
+    errors: list[str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(error_body(status, message, code, errors), status, headers=headers)
+
+
+def _field(location: tuple[Any, ...]) -> str:
+    parts = [str(part) for part in location if part not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def validation_messages(errors: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for error in errors:
+        message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        lines.append(f"{_field(tuple(error.get('loc', ())))}: {message}")
+    return lines
+
+
+async def _alphacut_error(_request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, AlphacutError):  # pragma: no cover - registered for this type
+        raise exc
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RetryLaterError) else None
+    if exc.status >= 500 and not isinstance(exc, RetryLaterError):
+        log.error("%s: %s", exc.code, exc.message)
+    return error_response(exc.status, exc.message, exc.code, headers=headers)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, RequestValidationError):  # pragma: no cover
+        raise exc
+    lines = validation_messages(list(exc.errors()))
+    return error_response(
+        400, "the request is invalid: " + "; ".join(lines), "validation_error", lines
+    )
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, StarletteHTTPException):  # pragma: no cover
+        raise exc
+    message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    return error_response(exc.status_code, message, headers=dict(exc.headers or {}))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "an internal error occurred; it has been logged")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(AlphacutError, _alphacut_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,126 @@
+"""Request and response bodies of the IMG Processing-compatible API (field names as theirs)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ImageName = Annotated[str, Field(min_length=1, max_length=30, description="1-30 characters.")]
+ImageId = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ImageObject(BaseModel):
+    """The Image object: every field, exactly as the IMG Processing API returns it."""
+
+    id: str = Field(description='"image_" + 24 lowercase alphanumerics')
+    name: str
+    url: str | None = Field(description="Public URL once published, else null.")
+    width: int
+    height: int
+    format: Literal["png", "jpeg", "webp"]
+    size: int = Field(description="Bytes.")
+    created_at: str = Field(description="ISO 8601, UTC, e.g. 2021-09-01T12:00:00.000Z")
+
+
+class Links(BaseModel):
+    previous: str | None
+    next: str | None
+
+
+class ImageList(BaseModel):
+    data: list[ImageObject]
+    links: Links
+
+
+class CreateFromUrl(Strict):
+    name: ImageName
+    url: str = Field(min_length=1, max_length=4096, description="http or https URL.")
+
+
+class RemoveBackground(Strict):
+    name: ImageName | None = None
+    model: Literal["fast", "precise"] | None = Field(
+        None, description="fast (U2-Netp) or precise (IS-Net, the default)."
+    )
+
+
+class Convert(Strict):
+    format: Literal["jpeg", "jpg", "png", "webp"]
+    quality: int | None = Field(None, ge=1, le=100)
+    name: ImageName | None = None
+
+
+class Resize(Strict):
+    width: int | None = Field(None, ge=1, le=9999)
+    height: int | None = Field(None, ge=1, le=9999)
+    fit: Literal["fill", "contain", "cover"] = "fill"
+    letterbox_color: str | None = Field(
+        None, max_length=64, description="A colour or 'transparent' (contain only)."
+    )
+    position: Literal[
+        "center", "top", "right", "bottom", "left", "top-left", "top-right", "bottom-left",
+        "bottom-right",
+    ] = "center"  # fmt: skip
+    name: ImageName | None = None
+
+    @model_validator(mode="after")
+    def _some_size(self) -> Resize:
+        if self.width is None and self.height is None:
+            raise ValueError("give a width, a height or both")
+        return self
+
+
+class Crop(Strict):
+    x1: int = Field(ge=0, le=100_000)
+    y1: int = Field(ge=0, le=100_000)
+    x2: int = Field(ge=0, le=100_000)
+    y2: int = Field(ge=0, le=100_000)
+    name: ImageName | None = None
+
+
+class Rotate(Strict):
+    angle: float = Field(ge=-1e6, le=1e6, description="Positive turns clockwise.")
+    unit: Literal["degrees", "radians"] = "degrees"
+    name: ImageName | None = None
+
+
+class Mirror(Strict):
+    mode: Literal["horizontal", "vertical", "both"]
+    name: ImageName | None = None
+
+
+class Blur(Strict):
+    sigma: float = Field(2.0, ge=0.3, le=1000, description="Standard deviation, in pixels.")
+    name: ImageName | None = None
+
+
+class Modulate(Strict):
+    brightness: float = Field(0.0, ge=-100, le=100, description="-100..100, 0: unchanged.")
+    contrast: float = Field(0.0, ge=-100, le=100, description="-100..100, 0: unchanged.")
+    exposure: float = Field(1.0, ge=0, le=10, description="Light multiplier, 1: unchanged.")
+    saturation: float = Field(1.0, ge=0, le=10, description="Colour multiplier, 1: unchanged.")
+    name: ImageName | None = None
+
+
+class WatermarkItem(Strict):
+    id: ImageId
+    left: int = Field(0, ge=-100_000, le=100_000)
+    top: int = Field(0, ge=-100_000, le=100_000)
+    width: int | None = Field(None, ge=1, le=9999)
+    height: int | None = Field(None, ge=1, le=9999)
+    repetition_mode: Literal["no_repeat", "repeat", "repeat_x", "repeat_y"] = "no_repeat"
+
+
+class AddWatermarks(Strict):
+    watermarks: list[WatermarkItem] = Field(min_length=1, max_length=5)
+    name: ImageName | None = None
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,199 @@
+"""Fetching an image from a URL a client gave us, without becoming a proxy into our network.
+
+- Only ``http`` and ``https``, no credentials in the URL.
+- The address check happens where the socket is opened: the host name is resolved once,
+  every resolved address is vetted, and the connection goes to the vetted address itself (TLS
+  still verifies the certificate against the host name). A DNS answer that changes between a
+  check and the connect (rebinding) therefore cannot reach a private address: there is no
+  separate check to fool.
+- Refused: loopback, private, link-local, CGNAT, multicast, unspecified, reserved and
+  documentation ranges, also when written inside an IPv6 address (IPv4-mapped, IPv4-compatible,
+  6to4, NAT64 well-known and local-use prefixes, Teredo).
+- Redirects are followed by hand, each one through the same checks, up to a limit.
+- The body is streamed with a byte limit and an overall deadline; proxies from the
+  environment are ignored (a proxy would connect on our behalf, unchecked).
+- ``trusted`` host:port pairs (a setting) skip the address check, e.g. an internal store.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import httpcore
+import httpx
+
+from alphacut import __version__
+from alphacut.errors import AlphacutError, ImageTooLargeError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")
+_NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+_TEREDO = ipaddress.ip_network("2001::/32")
+_REDIRECTS = {301, 302, 303, 307, 308}
+
+
+class UrlNotAllowedError(AlphacutError):
+    status = 400
+    code = "url_not_allowed"
+
+
+class FetchError(AlphacutError):
+    status = 400
+    code = "fetch_failed"
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries (mapped, compatible, 6to4, NAT64), if any."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64_WELL_KNOWN or (address in _IPV4_COMPATIBLE and int(address) > 1):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def is_public_address(address: IPAddress) -> bool:
+    """Whether connecting to ``address`` reaches the public internet and nothing else."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.scope_id or address in _NAT64_LOCAL_USE or address in _TEREDO:
+            return False
+        inner = embedded_ipv4(address)
+        if inner is not None:
+            return is_public_address(inner)
+    return bool(
+        address.is_global
+        and not address.is_multicast
+        and not address.is_reserved
+        and not address.is_unspecified
+        and not address.is_loopback
+        and not address.is_link_local
+        and not address.is_private
+    )
+
+
+def _split_origin(origin: str) -> tuple[str, int]:
+    host, _, port = origin.strip().rpartition(":")
+    return host.strip("[]").lower(), int(port)
+
+
+class _VettingBackend(httpcore.NetworkBackend):
+    """Resolves, vets and connects in one step (see the module docstring)."""
+
+    def __init__(self, trusted: set[tuple[str, int]]) -> None:
+        self._inner = httpcore.SyncBackend()
+        self._trusted = trusted
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        trusted = (host.strip("[]").lower(), port) in self._trusted
+        try:
+            answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise FetchError(f"could not resolve the host {host!r}") from exc
+        refused = False
+        last_error: Exception | None = None
+        for _family, _type, _proto, _name, sockaddr in answers:
+            address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
+            if not trusted and not is_public_address(address):
+                refused = True
+                continue
+            try:
+                return self._inner.connect_tcp(
+                    str(address), port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last_error = exc
+        if refused and last_error is None:
+            raise UrlNotAllowedError(
+                "the URL's host resolves to a private, loopback or otherwise internal address"
+            )
+        raise FetchError(f"could not connect to {host}: {last_error}")
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class _VettingTransport(httpx.HTTPTransport):
+    def __init__(self, trusted: set[tuple[str, int]]) -> None:
+        super().__init__(trust_env=False, retries=0)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=4,
+            network_backend=_VettingBackend(trusted),
+        )
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    max_bytes: int
+    timeout: float
+    max_redirects: int
+    trusted_origins: tuple[str, ...] = ()
+
+
+def check_url(url: str) -> httpx.URL:
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise UrlNotAllowedError(f"not a valid URL: {exc}") from exc
+    if parsed.scheme not in ("http", "https"):
+        raise UrlNotAllowedError("only http and https URLs can be fetched")
+    if not parsed.host:
+        raise UrlNotAllowedError("the URL has no host")
+    if parsed.userinfo:
+        raise UrlNotAllowedError("URLs with credentials are not fetched")
+    return parsed
+
+
+def fetch(url: str, policy: FetchPolicy) -> bytes:
+    """The body of ``url`` (after vetted redirects), at most ``policy.max_bytes`` long."""
+    deadline = time.monotonic() + policy.timeout
+    trusted = {_split_origin(origin) for origin in policy.trusted_origins}
+    headers = {"User-Agent": f"alphacut/{__version__}", "Accept": "image/*"}
+    timeout = httpx.Timeout(policy.timeout)
+    current = check_url(url)
+    with httpx.Client(
+        transport=_VettingTransport(trusted), timeout=timeout, follow_redirects=False
+    ) as client:
+        for _ in range(policy.max_redirects + 1):
+            try:
+                with client.stream("GET", current, headers=headers) as response:
+                    if response.status_code in _REDIRECTS and "location" in response.headers:
+                        current = check_url(str(current.join(response.headers["location"])))
+                        continue
+                    if response.status_code != 200:
+                        raise FetchError(f"the URL answered HTTP {response.status_code}")
+                    return _read_body(response, policy.max_bytes, deadline)
+            except httpx.TimeoutException as exc:
+                raise FetchError("fetching the URL timed out") from exc
+            except httpx.HTTPError as exc:
+                raise FetchError(f"could not fetch the URL: {exc}") from exc
+        raise FetchError(f"more than {policy.max_redirects} redirects")
+
+
+def _read_body(response: httpx.Response, max_bytes: int, deadline: float) -> bytes:
+    declared = response.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise ImageTooLargeError(f"the image at the URL is larger than {max_bytes:,} bytes")
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) > max_bytes:
+            raise ImageTooLargeError(f"the image at the URL is larger than {max_bytes:,} bytes")
+        if time.monotonic() > deadline:
+            raise FetchError("fetching the URL took too long")
+    return bytes(body)

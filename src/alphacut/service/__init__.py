@@ -1,0 +1,1 @@
+"""What the service does, independent of HTTP: keys, images, operations, bounded work."""

@@ -1,0 +1,199 @@
+"""Images of the IMG Processing-compatible API: stored, transformed, published, deleted.
+
+Integrity: an image's file is written completely (temp file, fsync, rename) before its row
+is committed, and removed again if the commit fails; deleting removes the row first (so
+the image is gone for every reader at once), then the file. Every operation makes a new
+image and leaves its source untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PIL import Image
+
+from alphacut.config import Settings
+from alphacut.engine.compose import on_background
+from alphacut.engine.decode import DecodedImage, Limits, decode, sniff
+from alphacut.engine.encode import OutputFormat, encode_image, parse_format
+from alphacut.engine.pipeline import Remover
+from alphacut.errors import InvalidInputError, NotFoundError
+from alphacut.fetch import FetchPolicy, fetch
+from alphacut.service.ids import new_image_id, new_public_token
+from alphacut.service.work import WorkQueue
+from alphacut.storage.blobs import BlobStore
+from alphacut.storage.database import Database, ImageRecord, Page, utcnow
+
+DEFAULT_QUALITY = 90
+_EXTENSIONS: dict[str, str] = {"png": "png", "jpeg": "jpg", "webp": "webp"}
+_WHITE = (255, 255, 255, 255)
+
+
+Operation = Callable[[Image.Image, OutputFormat], Image.Image]
+"""An image operation: upright RGB/RGBA pixels and the output format -> new pixels."""
+
+
+def alpha_capable(fmt: str) -> bool:
+    return fmt in ("png", "webp")
+
+
+class ImageService:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        blobs: BlobStore,
+        image_queue: WorkQueue,
+        inference_queue: WorkQueue,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.blobs = blobs
+        self.image_queue = image_queue
+        self.inference_queue = inference_queue
+        self.limits = Limits(settings.max_input_bytes, settings.max_input_pixels)
+
+    # Creation ---------------------------------------------------------------------------
+
+    def create(self, key_id: str, name: str, data: bytes) -> ImageRecord:
+        """Store uploaded bytes as they are, once they decode as a supported image."""
+        fmt = sniff(data[:64])
+        decoded = self.image_queue.run(lambda: decode(data, self.limits))
+        width, height = decoded.image.size
+        return self._store(key_id, name, fmt, width, height, data)
+
+    def create_from_url(self, key_id: str, name: str, url: str) -> ImageRecord:
+        policy = FetchPolicy(
+            max_bytes=self.settings.max_upload_bytes,
+            timeout=self.settings.fetch_timeout_seconds,
+            max_redirects=self.settings.fetch_max_redirects,
+            trusted_origins=tuple(self.settings.fetch_trusted_origins),
+        )
+        return self.create(key_id, name, fetch(url, policy))
+
+    def _store(
+        self, key_id: str, name: str, fmt: str, width: int, height: int, data: bytes
+    ) -> ImageRecord:
+        image_id = new_image_id()
+        record = ImageRecord(
+            id=image_id,
+            key_id=key_id,
+            name=name,
+            format=fmt,
+            width=width,
+            height=height,
+            size=len(data),
+            blob_key=f"images/{image_id[6:8]}/{image_id}.{_EXTENSIONS[fmt]}",
+            public_token=None,
+            created_at=utcnow(),
+        )
+        self.blobs.put(record.blob_key, data)
+        try:
+            self.db.add_image(record)
+        except BaseException:
+            self.blobs.delete(record.blob_key)
+            raise
+        return record
+
+    # Access -----------------------------------------------------------------------------
+
+    def get(self, key_id: str, image_id: str) -> ImageRecord:
+        record = self.db.image(key_id, image_id)
+        if record is None:
+            raise NotFoundError(f"image {image_id!r} not found")
+        return record
+
+    def read(self, record: ImageRecord) -> bytes:
+        return self.blobs.get(record.blob_key)
+
+    def page(self, key_id: str, take: int, from_id: str | None) -> Page:
+        page = self.db.page(key_id, take, from_id)
+        if page is None:
+            raise InvalidInputError(f"from: {from_id!r} is not the id of one of your images")
+        return page
+
+    def delete(self, key_id: str, image_id: str) -> None:
+        record = self.db.delete_image(key_id, image_id)
+        if record is None:
+            raise NotFoundError(f"image {image_id!r} not found")
+        self.blobs.delete(record.blob_key)
+
+    def publish(self, key_id: str, image_id: str) -> ImageRecord:
+        record = self.get(key_id, image_id)
+        if record.public_token:
+            return record
+        published = self.db.set_public_token(key_id, image_id, new_public_token())
+        if published is None:
+            raise NotFoundError(f"image {image_id!r} not found")
+        return published
+
+    def unpublish(self, key_id: str, image_id: str) -> ImageRecord:
+        record = self.db.set_public_token(key_id, image_id, None)
+        if record is None:
+            raise NotFoundError(f"image {image_id!r} not found")
+        return record
+
+    def published(self, token: str) -> ImageRecord:
+        record = self.db.image_by_token(token) if token else None
+        if record is None:
+            raise NotFoundError("no published image at this address")
+        return record
+
+    # Operations -------------------------------------------------------------------------
+
+    def load(self, record: ImageRecord) -> DecodedImage:
+        return decode(self.read(record), self.limits)
+
+    def apply(
+        self,
+        key_id: str,
+        image_id: str,
+        name: str | None,
+        operation: Operation,
+        *,
+        output_format: OutputFormat | None = None,
+        quality: int | None = None,
+    ) -> ImageRecord:
+        """Decode the source, run ``operation`` on a worker and store the result as a new
+        image, in ``output_format`` (default: the source's format)."""
+        source = self.get(key_id, image_id)
+        fmt = output_format or parse_format(source.format)
+
+        def work() -> tuple[bytes, tuple[int, int]]:
+            decoded = self.load(source)
+            image = operation(decoded.image, fmt)
+            return self._encode(image, fmt, quality, decoded.icc_profile), image.size
+
+        data, (width, height) = self.image_queue.run(work)
+        return self._store(key_id, name or source.name, fmt, width, height, data)
+
+    def remove_background(
+        self, key_id: str, image_id: str, name: str | None, model: str | None
+    ) -> ImageRecord:
+        source = self.get(key_id, image_id)
+        remover = Remover(model, settings=self.settings)  # validates the model name
+
+        def work() -> tuple[bytes, tuple[int, int]]:
+            cut = remover.remove(self.read(source))
+            return cut.to_bytes("png"), cut.size
+
+        data, (width, height) = self.inference_queue.run(work)
+        return self._store(key_id, name or source.name, "png", width, height, data)
+
+    def _encode(
+        self, image: Image.Image, fmt: OutputFormat, quality: int | None, icc: bytes | None
+    ) -> bytes:
+        if fmt == "jpeg" and image.mode == "RGBA":
+            image = on_background(image, _WHITE)
+        if fmt == "png":
+            quality = None
+        elif quality is None:
+            quality = DEFAULT_QUALITY
+        return encode_image(
+            image,
+            fmt,
+            quality=quality,
+            icc_profile=icc,
+            png_level=self.settings.png_compress_level,
+            threads=self.settings.image_threads,
+        )

@@ -1,0 +1,83 @@
+"""API keys: created once and shown once, stored as a SHA-256 hash, revocable.
+
+A key is 40 random base62 characters after its stage prefix, so a fast hash is the right
+tool (there is nothing to brute-force); the hash is what the database indexes and compares.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from datetime import UTC, date, datetime, timedelta
+from typing import Literal
+
+from alphacut.errors import InvalidInputError, NotFoundError
+from alphacut.service.ids import new_key_id, new_key_secret
+from alphacut.storage.database import ApiKey, Database, UsageTotal, utcnow
+
+Stage = Literal["test", "live"]
+_TOUCH_EVERY_S = 60.0
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class KeyService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._touched: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def create(self, name: str, stage: Stage) -> tuple[str, ApiKey]:
+        """A new key: the secret (to show once) and its record."""
+        if stage not in ("test", "live"):
+            raise InvalidInputError("stage must be test or live")
+        name = name.strip()
+        if not 1 <= len(name) <= 100:
+            raise InvalidInputError("a key name must be 1-100 characters")
+        secret = new_key_secret(stage)
+        key = ApiKey(
+            id=new_key_id(),
+            name=name,
+            stage=stage,
+            prefix=secret[:9],
+            created_at=utcnow(),
+            revoked_at=None,
+            last_used_at=None,
+        )
+        self.db.add_key(key, hash_secret(secret))
+        return secret, key
+
+    def authenticate(self, secret: str) -> ApiKey | None:
+        """The live key this secret belongs to, or ``None``."""
+        if not secret or len(secret) > 200:
+            return None
+        key = self.db.key_by_hash(hash_secret(secret))
+        if key is None or key.revoked_at is not None:
+            return None
+        self._touch(key.id)
+        return key
+
+    def _touch(self, key_id: str) -> None:
+        """Record last use, at most once a minute per key (not a write per request)."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._touched.get(key_id, -_TOUCH_EVERY_S) < _TOUCH_EVERY_S:
+                return
+            self._touched[key_id] = now
+        self.db.touch_key(key_id, utcnow())
+
+    def all(self) -> list[ApiKey]:
+        return self.db.keys()
+
+    def revoke(self, key_id: str) -> None:
+        if not self.db.revoke_key(key_id):
+            raise NotFoundError(f"no active key {key_id!r}")
+
+    def record(self, key_id: str, *, requests: int = 1, images: int = 0) -> None:
+        self.db.record_usage(key_id, datetime.now(UTC).date(), requests=requests, images=images)
+
+    def usage(self, days: int = 30) -> list[UsageTotal]:
+        return self.db.usage(date.today() - timedelta(days=days - 1))

@@ -1,0 +1,297 @@
+"""The metadata store: API keys, images and usage, in any database SQLAlchemy speaks.
+
+SQLite (the embedded default) runs in WAL mode with foreign keys on; PostgreSQL needs only a
+``ALPHACUT_DATABASE_URL``. The schema is created and upgraded by Alembic migrations at
+start-up, never by ``create_all``, so that a later schema change is a migration, not a
+rewrite. Callers get plain frozen records, never ORM rows tied to a session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, delete, event, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from alphacut.storage.models import ApiKeyRow, ImageRow, UsageRow
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)  # SQLite hands back naive datetimes; we store UTC
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    name: str
+    stage: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    @classmethod
+    def of(cls, row: ApiKeyRow) -> ApiKey:
+        return cls(
+            id=row.id,
+            name=row.name,
+            stage=row.stage,
+            prefix=row.prefix,
+            created_at=_aware(row.created_at) or row.created_at,
+            revoked_at=_aware(row.revoked_at),
+            last_used_at=_aware(row.last_used_at),
+        )
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    id: str
+    key_id: str
+    name: str
+    format: str
+    width: int
+    height: int
+    size: int
+    blob_key: str
+    public_token: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: ImageRow) -> ImageRecord:
+        return cls(
+            id=row.id,
+            key_id=row.key_id,
+            name=row.name,
+            format=row.format,
+            width=row.width,
+            height=row.height,
+            size=row.size,
+            blob_key=row.blob_key,
+            public_token=row.public_token,
+            created_at=_aware(row.created_at) or row.created_at,
+        )
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[ImageRecord]
+    previous_from: str | None
+    next_from: str | None
+
+
+@dataclass(frozen=True)
+class UsageTotal:
+    key_id: str
+    requests: int
+    images: int
+    images_recent: int
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+class Database:
+    """Engine, migrations and every query the service makes."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (idempotent)."""
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def ping(self) -> None:
+        with self.engine.connect() as connection:
+            connection.execute(select(1))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions() as session, session.begin():
+            yield session
+
+    # API keys ----------------------------------------------------------------------------
+
+    def add_key(self, key: ApiKey, secret_hash: str) -> None:
+        with self.session() as session:
+            session.add(
+                ApiKeyRow(
+                    id=key.id,
+                    name=key.name,
+                    stage=key.stage,
+                    prefix=key.prefix,
+                    secret_hash=secret_hash,
+                    created_at=key.created_at,
+                )
+            )
+
+    def key_by_hash(self, secret_hash: str) -> ApiKey | None:
+        with self.session() as session:
+            row = session.scalar(select(ApiKeyRow).where(ApiKeyRow.secret_hash == secret_hash))
+            return ApiKey.of(row) if row else None
+
+    def keys(self) -> list[ApiKey]:
+        with self.session() as session:
+            rows = session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at))
+            return [ApiKey.of(row) for row in rows]
+
+    def count_keys(self) -> int:
+        with self.session() as session:
+            return session.scalar(select(func.count()).select_from(ApiKeyRow)) or 0
+
+    def revoke_key(self, key_id: str) -> bool:
+        with self.session() as session:
+            result = session.execute(
+                update(ApiKeyRow)
+                .where(ApiKeyRow.id == key_id, ApiKeyRow.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def touch_key(self, key_id: str, when: datetime) -> None:
+        with self.session() as session:
+            session.execute(
+                update(ApiKeyRow).where(ApiKeyRow.id == key_id).values(last_used_at=when)
+            )
+
+    # Images ------------------------------------------------------------------------------
+
+    def add_image(self, image: ImageRecord) -> None:
+        with self.session() as session:
+            session.add(
+                ImageRow(
+                    id=image.id,
+                    key_id=image.key_id,
+                    name=image.name,
+                    format=image.format,
+                    width=image.width,
+                    height=image.height,
+                    size=image.size,
+                    blob_key=image.blob_key,
+                    public_token=image.public_token,
+                    created_at=image.created_at,
+                )
+            )
+
+    def image(self, key_id: str, image_id: str) -> ImageRecord | None:
+        with self.session() as session:
+            row = session.scalar(
+                select(ImageRow).where(ImageRow.id == image_id, ImageRow.key_id == key_id)
+            )
+            return ImageRecord.of(row) if row else None
+
+    def image_by_token(self, token: str) -> ImageRecord | None:
+        with self.session() as session:
+            row = session.scalar(select(ImageRow).where(ImageRow.public_token == token))
+            return ImageRecord.of(row) if row else None
+
+    def page(self, key_id: str, take: int, from_id: str | None) -> Page | None:
+        """Newest first. ``from_id`` starts the page (inclusive); ``None`` if it is not an
+        image of this key."""
+        with self.session() as session:
+            mine = select(ImageRow).where(ImageRow.key_id == key_id)
+            start: int | None = None
+            if from_id is not None:
+                start = session.scalar(
+                    select(ImageRow.seq).where(ImageRow.id == from_id, ImageRow.key_id == key_id)
+                )
+                if start is None:
+                    return None
+            query = mine if start is None else mine.where(ImageRow.seq <= start)
+            rows = list(session.scalars(query.order_by(ImageRow.seq.desc()).limit(take + 1)))
+            next_from = rows[take].id if len(rows) > take else None
+            previous_from = None
+            if start is not None:
+                newer = list(
+                    session.scalars(
+                        select(ImageRow.id)
+                        .where(ImageRow.key_id == key_id, ImageRow.seq > start)
+                        .order_by(ImageRow.seq.asc())
+                        .limit(take)
+                    )
+                )
+                previous_from = newer[-1] if newer else None
+            return Page([ImageRecord.of(row) for row in rows[:take]], previous_from, next_from)
+
+    def delete_image(self, key_id: str, image_id: str) -> ImageRecord | None:
+        with self.session() as session:
+            row = session.scalar(
+                select(ImageRow).where(ImageRow.id == image_id, ImageRow.key_id == key_id)
+            )
+            if row is None:
+                return None
+            record = ImageRecord.of(row)
+            session.execute(delete(ImageRow).where(ImageRow.seq == row.seq))
+            return record
+
+    def set_public_token(self, key_id: str, image_id: str, token: str | None) -> ImageRecord | None:
+        with self.session() as session:
+            row = session.scalar(
+                select(ImageRow).where(ImageRow.id == image_id, ImageRow.key_id == key_id)
+            )
+            if row is None:
+                return None
+            row.public_token = token
+            session.flush()
+            return ImageRecord.of(row)
+
+    def blob_keys(self) -> set[str]:
+        with self.session() as session:
+            return set(session.scalars(select(ImageRow.blob_key)))
+
+    # Usage -------------------------------------------------------------------------------
+
+    def record_usage(self, key_id: str, day: date, *, requests: int, images: int) -> None:
+        with self.session() as session:
+            row = session.get(UsageRow, (key_id, day))
+            if row is None:
+                session.add(UsageRow(key_id=key_id, day=day, requests=requests, images=images))
+            else:
+                row.requests += requests
+                row.images += images
+
+    def usage(self, since: date) -> list[UsageTotal]:
+        with self.session() as session:
+            recent = func.sum(UsageRow.images).filter(UsageRow.day >= since)
+            rows = session.execute(
+                select(
+                    UsageRow.key_id,
+                    func.sum(UsageRow.requests),
+                    func.sum(UsageRow.images),
+                    recent,
+                ).group_by(UsageRow.key_id)
+            )
+            return [UsageTotal(k, int(r or 0), int(i or 0), int(n or 0)) for k, r, i, n in rows]

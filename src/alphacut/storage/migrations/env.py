@@ -1,0 +1,10 @@
+"""Alembic environment: run on the connection alphacut hands over (see database.migrate)."""
+
+from alembic import context
+
+from alphacut.storage.models import Base
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+with context.begin_transaction():
+    context.run_migrations()

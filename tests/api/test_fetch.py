@@ -1,0 +1,178 @@
+"""SSRF: every way of writing an internal address is refused, at connect time; a trusted
+origin (a setting) is the only way to a private address."""
+
+from __future__ import annotations
+
+import http.server
+import ipaddress
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from alphacut.errors import ImageTooLargeError
+from alphacut.fetch import FetchError, FetchPolicy, UrlNotAllowedError, fetch, is_public_address
+from servers import Server
+
+INTERNAL = [
+    "127.0.0.1", "127.255.255.254", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254",
+    "100.64.0.1", "100.127.255.254", "0.0.0.0", "224.0.0.1", "239.255.255.250", "255.255.255.255",
+    "192.0.2.1", "198.18.0.1", "240.0.0.1", "::1", "::", "fe80::1", "fc00::1", "fd12:3456::1",
+    "ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254", "::127.0.0.1",
+    "2002:7f00:0001::1", "2002:a00:1::", "2002:c0a8:101::", "64:ff9b::7f00:1", "64:ff9b::a00:1",
+    "64:ff9b:1::1", "2001::1", "2001:db8::1",
+]  # fmt: skip
+PUBLIC = ["8.8.8.8", "1.1.1.1", "93.184.216.34", "2606:4700:4700::1111", "2a00:1450:4001::1",
+          "2002:0808:0808::1", "64:ff9b::808:808", "::ffff:8.8.8.8"]  # fmt: skip
+
+
+@pytest.mark.parametrize("address", INTERNAL)
+def test_internal_addresses_are_refused(address: str) -> None:
+    assert not is_public_address(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", PUBLIC)
+def test_public_addresses_are_allowed(address: str) -> None:
+    assert is_public_address(ipaddress.ip_address(address))
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    image = b""
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/redirect?to="):
+            self.send_response(302)
+            self.send_header("Location", self.path.split("=", 1)[1])
+            self.end_headers()
+        elif self.path == "/missing":
+            self.send_response(404)
+            self.end_headers()
+        elif self.path == "/text":
+            self._send(b"hello", "text/plain")
+        elif self.path == "/huge":
+            self._send(b"\x89PNG\r\n\x1a\n" + b"\0" * 3_000_000, "image/png")
+        else:
+            self._send(self.image, "image/jpeg")
+
+    def _send(self, body: bytes, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def origin(photo: Path) -> Iterator[str]:
+    _Handler.image = photo.read_bytes()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def policy(*trusted: str, max_bytes: int = 1_000_000) -> FetchPolicy:
+    return FetchPolicy(max_bytes=max_bytes, timeout=10, max_redirects=3, trusted_origins=trusted)
+
+
+def test_loopback_refused_unless_trusted(origin: str, photo: Path) -> None:
+    with pytest.raises(UrlNotAllowedError, match="internal address"):
+        fetch(f"http://{origin}/photo.jpg", policy())
+    assert fetch(f"http://{origin}/photo.jpg", policy(origin)) == photo.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["localhost", "2130706433", "0x7f000001", "017700000001", "127.1", "0177.0.0.1", "0.0.0.0",
+     "[::1]", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "localhost."],
+)  # fmt: skip
+def test_every_spelling_of_loopback_is_refused(origin: str, host: str) -> None:
+    port = origin.rsplit(":", 1)[1]
+    with pytest.raises((UrlNotAllowedError, FetchError)) as caught:
+        fetch(f"http://{host}:{port}/photo.jpg", policy())
+    if isinstance(caught.value, FetchError):
+        assert "resolve" in caught.value.message  # names the resolver rejects are fine too
+
+
+def test_redirect_to_a_private_address_is_refused(origin: str) -> None:
+    port = origin.rsplit(":", 1)[1]
+    target = f"http://localhost:{port}/photo.jpg"  # same server, but not the trusted origin
+    with pytest.raises(UrlNotAllowedError):
+        fetch(f"http://{origin}/redirect?to={target}", policy(origin))
+    assert fetch(f"http://{origin}/redirect?to=/photo.jpg", policy(origin))  # relative, trusted
+
+
+def test_redirect_to_another_scheme_is_refused(origin: str) -> None:
+    with pytest.raises(UrlNotAllowedError, match="http and https"):
+        fetch(f"http://{origin}/redirect?to=file:///etc/passwd", policy(origin))
+
+
+def test_dns_answer_that_changes_after_the_check_cannot_reach_inside(
+    monkeypatch: pytest.MonkeyPatch, origin: str
+) -> None:
+    """Rebinding: a name that first resolves public, then private. The only resolution that
+    matters is the one whose address is connected to, so the private answer is refused."""
+    port = int(origin.rsplit(":", 1)[1])
+    answers = iter(["93.184.216.34", "127.0.0.1", "127.0.0.1"])
+    real = socket.getaddrinfo
+
+    def rebinding(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host == "rebind.example":
+            address = next(answers, "127.0.0.1")
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    next(answers)  # a checker that resolved first would have seen this public answer
+    with pytest.raises(UrlNotAllowedError):
+        fetch(f"http://rebind.example:{port}/photo.jpg", policy())
+
+
+def test_size_and_status_limits(origin: str) -> None:
+    with pytest.raises(ImageTooLargeError):
+        fetch(f"http://{origin}/huge", policy(origin, max_bytes=1_000_000))
+    with pytest.raises(FetchError, match="404"):
+        fetch(f"http://{origin}/missing", policy(origin))
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [("ftp://example.com/a.jpg", "http and https"), ("http://user:pw@example.com/", "credentials"),
+     ("http:///nohost", "host"), ("not a url", "http")],
+)  # fmt: skip
+def test_malformed_urls(url: str, error: str) -> None:
+    with pytest.raises(UrlNotAllowedError, match=error):
+        fetch(url, policy())
+
+
+# Through the API ---------------------------------------------------------------------------
+
+
+def test_create_from_url_via_api(make_server: Any, origin: str, photo: Path) -> None:
+    trusting: Server = make_server(fetch_trusted_origins=[origin])
+    with trusting.client(trusting.new_key()) as api:
+        response = api.post("/v1/images", json={"name": "remote", "url": f"http://{origin}/p.jpg"})
+        assert response.status_code == 201, response.text
+        image = response.json()
+        assert (image["name"], image["format"], image["width"]) == ("remote", "jpeg", 480)
+        assert api.get(f"/v1/images/{image['id']}/download").content == photo.read_bytes()
+        text = api.post("/v1/images", json={"name": "t", "url": f"http://{origin}/text"})
+        assert text.status_code == 415
+        missing = api.post("/v1/images", json={"name": "m", "url": f"http://{origin}/missing"})
+        assert missing.status_code == 400 and "404" in missing.json()["message"]
+
+
+def test_create_from_url_refuses_loopback_by_default(api: httpx.Client, origin: str) -> None:
+    response = api.post("/v1/images", json={"name": "x", "url": f"http://{origin}/p.jpg"})
+    assert response.status_code == 400
+    assert response.json()["type"] == "url_not_allowed"
+    assert api.get("/v1/images").json()["data"] == [], "nothing stored"

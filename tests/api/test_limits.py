@@ -1,0 +1,109 @@
+"""Limits: body size while streaming, per-key rate limits, and bounded work queues."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from alphacut.engine.pipeline import Cutout, Remover
+from alphacut.errors import ServiceBusyError
+from alphacut.service.work import WorkQueue
+from servers import Server
+
+
+def test_declared_oversize_body_is_refused_before_reading(
+    api: httpx.Client, server: Server
+) -> None:
+    body = b'{"name": "' + b"x" * (server.settings.max_json_bytes + 10) + b'"}'
+    response = api.post("/v1/images", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["type"] == "payload_too_large"
+
+
+def test_streamed_oversize_body_is_cut_off(api: httpx.Client, server: Server) -> None:
+    chunk = b"x" * 65536
+    sent = 0
+
+    def chunks() -> Iterator[bytes]:
+        nonlocal sent
+        while sent < server.settings.max_json_bytes * 4:
+            sent += len(chunk)
+            yield chunk
+
+    response = api.post(
+        "/v1/images", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+
+
+def test_rate_limit_per_key(make_server: Any, photo: Path) -> None:
+    limited: Server = make_server(rate_limit_per_minute=3)
+    with limited.client(limited.new_key()) as api, limited.client(limited.new_key()) as other:
+        assert [api.get("/v1/images").status_code for _ in range(3)] == [200, 200, 200]
+        refused = api.get("/v1/images")
+        assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) >= 1
+        assert refused.json()["type"] == "rate_limited"
+        assert other.get("/v1/images").status_code == 200, "limits are per key"
+
+
+def test_work_queue_refuses_when_full() -> None:
+    queue = WorkQueue("test", workers=1, queue=1, retry_after=7)
+    release = threading.Event()
+    started = threading.Event()
+
+    def slow() -> str:
+        started.set()
+        release.wait(10)
+        return "done"
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(queue.run, slow)
+        started.wait(10)
+        second = pool.submit(queue.run, lambda: "queued")  # waits in the one queue slot
+        while queue.pending < 2:
+            pass
+        with pytest.raises(ServiceBusyError) as refused:
+            queue.run(lambda: "refused")
+        assert refused.value.retry_after == 7
+        release.set()
+        assert (first.result(), second.result()) == ("done", "queued")
+    assert queue.run(lambda: "free again") == "free again"
+    queue.shutdown()
+
+
+def test_full_inference_queue_answers_503_at_once(
+    make_server: Any, photo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    busy: Server = make_server(inference_workers=1, inference_queue=0, retry_after_seconds=3)
+    release = threading.Event()
+    entered = threading.Event()
+    real_remove = Remover.remove
+
+    def held_remove(self: Remover, source: Any, **kwargs: Any) -> Cutout:
+        entered.set()
+        release.wait(30)
+        return real_remove(self, source, **kwargs)
+
+    monkeypatch.setattr(Remover, "remove", held_remove)
+    with busy.client(busy.new_key()) as api:
+        image = api.post(
+            "/v1/images/upload", data={"name": "a"}, files={"image": ("a", photo.read_bytes())}
+        ).json()
+        path = f"/v1/images/{image['id']}/remove-background"
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(api.post, path, json={"model": "fast"})
+            assert entered.wait(30)
+            refused = api.post(path, json={"model": "fast"})
+            assert refused.status_code == 503
+            assert refused.headers["retry-after"] == "3"
+            assert refused.json()["type"] == "server_busy"
+            assert api.get("/v1/images").status_code == 200, "other routes still answer"
+            release.set()
+            assert first.result().status_code == 201

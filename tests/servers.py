@@ -1,0 +1,60 @@
+"""A real alphacut server on a free loopback port, for tests that speak real HTTP."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import httpx
+import uvicorn
+
+from alphacut.api import create_app
+from alphacut.config import Settings
+from alphacut.service.keys import KeyService
+from alphacut.storage.database import Database
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    settings: Settings
+    keys: KeyService
+    _server: uvicorn.Server
+    _thread: threading.Thread
+
+    def new_key(self, stage: str = "test") -> str:
+        secret, _key = self.keys.create("test", stage)  # type: ignore[arg-type]
+        return secret
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        headers = {"x-api-key": key} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=120)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=30)
+
+
+def start_server(settings: Settings) -> Server:
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    db = Database(settings.resolved_database_url)
+    return Server(f"http://127.0.0.1:{port}", settings, KeyService(db), server, thread)

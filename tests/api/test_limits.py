@@ -107,3 +107,23 @@ def test_full_inference_queue_answers_503_at_once(
             assert api.get("/v1/images").status_code == 200, "other routes still answer"
             release.set()
             assert first.result().status_code == 201
+
+
+def test_unexpected_errors_are_a_generic_500_without_details(
+    api: httpx.Client, photo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from alphacut.service import operations
+
+    def broken(*_args: Any) -> None:
+        raise RuntimeError("secret internal detail /etc/alphacut")
+
+    monkeypatch.setattr(operations, "mirror", broken)
+    image = api.post(
+        "/v1/images/upload", data={"name": "a"}, files={"image": ("a", photo.read_bytes())}
+    ).json()
+    response = api.post(f"/v1/images/{image['id']}/mirror", json={"mode": "both"})
+    assert response.status_code == 500
+    body = response.json()
+    assert body["type"] == "internal_error" and body["status"] == 500
+    assert "secret" not in response.text and "Traceback" not in response.text
+    assert len(api.get("/v1/images").json()["data"]) == 1, "no half-made image"

@@ -104,6 +104,19 @@ class Settings(BaseSettings):
         60, ge=0, description="Cache-Control max-age of published image URLs."
     )
 
+    removebg_max_records: int = Field(
+        10, ge=1, le=1000, description="Records per Ximilar-style remove-background request."
+    )
+    max_batch_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Largest Ximilar-style request body (base64)."
+    )
+    result_ttl_seconds: int = Field(
+        24 * 3600, ge=1, description="How long Ximilar-style output URLs stay valid."
+    )
+    sweep_interval_seconds: float = Field(
+        300.0, gt=0, description="How often expired result files are deleted."
+    )
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'alphacut.db'}"

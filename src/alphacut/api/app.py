@@ -5,18 +5,21 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from alphacut import __version__
-from alphacut.api import errors, images, public
+from alphacut.api import errors, images, public, ximilar
 from alphacut.api.deps import Services
 from alphacut.api.limits import BodyLimitMiddleware, RateLimiter
 from alphacut.config import Settings, get_settings
 from alphacut.service.images import ImageService
 from alphacut.service.keys import KeyService
+from alphacut.service.removebg import RemoveBgService
+from alphacut.service.results import ResultStore, Sweeper
 from alphacut.service.work import WorkQueue
 from alphacut.storage.blobs import LocalBlobStore
 from alphacut.storage.database import Database
@@ -26,9 +29,13 @@ log = logging.getLogger("alphacut")
 _MULTIPART_OVERHEAD = 64 * 1024
 
 DESCRIPTION = """\
-Self-hosted background removal. The `/v1/images` API is compatible with the IMG Processing
-API: existing clients work by changing only the base URL. Authenticate with the `x-api-key`
-header (create keys with `alphacut keys create`).
+Self-hosted background removal. Two APIs, each compatible with a commercial one, so that
+existing clients work by changing only the base URL:
+
+- `/v1/images`: the IMG Processing API (authenticate with the `x-api-key` header);
+- `/removebg/{fast|precise}/removebg`: Ximilar Remove Background (`Authorization: Token <key>`).
+
+Create keys with `alphacut keys create`.
 """
 
 
@@ -53,10 +60,27 @@ class SecurityHeaders:
         await self.app(scope, receive, add_headers if scope["type"] == "http" else send)
 
 
-def build_services(settings: Settings) -> tuple[Services, Database, WorkQueue, WorkQueue]:
+@dataclass
+class Runtime:
+    """What the app owns while it runs, to be stopped in order at shutdown."""
+
+    services: Services
+    db: Database
+    queues: tuple[WorkQueue, ...]
+    sweeper: Sweeper
+
+    def stop(self) -> None:
+        self.sweeper.stop()
+        for queue in self.queues:
+            queue.shutdown()
+        self.db.close()
+
+
+def build_runtime(settings: Settings) -> Runtime:
     db = Database(settings.resolved_database_url)
     db.migrate()
     blobs = LocalBlobStore(settings.data_dir / "blobs")
+    results = ResultStore(db, blobs, settings.result_ttl_seconds)
     image_queue = WorkQueue(
         "image", settings.image_workers, settings.image_queue, settings.retry_after_seconds
     )
@@ -70,9 +94,12 @@ def build_services(settings: Settings) -> tuple[Services, Database, WorkQueue, W
         settings=settings,
         keys=KeyService(db),
         images=ImageService(settings, db, blobs, image_queue, inference_queue),
+        removebg=RemoveBgService(settings, results, inference_queue),
+        results=results,
         rate_limiter=RateLimiter(settings.rate_limit_per_minute),
     )
-    return services, db, image_queue, inference_queue
+    sweeper = Sweeper(results, settings.sweep_interval_seconds)
+    return Runtime(services, db, (inference_queue, image_queue), sweeper)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -80,15 +107,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services, db, image_queue, inference_queue = build_services(settings)
-        app.state.services = services
+        runtime = build_runtime(settings)
+        runtime.sweeper.start()
+        app.state.services = runtime.services
         app.state.blob_root = settings.data_dir / "blobs"
         try:
             yield
         finally:
-            inference_queue.shutdown()
-            image_queue.shutdown()
-            db.close()
+            runtime.stop()
 
     app = FastAPIOffline(
         title="alphacut",
@@ -99,10 +125,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(images.router)
     app.include_router(public.router)
+    app.include_router(ximilar.router)
 
     def limit_for(path: str) -> int:
         if path.rstrip("/") == "/v1/images/upload":
             return settings.max_upload_bytes + _MULTIPART_OVERHEAD
+        if path.startswith("/removebg/"):
+            return settings.max_batch_bytes
         return settings.max_json_bytes
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)

@@ -15,6 +15,8 @@ from alphacut.config import Settings
 from alphacut.errors import AlphacutError, UnauthorizedError
 from alphacut.service.images import ImageService
 from alphacut.service.keys import KeyService
+from alphacut.service.removebg import RemoveBgService
+from alphacut.service.results import ResultStore
 from alphacut.storage.database import ApiKey, ImageRecord
 
 USAGE_HEADER = "X-Image-Processing-Usage"
@@ -28,6 +30,8 @@ class Services:
     settings: Settings
     keys: KeyService
     images: ImageService
+    removebg: RemoveBgService
+    results: ResultStore
     rate_limiter: RateLimiter
 
 

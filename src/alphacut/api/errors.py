@@ -52,14 +52,33 @@ def error_body(
     return body
 
 
+# Routes of the Ximilar-compatible API answer errors in Ximilar's shape.
+XIMILAR_PATHS = ("/removebg/",)
+
+
+def ximilar_error_body(status: int, message: str) -> dict[str, Any]:
+    phrase = HTTPStatus(status).phrase
+    return {"status": {"code": status, "text": phrase, "error_description": message}}
+
+
+def error_body_for(
+    path: str, status: int, message: str, code: str | None = None, errors: list[str] | None = None
+) -> dict[str, Any]:
+    if path.startswith(XIMILAR_PATHS):
+        return ximilar_error_body(status, message)
+    return error_body(status, message, code, errors)
+
+
 def error_response(
+    path: str,
     status: int,
     message: str,
     code: str | None = None,
     errors: list[str] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    return JSONResponse(error_body(status, message, code, errors), status, headers=headers)
+    body = error_body_for(path, status, message, code, errors)
+    return JSONResponse(body, status, headers=headers)
 
 
 def _field(location: tuple[Any, ...]) -> str:
@@ -75,29 +94,29 @@ def validation_messages(errors: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-async def _alphacut_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _alphacut_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, AlphacutError):  # pragma: no cover - registered for this type
         raise exc
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RetryLaterError) else None
     if exc.status >= 500 and not isinstance(exc, RetryLaterError):
         log.error("%s: %s", exc.code, exc.message)
-    return error_response(exc.status, exc.message, exc.code, headers=headers)
+    return error_response(request.url.path, exc.status, exc.message, exc.code, headers=headers)
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, RequestValidationError):  # pragma: no cover
         raise exc
     lines = validation_messages(list(exc.errors()))
-    return error_response(
-        400, "the request is invalid: " + "; ".join(lines), "validation_error", lines
-    )
+    message = "the request is invalid: " + "; ".join(lines)
+    return error_response(request.url.path, 400, message, "validation_error", lines)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, StarletteHTTPException):  # pragma: no cover
         raise exc
     message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-    return error_response(exc.status_code, message, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    return error_response(request.url.path, exc.status_code, message, headers=headers)
 
 
 class CatchAllMiddleware:
@@ -124,7 +143,8 @@ class CatchAllMiddleware:
             log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
             if started:
                 raise
-            response = error_response(500, "an internal error occurred; it has been logged")
+            message = "an internal error occurred; it has been logged"
+            response = error_response(scope["path"], 500, message)
             await response(scope, receive, send)
 
 

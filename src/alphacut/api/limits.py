@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from alphacut.api.errors import error_body
+from alphacut.api.errors import error_body_for
 from alphacut.errors import RateLimitedError
 
 
@@ -29,7 +29,7 @@ class BodyLimitMiddleware:
         limit = self.limit_for(scope["path"])
         for name, value in scope["headers"]:
             if name == b"content-length" and (not value.isdigit() or int(value) > limit):
-                await _reject(send, limit)
+                await _reject(send, scope["path"], limit)
                 return
         received = 0
         started = False
@@ -47,7 +47,7 @@ class BodyLimitMiddleware:
                     # (frameworks turn errors raised while reading into their own 400).
                     refused = True
                     if not started:
-                        await _reject(send, limit)
+                        await _reject(send, scope["path"], limit)
                     return {"type": "http.disconnect"}
             return message
 
@@ -61,10 +61,9 @@ class BodyLimitMiddleware:
         await self.app(scope, limited_receive, guarded_send)
 
 
-async def _reject(send: Send, limit: int) -> None:
-    body = json.dumps(
-        error_body(413, f"the request body is larger than the limit of {limit:,} bytes")
-    ).encode()
+async def _reject(send: Send, path: str, limit: int) -> None:
+    message = f"the request body is larger than the limit of {limit:,} bytes"
+    body = json.dumps(error_body_for(path, 413, message)).encode()
     await send(
         {
             "type": "http.response.start",

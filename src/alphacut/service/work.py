@@ -29,9 +29,16 @@ class WorkQueue:
         """Jobs running or waiting."""
         return self._pending
 
-    def run(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` on a worker and wait for it; :class:`ServiceBusyError` if full."""
-        if not self._slots.acquire(blocking=False):
+    def run(self, fn: Callable[[], T], *, wait: float | None = None) -> T:
+        """Run ``fn`` on a worker and return its result. When every slot is taken, refuse at
+        once with :class:`ServiceBusyError`, or with ``wait`` wait up to that many seconds
+        for a slot first (for work already admitted, such as a batch's later records)."""
+        acquired = (
+            self._slots.acquire(blocking=False)
+            if wait is None
+            else self._slots.acquire(timeout=wait)
+        )
+        if not acquired:
             raise ServiceBusyError(
                 f"the server is busy ({self.name} queue full); retry in {self.retry_after} s",
                 self.retry_after,

@@ -20,7 +20,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, delete, event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from alphacut.storage.models import ApiKeyRow, ImageRow, UsageRow
+from alphacut.storage.models import ApiKeyRow, ImageRow, ResultRow, UsageRow
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -84,6 +84,27 @@ class ImageRecord:
             blob_key=row.blob_key,
             public_token=row.public_token,
             created_at=_aware(row.created_at) or row.created_at,
+        )
+
+
+@dataclass(frozen=True)
+class ResultRecord:
+    token: str
+    key_id: str
+    format: str
+    blob_key: str
+    created_at: datetime
+    expires_at: datetime
+
+    @classmethod
+    def of(cls, row: ResultRow) -> ResultRecord:
+        return cls(
+            token=row.token,
+            key_id=row.key_id,
+            format=row.format,
+            blob_key=row.blob_key,
+            created_at=_aware(row.created_at) or row.created_at,
+            expires_at=_aware(row.expires_at) or row.expires_at,
         )
 
 
@@ -271,6 +292,44 @@ class Database:
     def blob_keys(self) -> set[str]:
         with self.session() as session:
             return set(session.scalars(select(ImageRow.blob_key)))
+
+    # Results -----------------------------------------------------------------------------
+
+    def add_result(self, result: ResultRecord) -> None:
+        with self.session() as session:
+            session.add(
+                ResultRow(
+                    token=result.token,
+                    key_id=result.key_id,
+                    format=result.format,
+                    blob_key=result.blob_key,
+                    created_at=result.created_at,
+                    expires_at=result.expires_at,
+                )
+            )
+
+    def result(self, token: str) -> ResultRecord | None:
+        with self.session() as session:
+            row = session.get(ResultRow, token)
+            return ResultRecord.of(row) if row else None
+
+    def take_expired_results(self, now: datetime, limit: int = 1000) -> list[ResultRecord]:
+        """Remove up to ``limit`` expired result rows and return them (their files are the
+        caller's to delete)."""
+        with self.session() as session:
+            rows = list(
+                session.scalars(select(ResultRow).where(ResultRow.expires_at <= now).limit(limit))
+            )
+            records = [ResultRecord.of(row) for row in rows]
+            if rows:
+                session.execute(
+                    delete(ResultRow).where(ResultRow.token.in_([r.token for r in records]))
+                )
+            return records
+
+    def result_blob_keys(self) -> set[str]:
+        with self.session() as session:
+            return set(session.scalars(select(ResultRow.blob_key)))
 
     # Usage -------------------------------------------------------------------------------
 

@@ -1,0 +1,137 @@
+"""The Ximilar Remove Background API: ``POST /removebg/{fast|precise}/removebg``.
+
+Authentication is ``Authorization: Token <key>`` (``x-api-key`` works too) with the same
+keys, isolation, usage counting and rate limits as the images API. Output URLs point at
+``/results/<token>.<ext>``: unguessable, no key needed, valid for 24 hours (a setting), with
+nothing that lists them. ``POST /authorization/v2/authorize`` answers the token check the
+official Python client makes when it is constructed.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Header, Request, Response
+from fastapi.responses import JSONResponse
+
+from alphacut.api.deps import ServicesDep, base_url, json_body_rules
+from alphacut.engine.encode import MEDIA_TYPES, parse_format
+from alphacut.errors import NotFoundError, UnauthorizedError
+from alphacut.storage.database import ApiKey, utcnow
+
+router = APIRouter(tags=["removebg"])
+_TOKEN_SCHEMES = ("token", "jwt", "bearer")
+
+_RECORD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "An image (_url or _base64) and any fields of yours, returned unchanged.",
+    "properties": {
+        "_url": {"type": "string", "description": "http(s) URL of the image."},
+        "_base64": {"type": "string", "description": "Base64, plain or as a data: URI."},
+        "_id": {"type": "string", "description": "Your id; generated when absent."},
+        "binary_mask": {"type": "boolean"},
+        "white_background": {"type": "boolean"},
+        "image_format": {"type": "string", "enum": ["png", "jpg", "webp"]},
+        "image_quality": {"type": "integer", "minimum": 1, "maximum": 100},
+    },
+    "additionalProperties": True,
+}
+_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["records"],
+    "properties": {
+        "records": {"type": "array", "minItems": 1, "items": _RECORD_SCHEMA},
+        "binary_mask": {"type": "boolean", "default": False},
+        "white_background": {"type": "boolean", "default": False},
+        "image_format": {"type": "string", "enum": ["png", "jpg", "webp"]},
+        "image_quality": {"type": "integer", "minimum": 1, "maximum": 100, "default": 85},
+    },
+}
+
+
+def ximilar_key(
+    request: Request,
+    svc: ServicesDep,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> ApiKey:
+    secret = x_api_key
+    if authorization:
+        scheme, _, value = authorization.strip().partition(" ")
+        if scheme.lower() in _TOKEN_SCHEMES and value.strip():
+            secret = value.strip()
+    if not secret:
+        raise UnauthorizedError("missing API key: send Authorization: Token <key>")
+    key = svc.keys.authenticate(secret)
+    if key is None:
+        raise UnauthorizedError("invalid or revoked API key")
+    svc.rate_limiter.check(key.id)
+    svc.keys.record(key.id, requests=1)
+    return key
+
+
+@router.post(
+    "/removebg/{model}/removebg",
+    summary="Remove the background of 1..N records (Ximilar-compatible)",
+    dependencies=[Depends(json_body_rules)],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _REQUEST_SCHEMA}},
+        }
+    },
+)
+def removebg(
+    request: Request,
+    svc: ServicesDep,
+    key: Annotated[ApiKey, Depends(ximilar_key)],
+    model: Literal["fast", "precise"],
+    body: Annotated[Any, Body(include_in_schema=False)] = None,
+) -> JSONResponse:
+    base = base_url(request, svc.settings)
+
+    def url_for(token: str, extension: str) -> str:
+        return f"{base}results/{token}.{extension}"
+
+    result = svc.removebg.run(key.id, model, body, url_for)
+    if result.processed:
+        svc.keys.record(key.id, requests=0, images=result.processed)
+    return JSONResponse(result.body)
+
+
+@router.post("/authorization/v2/authorize", include_in_schema=False)
+def authorize(
+    request: Request,
+    svc: ServicesDep,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    """What the official client calls to check a token before its first request."""
+    try:
+        key = ximilar_key(request, svc, authorization, x_api_key)
+    except UnauthorizedError:
+        return JSONResponse({"detail": "Invalid token."}, status_code=401)
+    return JSONResponse({"user_id": key.id, "service": "remove-bg", "status": "OK"})
+
+
+@router.get(
+    "/results/{name}",
+    response_class=Response,
+    tags=["public"],
+    summary="An output file (no key needed; 404 once expired)",
+    responses={404: {"description": "Unknown or expired."}},
+)
+def result_file(svc: ServicesDep, name: str) -> Response:
+    token, _, extension = name.partition(".")
+    record, data = svc.results.get(token)
+    if record.blob_key.rsplit(".", 1)[1] != extension:
+        raise NotFoundError("no such result, or it has expired")
+    remaining = max(0, int((record.expires_at - utcnow()).total_seconds()))
+    return Response(
+        content=data,
+        media_type=MEDIA_TYPES[parse_format(record.format)],
+        headers={
+            "Cache-Control": f"private, max-age={remaining}",
+            "Expires": record.expires_at.strftime("%a, %d %b %Y %H:%M:%S GMT"),
+        },
+    )

@@ -1,0 +1,103 @@
+"""Short-lived result files (the Ximilar-style API's output URLs).
+
+Each file gets an unguessable token; it can be fetched without a key until it expires
+(24 h by default), then it answers 404 and a sweeper deletes the row and the file. The
+sweeper runs at start-up and then periodically on a background thread; at start-up it also
+removes result files that no row points to (left by a crash between file and row).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from datetime import datetime, timedelta
+
+from alphacut.errors import NotFoundError
+from alphacut.storage.blobs import BlobStore
+from alphacut.storage.database import Database, ResultRecord, utcnow
+
+log = logging.getLogger(__name__)
+_EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
+RESULTS_PREFIX = "results/"
+
+
+class ResultStore:
+    def __init__(self, db: Database, blobs: BlobStore, ttl_seconds: int) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.ttl = timedelta(seconds=ttl_seconds)
+
+    def save(self, key_id: str, data: bytes, fmt: str) -> ResultRecord:
+        token = secrets.token_hex(24)
+        now = utcnow()
+        record = ResultRecord(
+            token=token,
+            key_id=key_id,
+            format=fmt,
+            blob_key=f"{RESULTS_PREFIX}{token[:2]}/{token}.{_EXTENSIONS[fmt]}",
+            created_at=now,
+            expires_at=now + self.ttl,
+        )
+        self.blobs.put(record.blob_key, data)
+        try:
+            self.db.add_result(record)
+        except BaseException:
+            self.blobs.delete(record.blob_key)
+            raise
+        return record
+
+    def get(self, token: str, now: datetime | None = None) -> tuple[ResultRecord, bytes]:
+        record = self.db.result(token) if len(token) == 48 else None
+        if record is None or record.expires_at <= (now or utcnow()):
+            raise NotFoundError("no such result, or it has expired")
+        return record, self.blobs.get(record.blob_key)
+
+    def sweep(self, now: datetime | None = None) -> int:
+        """Delete expired results; returns how many."""
+        removed = 0
+        while True:
+            batch = self.db.take_expired_results(now or utcnow())
+            for record in batch:
+                self.blobs.delete(record.blob_key)
+            removed += len(batch)
+            if len(batch) < 1000:
+                return removed
+
+    def remove_orphans(self) -> int:
+        """Result files no row points to (a crash between writing and committing)."""
+        known = self.db.result_blob_keys()
+        stored = self.blobs.keys()
+        orphans = [key for key in stored if key.startswith(RESULTS_PREFIX) and key not in known]
+        for key in orphans:
+            self.blobs.delete(key)
+        return len(orphans)
+
+
+class Sweeper:
+    """Calls :meth:`ResultStore.sweep` now and every ``interval`` seconds until stopped."""
+
+    def __init__(self, store: ResultStore, interval: float) -> None:
+        self.store = store
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="alphacut-sweeper", daemon=True)
+
+    def start(self) -> None:
+        orphans = self.store.remove_orphans()
+        expired = self.store.sweep()
+        if orphans or expired:
+            log.info("start-up sweep: %d expired results, %d orphan files", expired, orphans)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.store.sweep()
+            except Exception:  # keep sweeping on the next round
+                log.exception("sweeping expired results failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)

@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(EXTRAS)
 EXTRAS ?= dev
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: setup models test lint serve bench constraints clean
+.PHONY: setup models browser test lint serve bench constraints clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -25,12 +25,16 @@ setup: $(STAMP)
 models: setup
 	$(BIN)/alphacut models install
 
+# Debian's Chromium, for the web page's end-to-end tests (no browser download).
+browser:
+	@scripts/install-chromium
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: models lint
+test: models browser lint
 	$(BIN)/pytest
 
 # Starts the HTTP service on http://127.0.0.1:8000 (state in ./var; on the first start it

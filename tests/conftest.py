@@ -9,7 +9,7 @@ finds it missing fails with the command to run.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ import pytest
 from alphacut import Remover
 from alphacut.config import Settings
 from alphacut.engine.sessions import SESSIONS
+from servers import Server, start_server
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,6 +75,30 @@ def precise(settings: Settings) -> Remover:
     remover = Remover("precise", settings=settings)
     remover.load()
     return remover
+
+
+ServerFactory = Callable[..., Server]
+
+
+@pytest.fixture(scope="session")
+def make_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
+    started: list[Server] = []
+
+    def make(offer_local_key: bool = False, **overrides: object) -> Server:
+        data_dir = tmp_path_factory.mktemp("alphacut-data")
+        settings = Settings(data_dir=data_dir, **overrides)  # type: ignore[arg-type]
+        server = start_server(settings, offer_local_key=offer_local_key)
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def server(make_server: ServerFactory) -> Server:
+    return make_server()
 
 
 @pytest.fixture

@@ -43,11 +43,10 @@ class Server:
         self._thread.join(timeout=30)
 
 
-def start_server(settings: Settings) -> Server:
+def start_server(settings: Settings, *, offer_local_key: bool = False) -> Server:
     port = free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-    )
+    app = create_app(settings, offer_local_key=offer_local_key)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -455,7 +455,11 @@ def serve(
             f"[yellow]warning:[/yellow] models not installed: {', '.join(missing)}; "
             "run `alphacut models install`"
         )
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+    app = create_app(settings, offer_local_key=loopback)
+    if loopback:
+        err.print(f"Web page: http://{host}:{port}/ (it gets a key of its own on this machine)")
+    uvicorn.run(app, host=host, port=port, log_level="info")
 
 
 def main() -> None:

@@ -10,30 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from alphacut.config import Settings
-from servers import Server, start_server
-
-ServerFactory = Callable[..., Server]
-
-
-@pytest.fixture(scope="session")
-def make_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
-    started: list[Server] = []
-
-    def make(**overrides: object) -> Server:
-        data_dir = tmp_path_factory.mktemp("alphacut-data")
-        server = start_server(Settings(data_dir=data_dir, **overrides))  # type: ignore[arg-type]
-        started.append(server)
-        return server
-
-    yield make
-    for server in started:
-        server.stop()
-
-
-@pytest.fixture(scope="session")
-def server(make_server: ServerFactory) -> Server:
-    return make_server()
+from servers import Server
 
 
 @pytest.fixture

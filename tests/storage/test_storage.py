@@ -73,3 +73,15 @@ def test_failed_commit_leaves_no_file(
     images.delete(key.id, record.id)
     assert list(blobs.keys()) == [] and db.blob_keys() == set()
     queue.shutdown()
+
+
+def test_usage_counters_survive_concurrent_requests(db: Database) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import date
+
+    _secret, key = KeyService(db).create("k", "test")
+    day = date(2026, 1, 2)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: db.record_usage(key.id, day, requests=1, images=2), range(200)))
+    (total,) = db.usage(day)
+    assert (total.requests, total.images) == (200, 400)

@@ -12,7 +12,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from alphacut import __version__
-from alphacut.api import errors, images, public, ximilar
+from alphacut.api import errors, images, public, web, ximilar
 from alphacut.api.deps import Services
 from alphacut.api.limits import BodyLimitMiddleware, RateLimiter
 from alphacut.config import Settings, get_settings
@@ -102,7 +102,18 @@ def build_runtime(settings: Settings) -> Runtime:
     return Runtime(services, db, (inference_queue, image_queue), sweeper)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def _local_key(services: Services) -> str:
+    """A fresh key for the local web page; the previous process's one is revoked."""
+    for key in services.keys.all():
+        if key.name == web.LOCAL_KEY_NAME and key.revoked_at is None:
+            services.keys.revoke(key.id)
+    secret, _key = services.keys.create(web.LOCAL_KEY_NAME, "test")
+    return secret
+
+
+def create_app(settings: Settings | None = None, *, offer_local_key: bool = False) -> FastAPI:
+    """The service. ``offer_local_key``: hand the web page a key of its own (only for a
+    service bound to loopback; see :mod:`alphacut.api.web`)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -110,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime = build_runtime(settings)
         runtime.sweeper.start()
         app.state.services = runtime.services
+        app.state.local_key = _local_key(runtime.services) if offer_local_key else None
         app.state.blob_root = settings.data_dir / "blobs"
         try:
             yield
@@ -126,6 +138,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(images.router)
     app.include_router(public.router)
     app.include_router(ximilar.router)
+    app.include_router(web.router)
+    app.mount("/static", web.static_files, name="static")
 
     def limit_for(path: str) -> int:
         if path.rstrip("/") == "/v1/images/upload":

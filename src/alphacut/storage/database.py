@@ -18,6 +18,8 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, delete, event, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from alphacut.storage.models import ApiKeyRow, ImageRow, ResultRow, UsageRow
@@ -334,13 +336,21 @@ class Database:
     # Usage -------------------------------------------------------------------------------
 
     def record_usage(self, key_id: str, day: date, *, requests: int, images: int) -> None:
+        """Add to a key's counters for ``day``, atomically (an upsert: concurrent requests of
+        one key must not race to create the same row)."""
+        insert = postgresql_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        statement = insert(UsageRow).values(
+            key_id=key_id, day=day, requests=requests, images=images
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[UsageRow.key_id, UsageRow.day],
+            set_={
+                "requests": UsageRow.requests + statement.excluded.requests,
+                "images": UsageRow.images + statement.excluded.images,
+            },
+        )
         with self.session() as session:
-            row = session.get(UsageRow, (key_id, day))
-            if row is None:
-                session.add(UsageRow(key_id=key_id, day=day, requests=requests, images=images))
-            else:
-                row.requests += requests
-                row.images += images
+            session.execute(statement)
 
     def usage(self, since: date) -> list[UsageTotal]:
         with self.session() as session:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,8 @@ _PILLOW_FORMATS: dict[SourceFormat, str] = {"jpeg": "JPEG", "png": "PNG", "webp"
 # Everything Pillow may raise on hostile or damaged data.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, TypeError)
 _SRGB = ImageCms.createProfile("sRGB")
+# A JPEG's EXIF fits one 64 KiB segment; PNG and WebP could carry megabytes to parse.
+MAX_EXIF_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,69 @@ def _probe_webp(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+_JPEG_MARKER_IN_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+_PADDING = frozenset(b"\x00\xff\r\n")
+
+
+def image_end(data: bytes, fmt: SourceFormat) -> int | None:
+    """Where the image's own data ends, from its structure; ``None`` if that cannot be
+    told (a damaged file: the decoder will say so)."""
+    if fmt == "webp":
+        size = int.from_bytes(data[4:8], "little")
+        return 8 + size + (size & 1)
+    if fmt == "png":
+        pos = 8
+        while pos + 12 <= len(data):
+            length = int.from_bytes(data[pos : pos + 4], "big")
+            kind = data[pos + 4 : pos + 8]
+            pos += 12 + length
+            if kind == b"IEND":
+                return pos
+        return None
+    return _jpeg_end(data)
+
+
+def _jpeg_end(data: bytes) -> int | None:
+    pos = 2
+    while pos + 2 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+        elif marker == 0xD9:
+            return pos + 2
+        elif marker == 0x01 or 0xD0 <= marker <= 0xD8:
+            pos += 2
+        else:
+            pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+            if marker == 0xDA:  # entropy-coded data runs to the next real marker
+                found = _JPEG_MARKER_IN_SCAN.search(data, pos)
+                if found is None:
+                    return None
+                pos = found.start()
+    return None
+
+
+def check_single_format(data: bytes, fmt: SourceFormat) -> None:
+    """Refuse files that carry something after the image (JPEG+ZIP, PNG+HTML polyglots).
+
+    Allowed after the end: padding, and for JPEG further JPEG images (the MPF layout phones
+    use for depth maps and previews)."""
+    end = image_end(data, fmt)
+    if end is None or end >= len(data):
+        return
+    rest = data[end:]
+    if fmt == "jpeg" and rest.startswith(b"\xff\xd8\xff"):
+        return
+    if all(byte in _PADDING for byte in rest[:4096]) and len(rest) <= 4096:
+        return
+    raise UnsupportedImageError(
+        f"the {fmt.upper()} image is followed by {len(rest):,} bytes of other data; files "
+        "that are two formats at once are refused"
+    )
+
+
 def _describe(head: bytes) -> str:
     if not head:
         return "the data is empty"
@@ -162,6 +228,7 @@ def decode(source: ImageSource, limits: Limits) -> DecodedImage:
         return _from_array(source, limits)
     data = _read_bytes(source, limits)
     fmt = sniff(data[:64])
+    check_single_format(data, fmt)
     header_size = probe_size(data, fmt)
     if header_size is not None:
         _check_pixels(*header_size, limits)  # before Pillow allocates anything
@@ -236,6 +303,11 @@ def _from_pillow(image: Image.Image, limits: Limits, fmt: SourceFormat | None) -
 
 
 def _upright(image: Image.Image) -> Image.Image:
+    exif = image.info.get("exif") or b""
+    if len(exif) > MAX_EXIF_BYTES:
+        raise CorruptImageError(
+            f"the image's EXIF metadata is implausibly large ({len(exif):,} bytes)"
+        )
     try:
         return ImageOps.exif_transpose(image)
     except _DECODE_ERRORS:

@@ -422,6 +422,45 @@ def keys_usage(
     Console().print(table)
 
 
+# doctor ----------------------------------------------------------------------------------
+
+
+@app.command()
+def doctor(
+    repair: Annotated[bool, typer.Option("--repair", help="Fix what is found.")] = False,
+    grace: Annotated[
+        float,
+        typer.Option("--grace", min=0, help="Leave files younger than this (seconds) alone."),
+    ] = 600.0,
+) -> None:
+    """Check that every image row has its file and every file its row (after a crash)."""
+    from alphacut.service.doctor import examine
+    from alphacut.storage.blobs import LocalBlobStore
+
+    settings = get_settings()
+    db = Database(settings.resolved_database_url)
+    db.migrate()
+    report = examine(
+        db, LocalBlobStore(settings.data_dir / "blobs"), repair=repair, grace_seconds=grace
+    )
+    verb = "repaired" if repair else "found"
+    for entry in report.rows_without_file:
+        err.print(f"{verb}: row without its file: {entry}")
+    for key in report.files_without_row:
+        err.print(f"{verb}: file without a row: {key}")
+    if report.temp_files:
+        err.print(f"{verb}: {report.temp_files} half-written temp file(s)")
+    if report.recent_files_skipped:
+        err.print(f"skipped {report.recent_files_skipped} file(s) younger than {grace:g} s")
+    if report.healthy:
+        err.print("store is consistent: every row has its file and every file its row")
+    elif repair:
+        err.print("repaired; the store is now consistent")
+    else:
+        err.print("inconsistent: run `alphacut doctor --repair`")
+        raise typer.Exit(1)
+
+
 # serve -----------------------------------------------------------------------------------
 
 
@@ -429,18 +468,25 @@ def keys_usage(
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, max=64, help="Worker processes (each loads models).")
+    ] = 1,
 ) -> None:
-    """Run the HTTP service (FastAPI on uvicorn) with state under ALPHACUT_DATA_DIR."""
+    """Run the HTTP service (FastAPI on uvicorn) with state under ALPHACUT_DATA_DIR.
+
+    SIGTERM stops accepting connections and lets requests in flight finish (up to
+    ALPHACUT_SHUTDOWN_GRACE_SECONDS); files are only ever renamed into place whole.
+    """
     import uvicorn
 
-    from alphacut.api import create_app
+    from alphacut.api.web import LOCAL_KEY_ENV, make_local_key
 
     settings = get_settings()
-    service = _key_service()
+    service = _key_service()  # migrates the database once, before any worker starts
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - for display
+    base = settings.public_url or f"http://{shown}:{port}"
     if not service.all():
         secret, key = service.create("first key", "test")
-        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - for display
-        base = settings.public_url or f"http://{shown}:{port}"
         err.print(
             f"[bold]No API key existed, so one was created ({key.id}). It is shown only now:"
             f"[/bold]\n\n  {secret}\n\nTry it:\n\n"
@@ -455,11 +501,21 @@ def serve(
             f"[yellow]warning:[/yellow] models not installed: {', '.join(missing)}; "
             "run `alphacut models install`"
         )
-    loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
-    app = create_app(settings, offer_local_key=loopback)
+    loopback = host in ("localhost", "::1") or host.startswith("127.")
     if loopback:
-        err.print(f"Web page: http://{host}:{port}/ (it gets a key of its own on this machine)")
-    uvicorn.run(app, host=host, port=port, log_level="info")
+        os.environ[LOCAL_KEY_ENV] = make_local_key(service)
+        err.print(f"Web page: {base}/ (it gets a key of its own on this machine)")
+    else:
+        os.environ.pop(LOCAL_KEY_ENV, None)
+    uvicorn.run(
+        "alphacut.api.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        log_level="info",
+    )
 
 
 def main() -> None:

@@ -104,6 +104,9 @@ class Settings(BaseSettings):
         60, ge=0, description="Cache-Control max-age of published image URLs."
     )
 
+    shutdown_grace_seconds: float = Field(
+        30.0, ge=0, description="On SIGTERM, how long in-flight requests may take to finish."
+    )
     removebg_max_records: int = Field(
         10, ge=1, le=1000, description="Records per Ximilar-style remove-background request."
     )

@@ -43,7 +43,7 @@ def test_blob_round_trip(tmp_path: Path) -> None:
     store = LocalBlobStore(tmp_path / "blobs")
     store.put("images/ab/image_ab.png", b"data")
     assert store.get("images/ab/image_ab.png") == b"data"
-    assert list(store.keys()) == ["images/ab/image_ab.png"]
+    assert list(store.stored_keys()) == ["images/ab/image_ab.png"]
     store.delete("images/ab/image_ab.png")
     store.delete("images/ab/image_ab.png")
     with pytest.raises(BlobNotFoundError):
@@ -65,13 +65,13 @@ def test_failed_commit_leaves_no_file(
     monkeypatch.setattr(db, "add_image", broken)
     with pytest.raises(RuntimeError):
         images.create(key.id, "x", photo.read_bytes())
-    assert list(blobs.keys()) == []
+    assert list(blobs.stored_keys()) == []
     monkeypatch.undo()
     record = images.create(key.id, "x", photo.read_bytes())
-    assert list(blobs.keys()) == [record.blob_key]
+    assert list(blobs.stored_keys()) == [record.blob_key]
     assert db.blob_keys() == {record.blob_key}
     images.delete(key.id, record.id)
-    assert list(blobs.keys()) == [] and db.blob_keys() == set()
+    assert list(blobs.stored_keys()) == [] and db.blob_keys() == set()
     queue.shutdown()
 
 

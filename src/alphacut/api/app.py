@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -102,18 +103,9 @@ def build_runtime(settings: Settings) -> Runtime:
     return Runtime(services, db, (inference_queue, image_queue), sweeper)
 
 
-def _local_key(services: Services) -> str:
-    """A fresh key for the local web page; the previous process's one is revoked."""
-    for key in services.keys.all():
-        if key.name == web.LOCAL_KEY_NAME and key.revoked_at is None:
-            services.keys.revoke(key.id)
-    secret, _key = services.keys.create(web.LOCAL_KEY_NAME, "test")
-    return secret
-
-
-def create_app(settings: Settings | None = None, *, offer_local_key: bool = False) -> FastAPI:
-    """The service. ``offer_local_key``: hand the web page a key of its own (only for a
-    service bound to loopback; see :mod:`alphacut.api.web`)."""
+def create_app(settings: Settings | None = None, *, local_key: str | None = None) -> FastAPI:
+    """The service. ``local_key``: a key to hand the web page (only for a service bound to
+    loopback; see :mod:`alphacut.api.web`)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -121,7 +113,7 @@ def create_app(settings: Settings | None = None, *, offer_local_key: bool = Fals
         runtime = build_runtime(settings)
         runtime.sweeper.start()
         app.state.services = runtime.services
-        app.state.local_key = _local_key(runtime.services) if offer_local_key else None
+        app.state.local_key = local_key
         app.state.blob_root = settings.data_dir / "blobs"
         try:
             yield
@@ -151,3 +143,9 @@ def create_app(settings: Settings | None = None, *, offer_local_key: bool = Fals
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     app.add_middleware(SecurityHeaders)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The factory `alphacut serve` hands uvicorn, so that every worker process builds its
+    own app (and model sessions) from the same settings."""
+    return create_app(get_settings(), local_key=os.environ.get(web.LOCAL_KEY_ENV) or None)

@@ -17,9 +17,11 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from alphacut.errors import NotFoundError
+from alphacut.service.keys import KeyService
 
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"
 LOCAL_KEY_NAME = "local web page"
+LOCAL_KEY_ENV = "ALPHACUT_LOCAL_WEB_KEY"  # from `alphacut serve` to its worker processes
 _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' blob: data:; connect-src 'self'; style-src 'self'; "
@@ -28,6 +30,17 @@ CONTENT_SECURITY_POLICY = (
 )
 
 router = APIRouter(include_in_schema=False)
+
+
+def make_local_key(keys: KeyService) -> str:
+    """A fresh key for the local web page; the previous start's one is revoked."""
+    for key in keys.all():
+        if key.name == LOCAL_KEY_NAME and key.revoked_at is None:
+            keys.revoke(key.id)
+    secret, _key = keys.create(LOCAL_KEY_NAME, "test")
+    return secret
+
+
 static_files = StaticFiles(directory=WEB_DIR)
 
 

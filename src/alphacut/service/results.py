@@ -20,6 +20,7 @@ from alphacut.storage.database import Database, ResultRecord, utcnow
 log = logging.getLogger(__name__)
 _EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
 RESULTS_PREFIX = "results/"
+ORPHAN_GRACE_S = 3600.0
 
 
 class ResultStore:
@@ -64,11 +65,18 @@ class ResultStore:
             if len(batch) < 1000:
                 return removed
 
-    def remove_orphans(self) -> int:
-        """Result files no row points to (a crash between writing and committing)."""
+    def remove_orphans(self, grace_seconds: float = ORPHAN_GRACE_S) -> int:
+        """Result files no row points to (a crash between writing and committing), once
+        they are older than ``grace_seconds`` (a younger one may be another worker's write
+        whose row is about to be committed)."""
         known = self.db.result_blob_keys()
-        stored = self.blobs.keys()
-        orphans = [key for key in stored if key.startswith(RESULTS_PREFIX) and key not in known]
+        orphans = [
+            key
+            for key in self.blobs.stored_keys()
+            if key.startswith(RESULTS_PREFIX)
+            and key not in known
+            and self.blobs.age(key) >= grace_seconds
+        ]
         for key in orphans:
             self.blobs.delete(key)
         return len(orphans)

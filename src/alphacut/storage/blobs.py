@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
@@ -30,8 +31,15 @@ class BlobStore(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
-    def keys(self) -> Iterator[str]:
+    def stored_keys(self) -> Iterator[str]:
         """Every stored key (for consistency checks)."""
+
+    def age(self, key: str) -> float:
+        """Seconds since ``key`` was written."""
+
+    def remove_temp_files(self, older_than: float, *, dry_run: bool = False) -> int:
+        """Delete half-written files a crash left behind (or only count them); returns how
+        many."""
 
 
 def check_key(key: str) -> str:
@@ -70,7 +78,22 @@ class LocalBlobStore:
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
-    def keys(self) -> Iterator[str]:
+    def stored_keys(self) -> Iterator[str]:
         for path in self.root.rglob("*"):
             if path.is_file() and not path.name.endswith(TEMP_SUFFIX):
                 yield path.relative_to(self.root).as_posix()
+
+    def age(self, key: str) -> float:
+        return time.time() - self._path(key).stat().st_mtime
+
+    def remove_temp_files(self, older_than: float, *, dry_run: bool = False) -> int:
+        now, removed = time.time(), 0
+        for path in self.root.rglob(f"*{TEMP_SUFFIX}"):
+            try:
+                if now - path.stat().st_mtime >= older_than:
+                    if not dry_run:
+                        path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue  # finished or cleaned up meanwhile
+        return removed

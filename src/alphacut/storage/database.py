@@ -8,7 +8,7 @@ rewrite. Callers get plain frozen records, never ORM rows tied to a session.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -291,6 +291,16 @@ class Database:
             session.flush()
             return ImageRecord.of(row)
 
+    def images_without(self, exists: Callable[[str], bool]) -> list[str]:
+        """Ids of images whose file ``exists`` says is missing."""
+        with self.session() as session:
+            rows = session.execute(select(ImageRow.id, ImageRow.blob_key)).all()
+        return [image_id for image_id, key in rows if not exists(key)]
+
+    def delete_image_row(self, image_id: str) -> None:
+        with self.session() as session:
+            session.execute(delete(ImageRow).where(ImageRow.id == image_id))
+
     def blob_keys(self) -> set[str]:
         with self.session() as session:
             return set(session.scalars(select(ImageRow.blob_key)))
@@ -328,6 +338,15 @@ class Database:
                     delete(ResultRow).where(ResultRow.token.in_([r.token for r in records]))
                 )
             return records
+
+    def results_without(self, exists: Callable[[str], bool]) -> list[str]:
+        with self.session() as session:
+            rows = session.execute(select(ResultRow.token, ResultRow.blob_key)).all()
+        return [token for token, key in rows if not exists(key)]
+
+    def delete_result_row(self, token: str) -> None:
+        with self.session() as session:
+            session.execute(delete(ResultRow).where(ResultRow.token == token))
 
     def result_blob_keys(self) -> set[str]:
         with self.session() as session:

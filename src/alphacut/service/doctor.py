@@ -1,0 +1,57 @@
+"""`alphacut doctor`: check that every row has its file and every file its row, and repair.
+
+A crash (SIGKILL, power loss) can leave, at most: a file written whose row was never
+committed (an orphan), a half-written temp file, or, if a disk was tampered with, a row
+whose file is gone. Files younger than ``grace_seconds`` are left alone: with the service
+running they may be writes whose row is about to be committed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from alphacut.storage.blobs import BlobStore
+from alphacut.storage.database import Database
+
+
+@dataclass
+class Report:
+    rows_without_file: list[str] = field(default_factory=list)  # "image image_..." etc.
+    files_without_row: list[str] = field(default_factory=list)
+    recent_files_skipped: int = 0
+    temp_files: int = 0
+    repaired: bool = False
+
+    @property
+    def healthy(self) -> bool:
+        return not (self.rows_without_file or self.files_without_row or self.temp_files)
+
+
+def examine(
+    db: Database, blobs: BlobStore, *, repair: bool, grace_seconds: float = 600.0
+) -> Report:
+    report = Report(repaired=repair)
+    image_keys = db.blob_keys()
+    result_keys = db.result_blob_keys()
+    for record in db.images_without(blobs.exists):
+        report.rows_without_file.append(f"image {record}")
+    for token in db.results_without(blobs.exists):
+        report.rows_without_file.append(f"result {token}")
+    for key in blobs.stored_keys():
+        if key in image_keys or key in result_keys:
+            continue
+        if blobs.age(key) < grace_seconds:
+            report.recent_files_skipped += 1
+            continue
+        report.files_without_row.append(key)
+    report.temp_files = blobs.remove_temp_files(grace_seconds, dry_run=not repair)
+    if repair:
+        for entry in report.rows_without_file:
+            kind, _, ident = entry.partition(" ")
+            if kind == "image":
+                db.delete_image_row(ident)
+            else:
+                db.delete_result_row(ident)
+        for key in report.files_without_row:
+            blobs.delete(key)
+    return report

@@ -104,6 +104,9 @@ class Settings(BaseSettings):
         60, ge=0, description="Cache-Control max-age of published image URLs."
     )
 
+    request_timeout_seconds: float = Field(
+        120.0, gt=0, description="Longest a removal or image operation may take (then 504)."
+    )
     shutdown_grace_seconds: float = Field(
         30.0, ge=0, description="On SIGTERM, how long in-flight requests may take to finish."
     )

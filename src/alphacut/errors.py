@@ -98,3 +98,10 @@ class ServiceBusyError(RetryLaterError):
 class NotImplementedFeatureError(AlphacutError):
     status = 501
     code = "not_implemented"
+
+
+class ProcessingTimeoutError(AlphacutError):
+    """The work took longer than the per-request time limit."""
+
+    status = 504
+    code = "timeout"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -127,3 +128,21 @@ def test_unexpected_errors_are_a_generic_500_without_details(
     assert body["type"] == "internal_error" and body["status"] == 500
     assert "secret" not in response.text and "Traceback" not in response.text
     assert len(api.get("/v1/images").json()["data"]) == 1, "no half-made image"
+
+
+def test_work_over_the_time_limit_is_504_and_keeps_its_slot() -> None:
+    from alphacut.errors import ProcessingTimeoutError
+
+    queue = WorkQueue("test", workers=1, queue=0, retry_after=2, timeout=0.2)
+    release = threading.Event()
+    with pytest.raises(ProcessingTimeoutError) as late:
+        queue.run(lambda: release.wait(10))
+    assert late.value.status == 504
+    with pytest.raises(ServiceBusyError):
+        queue.run(lambda: "the slow job still runs")
+    release.set()
+    deadline = time.monotonic() + 5
+    while queue.pending and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert queue.run(lambda: "free again") == "free again"
+    queue.shutdown()

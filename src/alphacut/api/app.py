@@ -83,13 +83,18 @@ def build_runtime(settings: Settings) -> Runtime:
     blobs = LocalBlobStore(settings.data_dir / "blobs")
     results = ResultStore(db, blobs, settings.result_ttl_seconds)
     image_queue = WorkQueue(
-        "image", settings.image_workers, settings.image_queue, settings.retry_after_seconds
+        "image",
+        settings.image_workers,
+        settings.image_queue,
+        settings.retry_after_seconds,
+        settings.request_timeout_seconds,
     )
     inference_queue = WorkQueue(
         "inference",
         settings.inference_workers,
         settings.inference_queue,
         settings.retry_after_seconds,
+        settings.request_timeout_seconds,
     )
     services = Services(
         settings=settings,

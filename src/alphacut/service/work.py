@@ -7,16 +7,20 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TypeVar
 
-from alphacut.errors import ServiceBusyError
+from alphacut.errors import ProcessingTimeoutError, ServiceBusyError
 
 T = TypeVar("T")
 
 
 class WorkQueue:
-    def __init__(self, name: str, workers: int, queue: int, retry_after: int) -> None:
+    def __init__(
+        self, name: str, workers: int, queue: int, retry_after: int, timeout: float | None = None
+    ) -> None:
         self.name = name
+        self.timeout = timeout
         self.capacity = workers + queue
         self.retry_after = retry_after
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"alphacut-{name}")
@@ -46,11 +50,24 @@ class WorkQueue:
         with self._lock:
             self._pending += 1
         try:
-            return self._pool.submit(fn).result()
-        finally:
-            with self._lock:
-                self._pending -= 1
-            self._slots.release()
+            future = self._pool.submit(fn)
+        except BaseException:
+            self._release()
+            raise
+        # The slot is freed when the work ends, not when a caller stops waiting: a thread
+        # cannot be interrupted, and a timed-out job still occupies its worker.
+        future.add_done_callback(lambda _future: self._release())
+        try:
+            return future.result(timeout=self.timeout)
+        except FutureTimeout:
+            raise ProcessingTimeoutError(
+                f"processing took longer than the limit of {self.timeout:g} s"
+            ) from None
+
+    def _release(self) -> None:
+        with self._lock:
+            self._pending -= 1
+        self._slots.release()
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=False)

@@ -77,6 +77,17 @@ def precise(settings: Settings) -> Remover:
     return remover
 
 
+@pytest.fixture(scope="session")
+def fast_plain(settings: Settings) -> Remover:
+    """One plain pass of the model, no refinement: rembg's pipeline."""
+    return Remover("fast", refine="none", settings=settings)
+
+
+@pytest.fixture(scope="session")
+def precise_plain(settings: Settings) -> Remover:
+    return Remover("precise", refine="none", settings=settings)
+
+
 ServerFactory = Callable[..., Server]
 
 

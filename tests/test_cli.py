@@ -163,6 +163,8 @@ def test_never_overwrites_an_input(photos: Path) -> None:
         (["remove", "{in}/car.jpg", "--model", "huge"], "unknown model"),
         (["remove", "{in}/car.jpg", "--bg", "notacolour"], "invalid colour"),
         (["remove", "{in}/car.jpg", "--quality", "0"], "--quality"),
+        (["remove", "{in}/car.jpg", "--refine", "sharpen"], "unknown refine"),
+        (["eval", "{in}"], "has no pairs.csv"),
     ],
 )
 def test_usage_errors(photos: Path, args: list[str], words: str) -> None:
@@ -181,3 +183,22 @@ def test_missing_model_tells_what_to_run(photos: Path, tmp_path: Path) -> None:
 def test_python_dash_m() -> None:
     done = subprocess.run([sys.executable, "-m", "alphacut", "--version"], capture_output=True)
     assert done.returncode == 0 and b"alphacut" in done.stdout
+
+
+def test_eval_scores_variants_side_by_side(shared: Path, tmp_path: Path) -> None:
+    """Two refinements of the fast model on 4 DAVIS pairs: a row each, and per-image JSON."""
+    out = tmp_path / "scores.json"
+    davis = shared / "evaldata" / "davis345"
+    done = run("eval", str(davis), "-m", "fast", "-r", "none", "-r", "zoom", "--limit", "4",
+               "--json", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    table = done.stdout.decode()
+    assert "fast refine=none" in table and "fast refine=zoom" in table
+    document = json.loads(out.read_text())
+    assert [s["variant"] for s in document["summaries"]] == ["fast refine=none", "fast refine=zoom"]
+    images = document["images"]
+    assert len(images) == 8 and {i["image"] for i in images} == {"000.jpg", "115.jpg", "229.jpg",
+                                                                 "344.jpg"}  # fmt: skip
+    for image in images:
+        assert 0 <= image["scores"]["iou"] <= 1 and 0 <= image["scores"]["boundary_f"] <= 1
+        assert 0 <= image["scores"]["mae"] <= 1 and image["seconds"] > 0

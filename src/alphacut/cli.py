@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -158,6 +158,14 @@ def remove(
     model: Annotated[
         str | None, typer.Option("--model", "-m", help="fast or precise (default: precise).")
     ] = None,
+    refine: Annotated[
+        str | None,
+        typer.Option(
+            "--refine",
+            help="auto (each model's measured best), none (one plain pass) or zoom "
+            "(a second pass over the subject).",
+        ),
+    ] = None,
     mask: Annotated[bool, typer.Option("--mask", help="Write the greyscale mask instead.")] = False,
     bg: Annotated[
         str | None,
@@ -183,7 +191,7 @@ def remove(
             raise InvalidInputError("use either --mask or --bg, not both")
         chosen = parse_format(fmt or (output.suffix if output and output.suffix else "png"))
         jobs = _plan(inputs, output, out_dir, chosen, mask)
-        remover = Remover(model)
+        remover = Remover(model, refine=refine)
         remover.load()  # fail once, clearly, if the model is missing
     except AlphacutError as exc:
         _fail(exc.message, 2 if isinstance(exc, InvalidInputError) else 1)
@@ -459,6 +467,104 @@ def doctor(
     else:
         err.print("inconsistent: run `alphacut doctor --repair`")
         raise typer.Exit(1)
+
+
+# eval ------------------------------------------------------------------------------------
+
+_EVAL_COLUMNS = [("iou", "IoU", 4), ("mae", "MAE", 4), ("boundary_f", "bound. F", 4),
+                 ("sad", "SAD", 2), ("grad", "grad", 2)]  # fmt: skip
+
+
+@app.command("eval")
+def eval_command(
+    folder: Annotated[
+        Path,
+        typer.Argument(exists=True, file_okay=False, help="A folder with pairs.csv (image,mask)."),
+    ],
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", "-m", help="Model to score (repeat to compare; default both)."),
+    ] = None,
+    refine: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--refine", "-r", help="auto, none or zoom (repeat to compare; default auto)."
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", min=1, help="Score N pairs spread evenly over the set."),
+    ] = None,
+    tolerance: Annotated[
+        int, typer.Option("--tolerance", min=0, help="Boundary F tolerance in pixels.")
+    ] = 3,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write every score, per image, here.")
+    ] = None,
+) -> None:
+    """Score alphacut against hand-made masks: IoU, MAE, boundary F, SAD, gradient error and
+    seconds per image, overall and for small subjects (under 5% of the frame) apart; one row
+    per model and refinement, side by side."""
+    from alphacut.engine.pipeline import resolve_refine
+    from alphacut.evaluation import Variant, evaluate, load_pairs, spread, summarize
+
+    if not (folder / "pairs.csv").is_file():
+        _fail(f"{folder} has no pairs.csv (columns image,mask: paths relative to the folder)")
+    try:
+        pairs = spread(load_pairs(folder), limit)
+        names = model or list(MODELS)
+        for name in names:
+            if name not in MODELS:
+                raise InvalidInputError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+        variants = [
+            Variant(name, resolve_refine(option, MODELS[name].refine))
+            for name in names
+            for option in dict.fromkeys(refine or ["auto"])
+        ]
+    except (AlphacutError, ValueError, KeyError) as exc:
+        _fail(str(exc))
+    variants = list(dict.fromkeys(variants))
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=True,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("scoring", total=len(pairs) * len(variants))
+        try:
+            results = evaluate(
+                pairs, variants, tolerance=tolerance, on_result=lambda _: progress.advance(task)
+            )
+        except AlphacutError as exc:
+            _fail(str(exc))
+    summaries = summarize(results)
+    table = Table(title=f"{folder.name}: {len(pairs)} pairs, boundary tolerance {tolerance} px")
+    table.add_column("variant")
+    for _key, title, _digits in _EVAL_COLUMNS:
+        table.add_column(title, justify="right")
+    table.add_column("small: IoU / MAE / F", justify="right")
+    table.add_column("s/image", justify="right")
+    for summary in summaries:
+        small = summary.small
+        small_cell = (
+            f"{small['iou']:.4f} / {small['mae']:.4f} / {small['boundary_f']:.4f} "
+            f"({summary.small_images})"
+            if small
+            else "-"
+        )
+        table.add_row(
+            summary.variant,
+            *(f"{summary.all[key]:.{digits}f}" for key, _title, digits in _EVAL_COLUMNS),
+            small_cell,
+            f"{summary.seconds_per_image:.3f}",
+        )
+    Console(highlight=False, width=max(Console().width, 132)).print(table)
+    if json_out is not None:
+        document = {
+            "folder": str(folder),
+            "tolerance": tolerance,
+            "summaries": [asdict(summary) for summary in summaries],
+            "images": [asdict(result) for result in results],
+        }
+        write_atomic(json_out, json.dumps(document, indent=2).encode())
 
 
 # serve -----------------------------------------------------------------------------------

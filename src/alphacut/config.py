@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ModelName = Literal["fast", "precise"]
 Device = Literal["auto", "cpu", "cuda"]
+Refine = Literal["auto", "none", "zoom"]
 
 
 def _default_model_dir() -> Path:
@@ -29,6 +30,11 @@ class Settings(BaseSettings):
         description="Directory holding the verified model weights.",
     )
     default_model: ModelName = Field("precise", description="Model used when none is named.")
+    refine: Refine = Field(
+        "auto",
+        description="Mask refinement: auto (each model's measured best), none (one plain "
+        "pass, as rembg), zoom (a second pass over the subject's box).",
+    )
     device: Device = Field(
         "auto", description="Execution device: auto (CUDA when available, else CPU), cpu, cuda."
     )

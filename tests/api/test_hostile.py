@@ -221,3 +221,29 @@ def test_base64_over_the_limit_fails_its_record(
     )
     codes = [record["_status"]["code"] for record in response.json()["records"]]
     assert codes == [413, 413], "the photo (60 kB) is also over this server's 50 kB limit"
+
+
+@pytest.mark.parametrize(
+    ("case", "data", "files"),
+    [
+        ("two files", {"name": "x"}, [("image", b"a"), ("image", b"b")]),
+        ("a thousand fields", {f"f{i}": "v" for i in range(1000)} | {"name": "x"}, []),
+        ("a 1 MB text part", {"name": "x", "note": "n" * 1_000_000}, []),
+    ],
+)
+def test_multipart_forms_over_the_part_limits_are_refused(
+    hostile_server: Server, photo: Path, case: str, data: dict[str, str], files: list[Any]
+) -> None:
+    parts = files or [("image", photo.read_bytes())]
+    before = _stored_files(hostile_server)
+    with hostile_server.client(hostile_server.new_key()) as api:
+        response = api.post(
+            "/v1/images/upload",
+            data=data,
+            files=[(field, ("p.jpg", body, "image/jpeg")) for field, body in parts],
+        )
+        assert response.status_code == 400, (case, response.text)
+        body = response.json()
+        assert body["type"] == "bad_request" and "maximum" in body["message"].lower(), (case, body)
+        assert api.get("/v1/images").json()["data"] == []
+    assert _stored_files(hostile_server) == before

@@ -28,7 +28,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 def test_alpha_matches_rembg(
     model: str, fixture: str, parity_dir: Path, request: pytest.FixtureRequest
 ) -> None:
-    remover: Remover = request.getfixturevalue(model)
+    remover: Remover = request.getfixturevalue(f"{model}_plain")  # rembg has no refinement
     reference_name, floor = REFERENCE[model]
     with Image.open(parity_dir / "results" / f"{fixture}.{reference_name}.png") as reference:
         theirs = np.asarray(reference.getchannel("A"))

@@ -13,7 +13,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from alphacut import __version__
-from alphacut.api import errors, images, public, web, ximilar
+from alphacut.api import errors, images, openapi, public, web, ximilar
 from alphacut.api.deps import Services
 from alphacut.api.limits import BodyLimitMiddleware, RateLimiter
 from alphacut.config import Settings, get_settings
@@ -132,6 +132,7 @@ def create_app(settings: Settings | None = None, *, local_key: str | None = None
         lifespan=lifespan,
     )
     errors.install(app)
+    openapi.install(app)
     app.include_router(images.router)
     app.include_router(public.router)
     app.include_router(ximilar.router)

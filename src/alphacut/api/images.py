@@ -23,20 +23,13 @@ from alphacut.api.deps import (
     image_object,
     json_body_rules,
 )
+from alphacut.api.openapi import errors
 from alphacut.engine.encode import MEDIA_TYPES, OutputFormat, parse_format
 from alphacut.errors import ImageTooLargeError, NotFoundError, NotImplementedFeatureError
 from alphacut.service import operations as ops
 from alphacut.service.images import Operation, alpha_capable
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
-Responses: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Invalid request; `errors` names each invalid field."},
-    401: {"description": "Missing, unknown or revoked API key."},
-    404: {"description": "No such image for this API key."},
-    429: {"description": "Rate limit exceeded; see Retry-After."},
-    503: {"description": "Server busy; see Retry-After."},
-}
-NOT_OFFERED: dict[int | str, dict[str, Any]] = {501: {"description": "Not offered."}}
 JSON_RULES = [Depends(json_body_rules)]
 
 
@@ -44,8 +37,11 @@ JSON_RULES = [Depends(json_body_rules)]
     "/upload",
     status_code=201,
     response_model=schemas.ImageObject,
-    responses={**Responses, 413: {"description": "Image over the size limit."}},
+    responses=errors(415, 422, 503, 504),
     summary="Upload an image (multipart: name, image)",
+    # Two parts (name, image): a form with more, or a text part over 4 KiB, is refused (400)
+    # while it is parsed, before anything reaches the disk.
+    form_limits={"max_files": 1, "max_fields": 4, "max_part_size": 4096},
 )
 def upload(
     request: Request,
@@ -65,7 +61,7 @@ def upload(
     "",
     status_code=201,
     response_model=schemas.ImageObject,
-    responses=Responses,
+    responses=errors(415, 422, 503, 504),
     dependencies=JSON_RULES,
     summary="Create an image from a URL",
 )
@@ -75,7 +71,7 @@ def create_from_url(
     return created(request, svc, key, svc.images.create_from_url(key.id, body.name, body.url))
 
 
-@router.get("", response_model=schemas.ImageList, responses=Responses, summary="List images")
+@router.get("", response_model=schemas.ImageList, summary="List images")
 def list_images(
     request: Request,
     svc: ServicesDep,
@@ -95,7 +91,7 @@ def list_images(
     )
 
 
-@router.post("/imagine", status_code=501, responses=NOT_OFFERED)
+@router.post("/imagine", status_code=501, responses=errors(501))
 def imagine(key: KeyDep) -> None:
     raise NotImplementedFeatureError(
         "image generation (imagine) is not offered by alphacut, which runs no generative model"
@@ -103,7 +99,7 @@ def imagine(key: KeyDep) -> None:
 
 
 @router.get(
-    "/{image_id}", response_model=schemas.ImageObject, responses=Responses, summary="Get an image"
+    "/{image_id}", response_model=schemas.ImageObject, responses=errors(404), summary="Get an image"
 )
 def get_image(
     request: Request, svc: ServicesDep, key: KeyDep, image_id: str
@@ -111,7 +107,7 @@ def get_image(
     return image_object(svc.images.get(key.id, image_id), base_url(request, svc.settings))
 
 
-@router.delete("/{image_id}", status_code=204, responses=Responses, summary="Delete an image")
+@router.delete("/{image_id}", status_code=204, responses=errors(404), summary="Delete an image")
 def delete_image(svc: ServicesDep, key: KeyDep, image_id: str) -> Response:
     svc.images.delete(key.id, image_id)
     return Response(status_code=204)
@@ -119,7 +115,7 @@ def delete_image(svc: ServicesDep, key: KeyDep, image_id: str) -> Response:
 
 @router.get(
     "/{image_id}/download",
-    responses={**Responses, 200: {"content": {m: {} for m in MEDIA_TYPES.values()}}},
+    responses={**errors(404), 200: {"content": {m: {} for m in MEDIA_TYPES.values()}}},
     response_class=Response,
     summary="Download an image's bytes",
 )
@@ -144,7 +140,7 @@ def image_response(data: bytes, fmt: str, name: str, cache: str) -> Response:
 @router.post(
     "/{image_id}/publish",
     response_model=schemas.ImageObject,
-    responses=Responses,
+    responses=errors(404),
     summary="Publish: give the image a public URL",
 )
 def publish(request: Request, svc: ServicesDep, key: KeyDep, image_id: str) -> schemas.ImageObject:
@@ -154,7 +150,7 @@ def publish(request: Request, svc: ServicesDep, key: KeyDep, image_id: str) -> s
 @router.post(
     "/{image_id}/unpublish",
     response_model=schemas.ImageObject,
-    responses=Responses,
+    responses=errors(404),
     summary="Unpublish: the public URL stops working",
 )
 def unpublish(
@@ -167,7 +163,7 @@ def unpublish(
     "/{image_id}/remove-background",
     status_code=201,
     response_model=schemas.ImageObject,
-    responses=Responses,
+    responses=errors(404, 503, 504),
     dependencies=JSON_RULES,
     summary="Remove the background (PNG with transparency; counts 2 images)",
 )
@@ -200,7 +196,7 @@ def _transform(path: str, summary: str) -> Callable[[Callable[..., Any]], Callab
         path,
         status_code=201,
         response_model=schemas.ImageObject,
-        responses=Responses,
+        responses=errors(404, 503, 504),
         dependencies=JSON_RULES,
         summary=summary,
     )
@@ -345,20 +341,16 @@ def _not_offered(operation: str) -> None:
     )
 
 
-@router.post(
-    "/{image_id}/classify", status_code=501, responses={501: {"description": "Not offered."}}
-)
+@router.post("/{image_id}/classify", status_code=501, responses=errors(501))
 def classify(key: KeyDep, image_id: str) -> None:
     _not_offered("classify")
 
 
-@router.post("/{image_id}/extract-formatted-text", status_code=501, responses=NOT_OFFERED)
+@router.post("/{image_id}/extract-formatted-text", status_code=501, responses=errors(501))
 def extract_formatted_text(key: KeyDep, image_id: str) -> None:
     _not_offered("extract-formatted-text")
 
 
-@router.post(
-    "/{image_id}/visualize", status_code=501, responses={501: {"description": "Not offered."}}
-)
+@router.post("/{image_id}/visualize", status_code=501, responses=errors(501))
 def visualize(key: KeyDep, image_id: str) -> None:
     _not_offered("visualize")

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from alphacut.api.deps import ServicesDep
 from alphacut.api.images import image_response
+from alphacut.api.openapi import errors
 from alphacut.api.schemas import Health
 from alphacut.errors import NotFoundError
 from alphacut.models.store import ModelStatus, ModelStore
@@ -23,7 +24,7 @@ router = APIRouter()
     response_class=Response,
     tags=["public"],
     summary="A published image (no key needed; stops working when unpublished or deleted)",
-    responses={404: {"description": "Not published, or no longer."}},
+    responses=errors(404),
 )
 def published(svc: ServicesDep, token: str) -> Response:
     if len(token) > 64:

@@ -11,7 +11,7 @@ ImageId = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ImageObject(BaseModel):

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Body, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 
 from alphacut.api.deps import ServicesDep, base_url, json_body_rules
+from alphacut.api.openapi import errors
 from alphacut.engine.encode import MEDIA_TYPES, parse_format
 from alphacut.errors import NotFoundError, UnauthorizedError
 from alphacut.storage.database import ApiKey, utcnow
@@ -22,6 +23,10 @@ from alphacut.storage.database import ApiKey, utcnow
 router = APIRouter(tags=["removebg"])
 _TOKEN_SCHEMES = ("token", "jwt", "bearer")
 
+_FORMAT_SCHEMA: dict[str, Any] = {
+    "enum": ["png", "jpg", "jpeg", "webp", "auto", None],
+    "description": "null or auto: PNG for the cut-out, JPEG for the mask and white background.",
+}
 _RECORD_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "An image (_url or _base64) and any fields of yours, returned unchanged.",
@@ -31,7 +36,7 @@ _RECORD_SCHEMA: dict[str, Any] = {
         "_id": {"type": "string", "description": "Your id; generated when absent."},
         "binary_mask": {"type": "boolean"},
         "white_background": {"type": "boolean"},
-        "image_format": {"type": "string", "enum": ["png", "jpg", "webp"]},
+        "image_format": _FORMAT_SCHEMA,
         "image_quality": {"type": "integer", "minimum": 1, "maximum": 100},
     },
     "additionalProperties": True,
@@ -43,8 +48,45 @@ _REQUEST_SCHEMA: dict[str, Any] = {
         "records": {"type": "array", "minItems": 1, "items": _RECORD_SCHEMA},
         "binary_mask": {"type": "boolean", "default": False},
         "white_background": {"type": "boolean", "default": False},
-        "image_format": {"type": "string", "enum": ["png", "jpg", "webp"]},
+        "image_format": _FORMAT_SCHEMA,
         "image_quality": {"type": "integer", "minimum": 1, "maximum": 100, "default": 85},
+    },
+}
+_STATUS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["code", "text", "request_id"],
+    "properties": {
+        "code": {"type": "integer"},
+        "text": {"type": "string"},
+        "error_description": {"type": "string"},
+        "request_id": {"type": "string"},
+        "proc_id": {"type": "string"},
+    },
+}
+_URL = {"type": "string", "format": "uri"}
+_RESPONSE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["records", "status", "statistics"],
+    "properties": {
+        "records": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "description": "The record as sent (but _base64), with its own _status.",
+                "required": ["_id", "_status"],
+                "properties": {
+                    "_id": {},
+                    "_status": _STATUS_SCHEMA,
+                    "_output_url": _URL,
+                    "_output_url_mask": _URL,
+                    "_output_url_whitebg": _URL,
+                    "_width": {"type": "integer"},
+                    "_height": {"type": "integer"},
+                },
+            },
+        },
+        "status": _STATUS_SCHEMA,
+        "statistics": {"type": "object", "properties": {"processing time": {"type": "number"}}},
     },
 }
 
@@ -74,6 +116,10 @@ def ximilar_key(
     "/removebg/{model}/removebg",
     summary="Remove the background of 1..N records (Ximilar-compatible)",
     dependencies=[Depends(json_body_rules)],
+    responses={
+        200: {"content": {"application/json": {"schema": _RESPONSE_SCHEMA}}},
+        **errors(503, 504),
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -119,7 +165,7 @@ def authorize(
     response_class=Response,
     tags=["public"],
     summary="An output file (no key needed; 404 once expired)",
-    responses={404: {"description": "Unknown or expired."}},
+    responses=errors(404),
 )
 def result_file(svc: ServicesDep, name: str) -> Response:
     token, _, extension = name.partition(".")

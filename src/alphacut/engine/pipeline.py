@@ -29,12 +29,22 @@ from alphacut.engine.encode import (
     parse_format,
 )
 from alphacut.engine.recipes import Recipe, recipe_for
+from alphacut.engine.refine import zoom_box
 from alphacut.engine.sessions import SESSIONS, LoadedModel, SessionCache
 from alphacut.errors import InvalidInputError
 from alphacut.files import write_atomic
 from alphacut.models.store import ModelStore
 
 _WHITE: RGBA = (255, 255, 255, 255)
+REFINES = ("none", "zoom")
+
+
+def resolve_refine(requested: str, model_default: str) -> str:
+    """``auto`` is the model's measured best; otherwise one of :data:`REFINES`."""
+    chosen = model_default if requested == "auto" else requested
+    if chosen not in REFINES:
+        raise InvalidInputError(f"unknown refine {requested!r}; choose auto, none or zoom")
+    return chosen
 
 
 class Cutout:
@@ -185,6 +195,7 @@ class Remover:
         self,
         model: str | None = None,
         *,
+        refine: str | None = None,
         settings: Settings | None = None,
         sessions: SessionCache = SESSIONS,
     ) -> None:
@@ -192,6 +203,7 @@ class Remover:
         self.model = model or self.settings.default_model
         self._store = ModelStore(self.settings.model_dir)
         self.spec = self._store.spec(self.model)
+        self.refine = resolve_refine(refine or self.settings.refine, self.spec.refine)
         self.recipe: Recipe = recipe_for(self.spec.family, self.spec.input_size)
         self._sessions = sessions
         self._limits = Limits(self.settings.max_input_bytes, self.settings.max_input_pixels)
@@ -243,6 +255,18 @@ class Remover:
         return cutout.crop(crop_margin) if crop else cutout
 
     def _predict(self, image: Image.Image, timings: dict[str, float]) -> Image.Image:
+        mask = self._model_mask(image, timings)
+        if self.refine == "zoom":
+            with _timed(timings, "refine"):
+                box = zoom_box(mask)
+            if box is not None:
+                detail = self._model_mask(image.crop(box), timings)
+                with _timed(timings, "refine"):
+                    mask.paste(detail, box[:2])
+        return mask
+
+    def _model_mask(self, image: Image.Image, timings: dict[str, float]) -> Image.Image:
+        """One pass of the model over ``image``: its mask at the image's size."""
         loaded = self.load()
         with _timed(timings, "preprocess"):
             tensor = self.recipe.preprocess(image, threads=self.settings.image_threads)

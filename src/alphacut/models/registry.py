@@ -54,6 +54,7 @@ class ModelSpec:
     sha256: str
     licence: str
     source: PypiWheelSource | NpmChunkedSource
+    refine: str = "none"  # what refine=auto means for this model (measured: alphacut eval)
 
 
 MODELS: dict[str, ModelSpec] = {

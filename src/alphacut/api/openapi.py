@@ -1,0 +1,143 @@
+"""The OpenAPI document, with errors documented as the service really answers them.
+
+FastAPI documents a 422 with its own body for every request that has parameters; alphacut
+answers invalid requests with 400 in the shape of the API concerned (see
+:mod:`alphacut.api.errors`). The document is rewritten once, in one place:
+
+- FastAPI's generated 422 and its ``HTTPValidationError`` schemas go;
+- every operation lists the errors it can answer: 400 when it takes input, 401 and 429 when it
+  needs a key, 413 when it takes a body, 500 always, and what its route declares with
+  :func:`errors` (404, 415, 503...);
+- each 4xx/5xx carries the error schema of its API: ``Error`` for the images API and the
+  rest, ``XimilarError`` under ``/removebg/``; 429 and 503 document ``Retry-After``.
+
+The contract test (``tests/api/test_contract.py``) runs Schemathesis against this document.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from alphacut.api.errors import XIMILAR_PATHS
+
+_DESCRIPTIONS = {
+    400: "Invalid request; `errors` names each invalid field.",
+    401: "Missing, unknown or revoked API key.",
+    404: "Not found (or not this key's).",
+    413: "Body, image or result over a size limit.",
+    415: "Not a JPEG, PNG or WebP image.",
+    422: "The image is corrupt or truncated.",
+    429: "Rate limit exceeded; retry after `Retry-After` seconds.",
+    500: "Internal error (details are in the server log, never in the answer).",
+    501: "Not offered by alphacut.",
+    503: "Busy; retry after `Retry-After` seconds.",
+    504: "The request ran past the server's time limit.",
+}
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "integer", "minimum": 0},
+    }
+}
+_IMG_ERROR: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "description": "Every error of the images API (and of the other routes but /removebg/).",
+    "required": ["type", "error", "status", "message"],
+    "properties": {
+        "type": {"type": "string", "description": "Stable machine-readable code."},
+        "error": {"type": "string", "description": "The HTTP reason phrase."},
+        "status": {"type": "integer", "description": "The HTTP status."},
+        "message": {"type": "string", "description": "What went wrong, for people."},
+        "errors": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "One line per invalid field (validation errors only).",
+        },
+    },
+}
+_XIMILAR_ERROR: dict[str, Any] = {
+    "title": "XimilarError",
+    "type": "object",
+    "description": "Every request-level error under /removebg/, in Ximilar's shape.",
+    "required": ["status"],
+    "properties": {
+        "status": {
+            "type": "object",
+            "required": ["code", "text", "error_description"],
+            "properties": {
+                "code": {"type": "integer"},
+                "text": {"type": "string"},
+                "error_description": {"type": "string"},
+            },
+        }
+    },
+}
+_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route for the error statuses particular to it."""
+    return {status: {"description": _DESCRIPTIONS[status]} for status in statuses}
+
+
+def install(app: FastAPI) -> None:
+    """Serve the rewritten document at ``/openapi.json`` (built once, on first request)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document(
+                get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    description=app.description,
+                    routes=app.routes,
+                )
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def document(spec: dict[str, Any]) -> dict[str, Any]:
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    schemas["Error"] = _IMG_ERROR
+    schemas["XimilarError"] = _XIMILAR_ERROR
+    for path, item in spec.get("paths", {}).items():
+        for method in _METHODS:
+            if method in item:
+                _document_errors(path, item[method])
+    return spec
+
+
+def _document_errors(path: str, operation: dict[str, Any]) -> None:
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    generated = responses.get("422", {})
+    if "HTTPValidationError" in str(generated.get("content", "")):
+        del responses["422"]
+    headers = {p["name"].lower() for p in operation.get("parameters", []) if p["in"] == "header"}
+    statuses = {500}
+    if operation.get("parameters") or "requestBody" in operation:
+        statuses.add(400)
+    if "requestBody" in operation:
+        statuses.add(413)
+    if operation.get("security") or headers & {"x-api-key", "authorization"}:
+        statuses |= {401, 429}
+    for code in statuses:
+        responses.setdefault(str(code), {"description": _DESCRIPTIONS[code]})
+    schema = "XimilarError" if path.startswith(XIMILAR_PATHS) else "Error"
+    for status, response in responses.items():
+        declared = any(media.get("schema") for media in response.get("content", {}).values())
+        if int(status) < 400 or declared:  # a route's own body for it (/readyz's 503)
+            continue
+        response["content"] = {
+            "application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}
+        }
+        if status in ("429", "503"):
+            response["headers"] = _RETRY_AFTER
+    operation["responses"] = dict(sorted(responses.items()))

@@ -169,7 +169,7 @@ def test_sigkill_during_writes_then_doctor_repairs(tmp_path: Path, photo: Path) 
     assert again.returncode == 0 and "consistent" in again.stderr, again.stderr
     db = Database(f"sqlite:///{tmp_path / 'alphacut.db'}")
     store = LocalBlobStore(tmp_path / "blobs")
-    rows = db.blob_keys() | db.result_blob_keys()
+    rows = db.blob_keys("image") | db.blob_keys("result")
     files = set(store.stored_keys())
     assert rows == files, "every row has its file and every file its row"
     assert rows, "work that finished before the kill is kept"
@@ -187,7 +187,7 @@ def test_doctor_reports_and_removes_rows_whose_file_vanished(tmp_path: Path, pho
     report = examine(db, store, repair=False, grace_seconds=0)
     assert report.rows_without_file == [f"image {image['id']}"]
     examine(db, store, repair=True, grace_seconds=0)
-    assert db.blob_keys() == set()
+    assert db.blob_keys("image") == set()
     assert examine(db, store, repair=False, grace_seconds=0).healthy
 
 

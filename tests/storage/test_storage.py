@@ -69,9 +69,9 @@ def test_failed_commit_leaves_no_file(
     monkeypatch.undo()
     record = images.create(key.id, "x", photo.read_bytes())
     assert list(blobs.stored_keys()) == [record.blob_key]
-    assert db.blob_keys() == {record.blob_key}
+    assert db.blob_keys("image") == {record.blob_key}
     images.delete(key.id, record.id)
-    assert list(blobs.stored_keys()) == [] and db.blob_keys() == set()
+    assert list(blobs.stored_keys()) == [] and db.blob_keys("image") == set()
     queue.shutdown()
 
 

@@ -9,9 +9,10 @@ running they may be writes whose row is about to be committed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import get_args
 
 from alphacut.storage.blobs import BlobStore
-from alphacut.storage.database import Database
+from alphacut.storage.database import BlobOwner, Database
 
 
 @dataclass
@@ -31,14 +32,14 @@ def examine(
     db: Database, blobs: BlobStore, *, repair: bool, grace_seconds: float = 600.0
 ) -> Report:
     report = Report(repaired=repair)
-    image_keys = db.blob_keys()
-    result_keys = db.result_blob_keys()
-    for record in db.images_without(blobs.exists):
-        report.rows_without_file.append(f"image {record}")
-    for token in db.results_without(blobs.exists):
-        report.rows_without_file.append(f"result {token}")
+    known: set[str] = set()
+    missing: list[tuple[BlobOwner, str]] = []
+    for owner in get_args(BlobOwner):
+        known |= db.blob_keys(owner)
+        missing += [(owner, row_id) for row_id in db.rows_without_file(owner, blobs.exists)]
+    report.rows_without_file = [f"{owner} {row_id}" for owner, row_id in missing]
     for key in blobs.stored_keys():
-        if key in image_keys or key in result_keys:
+        if key in known:
             continue
         if blobs.age(key) < grace_seconds:
             report.recent_files_skipped += 1
@@ -46,12 +47,8 @@ def examine(
         report.files_without_row.append(key)
     report.temp_files = blobs.remove_temp_files(grace_seconds, dry_run=not repair)
     if repair:
-        for entry in report.rows_without_file:
-            kind, _, ident = entry.partition(" ")
-            if kind == "image":
-                db.delete_image_row(ident)
-            else:
-                db.delete_result_row(ident)
+        for owner, row_id in missing:
+            db.delete_row(owner, row_id)
         for key in report.files_without_row:
             blobs.delete(key)
     return report

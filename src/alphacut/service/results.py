@@ -69,7 +69,7 @@ class ResultStore:
         """Result files no row points to (a crash between writing and committing), once
         they are older than ``grace_seconds`` (a younger one may be another worker's write
         whose row is about to be committed)."""
-        known = self.db.result_blob_keys()
+        known = self.db.blob_keys("result")
         orphans = [
             key
             for key in self.blobs.stored_keys()

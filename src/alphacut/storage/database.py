@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from alembic import command
 from alembic.config import Config
@@ -23,6 +23,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from alphacut.storage.models import ApiKeyRow, ImageRow, ResultRow, UsageRow
+
+# Tables whose every row owns one stored file: the table and its id column.
+BlobOwner = Literal["image", "result"]
+_BLOB_OWNERS: dict[BlobOwner, tuple[type[ImageRow] | type[ResultRow], Any]] = {
+    "image": (ImageRow, ImageRow.id),
+    "result": (ResultRow, ResultRow.token),
+}
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -291,20 +298,6 @@ class Database:
             session.flush()
             return ImageRecord.of(row)
 
-    def images_without(self, exists: Callable[[str], bool]) -> list[str]:
-        """Ids of images whose file ``exists`` says is missing."""
-        with self.session() as session:
-            rows = session.execute(select(ImageRow.id, ImageRow.blob_key)).all()
-        return [image_id for image_id, key in rows if not exists(key)]
-
-    def delete_image_row(self, image_id: str) -> None:
-        with self.session() as session:
-            session.execute(delete(ImageRow).where(ImageRow.id == image_id))
-
-    def blob_keys(self) -> set[str]:
-        with self.session() as session:
-            return set(session.scalars(select(ImageRow.blob_key)))
-
     # Results -----------------------------------------------------------------------------
 
     def add_result(self, result: ResultRecord) -> None:
@@ -339,18 +332,24 @@ class Database:
                 )
             return records
 
-    def results_without(self, exists: Callable[[str], bool]) -> list[str]:
-        with self.session() as session:
-            rows = session.execute(select(ResultRow.token, ResultRow.blob_key)).all()
-        return [token for token, key in rows if not exists(key)]
+    # Rows that own a file (images, results): the store's consistency checks -------------
 
-    def delete_result_row(self, token: str) -> None:
+    def blob_keys(self, owner: BlobOwner) -> set[str]:
+        """The file keys the ``owner`` table's rows point to."""
         with self.session() as session:
-            session.execute(delete(ResultRow).where(ResultRow.token == token))
+            return set(session.scalars(select(_BLOB_OWNERS[owner][0].blob_key)))
 
-    def result_blob_keys(self) -> set[str]:
+    def rows_without_file(self, owner: BlobOwner, exists: Callable[[str], bool]) -> list[str]:
+        """Ids of the ``owner`` rows whose file ``exists`` says is missing."""
+        table, ident = _BLOB_OWNERS[owner]
         with self.session() as session:
-            return set(session.scalars(select(ResultRow.blob_key)))
+            rows = session.execute(select(ident, table.blob_key)).all()
+        return [row_id for row_id, key in rows if not exists(key)]
+
+    def delete_row(self, owner: BlobOwner, row_id: str) -> None:
+        table, ident = _BLOB_OWNERS[owner]
+        with self.session() as session:
+            session.execute(delete(table).where(ident == row_id))
 
     # Usage -------------------------------------------------------------------------------
 

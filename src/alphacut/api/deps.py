@@ -42,18 +42,25 @@ def services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(services)]
 
 
-def authenticated_key(
-    request: Request, svc: ServicesDep, api_key: Annotated[str | None, Security(api_key_header)]
-) -> ApiKey:
-    """The caller's key from ``x-api-key``: 401 when missing, unknown or revoked; 429 past
-    the key's rate limit. Every authenticated request is counted."""
-    if not api_key:
-        raise UnauthorizedError("missing API key: send it in the x-api-key header")
-    key = svc.keys.authenticate(api_key)
+def admit(svc: Services, secret: str | None, missing: str) -> ApiKey:
+    """The key whose secret was sent: 401 (``missing`` says how to send one) when there is
+    none, 401 when unknown or revoked; 429 past the key's rate limit. Every admitted request
+    is counted. Both APIs authenticate through here."""
+    if not secret:
+        raise UnauthorizedError(missing)
+    key = svc.keys.authenticate(secret)
     if key is None:
         raise UnauthorizedError("invalid or revoked API key")
     svc.rate_limiter.check(key.id)
     svc.keys.record(key.id, requests=1)
+    return key
+
+
+def authenticated_key(
+    request: Request, svc: ServicesDep, api_key: Annotated[str | None, Security(api_key_header)]
+) -> ApiKey:
+    """The caller's key from ``x-api-key`` (see :func:`admit`)."""
+    key = admit(svc, api_key, "missing API key: send it in the x-api-key header")
     request.state.key = key
     return key
 

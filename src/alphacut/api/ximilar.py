@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 
-from alphacut.api.deps import ServicesDep, base_url, json_body_rules
+from alphacut.api.deps import ServicesDep, admit, base_url, json_body_rules
 from alphacut.api.openapi import errors
 from alphacut.engine.encode import MEDIA_TYPES, parse_format
 from alphacut.errors import NotFoundError, UnauthorizedError
@@ -102,14 +102,7 @@ def ximilar_key(
         scheme, _, value = authorization.strip().partition(" ")
         if scheme.lower() in _TOKEN_SCHEMES and value.strip():
             secret = value.strip()
-    if not secret:
-        raise UnauthorizedError("missing API key: send Authorization: Token <key>")
-    key = svc.keys.authenticate(secret)
-    if key is None:
-        raise UnauthorizedError("invalid or revoked API key")
-    svc.rate_limiter.check(key.id)
-    svc.keys.record(key.id, requests=1)
-    return key
+    return admit(svc, secret, "missing API key: send Authorization: Token <key>")
 
 
 @router.post(

@@ -512,18 +512,18 @@ def eval_command(
         _fail(f"{folder} has no pairs.csv (columns image,mask: paths relative to the folder)")
     try:
         pairs = spread(load_pairs(folder), limit)
-        names = model or list(MODELS)
-        for name in names:
-            if name not in MODELS:
-                raise InvalidInputError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
-        variants = [
-            Variant(name, resolve_refine(option, MODELS[name].refine))
-            for name in names
-            for option in dict.fromkeys(refine or ["auto"])
-        ]
+        store = ModelStore(get_settings().model_dir)
+        specs = [store.spec(name) for name in model or list(MODELS)]
+        # auto may name the same refinement as another option: each variant runs once.
+        variants = list(
+            dict.fromkeys(
+                Variant(spec.name, resolve_refine(option, spec.refine))
+                for spec in specs
+                for option in refine or ["auto"]
+            )
+        )
     except (AlphacutError, ValueError, KeyError) as exc:
         _fail(str(exc))
-    variants = list(dict.fromkeys(variants))
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=err, transient=True,

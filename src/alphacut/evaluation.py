@@ -282,13 +282,19 @@ def evaluate(
     on_result: Callable[[ImageResult], None] | None = None,
 ) -> list[ImageResult]:
     """Run every variant on every pair and score it. Seconds are alphacut's end to end
-    (decode to full-size cut-out, model already loaded), not the scoring's."""
-    results = []
-    for variant in variants:
-        remover = Remover(variant.model, refine=variant.refine, settings=settings)
+    (decode to full-size cut-out, model already loaded), not the scoring's. The variants
+    take turns on each photo, so that a machine's drifting speed weighs on all alike, and
+    each mask is read once."""
+    removers = [
+        (variant, Remover(variant.model, refine=variant.refine, settings=settings))
+        for variant in variants
+    ]
+    for _variant, remover in removers:
         remover.load()
-        for pair in pairs:
-            truth = load_truth(pair.mask)
+    results = []
+    for pair in pairs:
+        truth = load_truth(pair.mask)
+        for variant, remover in removers:
             started = time.perf_counter()
             cut = remover.remove(pair.image)
             seconds = time.perf_counter() - started

@@ -202,3 +202,13 @@ def test_eval_scores_variants_side_by_side(shared: Path, tmp_path: Path) -> None
     for image in images:
         assert 0 <= image["scores"]["iou"] <= 1 and 0 <= image["scores"]["boundary_f"] <= 1
         assert 0 <= image["scores"]["mae"] <= 1 and image["seconds"] > 0
+
+
+def test_eval_names_a_mask_that_does_not_fit_its_photo(photo: Path, tmp_path: Path) -> None:
+    shutil.copy(photo, tmp_path / "car.jpg")
+    Image.new("L", (10, 10)).save(tmp_path / "car.png")
+    (tmp_path / "pairs.csv").write_text("image,mask\ncar.jpg,car.png\n")
+    done = run("eval", str(tmp_path), "-m", "fast")
+    assert done.returncode == 1
+    assert "car.jpg is 480x360 but its mask car.png is 10x10" in done.stderr.decode()
+    assert "Traceback" not in done.stderr.decode()

@@ -533,7 +533,7 @@ def eval_command(
             results = evaluate(
                 pairs, variants, tolerance=tolerance, on_result=lambda _: progress.advance(task)
             )
-        except AlphacutError as exc:
+        except (AlphacutError, ValueError, OSError) as exc:  # a bad photo, mask or pairing
             _fail(str(exc))
     summaries = summarize(results)
     table = Table(title=f"{folder.name}: {len(pairs)} pairs, boundary tolerance {tolerance} px")

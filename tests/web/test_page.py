@@ -153,6 +153,7 @@ def test_phone_layout_and_a_bad_file(
     failed = page.locator(".card", has_text="holiday.jpg")
     expect(failed).to_have_attribute("data-state", "error", timeout=60_000)
     expect(failed.locator(".error")).to_contain_text("Unsupported format")
+    expect(failed.locator(".stage")).to_be_hidden()  # no broken-image preview
     expect(failed.get_by_role("button", name="Try again")).to_be_visible()
     wait_done(page.locator(".card", has_text="car-1.jpg"))
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")

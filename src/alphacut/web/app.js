@@ -242,6 +242,8 @@ function pump() {
 function addFile(file) {
   const card = createCard(file.name || "pasted image");
   card.dataset.beforeUrl = URL.createObjectURL(file);
+  // A file the browser cannot show (not an image) gets no broken preview, only its error.
+  $(".before", card).onerror = () => { $(".stage", card).hidden = true; };
   $(".before", card).src = card.dataset.beforeUrl;
   $(".before", card).alt = `Original: ${file.name || "pasted image"}`;
   const model = selectedModel();

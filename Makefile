@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(EXTRAS)
 EXTRAS ?= dev
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: setup models browser test lint serve bench bench-load constraints clean
+.PHONY: setup models browser test lint serve bench bench-halo bench-load constraints clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -45,6 +45,10 @@ serve: models
 bench:
 	@$(MAKE) --no-print-directory models EXTRAS=dev,bench
 	$(BIN)/python bench/engine.py
+
+# How much of the old background stays in soft edges, with and without refine=edges.
+bench-halo: models
+	$(BIN)/python bench/halo.py
 
 # The service under load (about 15 minutes): throughput, latency percentiles, RSS.
 bench-load: models

@@ -162,8 +162,9 @@ def remove(
         str | None,
         typer.Option(
             "--refine",
-            help="auto (each model's measured best), none (one plain pass) or zoom "
-            "(a second pass over the subject).",
+            help="auto (each model's measured best), none (one plain pass, as rembg), "
+            "edges (settled alpha, no halo), zoom (edges plus a second pass over the subject) "
+            "or consensus (edges plus a check by a second model; precise only).",
         ),
     ] = None,
     mask: Annotated[bool, typer.Option("--mask", help="Write the greyscale mask instead.")] = False,
@@ -488,7 +489,9 @@ def eval_command(
     refine: Annotated[
         list[str] | None,
         typer.Option(
-            "--refine", "-r", help="auto, none or zoom (repeat to compare; default auto)."
+            "--refine",
+            "-r",
+            help="auto, none, edges, zoom or consensus (repeat to compare; default auto).",
         ),
     ] = None,
     limit: Annotated[

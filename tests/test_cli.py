@@ -212,3 +212,15 @@ def test_eval_names_a_mask_that_does_not_fit_its_photo(photo: Path, tmp_path: Pa
     assert done.returncode == 1
     assert "car.jpg is 480x360 but its mask car.png is 10x10" in done.stderr.decode()
     assert "Traceback" not in done.stderr.decode()
+
+
+def test_serve_refuses_a_refine_some_model_cannot_do(tmp_path: Path) -> None:
+    done = run(
+        "serve",
+        "--port",
+        "1",
+        env={"ALPHACUT_REFINE": "consensus", "ALPHACUT_DATA_DIR": str(tmp_path)},
+    )
+    assert done.returncode == 2
+    assert "consensus needs a second model to check 'fast'" in done.stderr.decode()
+    assert b"Traceback" not in done.stderr

@@ -591,6 +591,11 @@ def serve(
     from alphacut.api.web import LOCAL_KEY_ENV, make_local_key
 
     settings = get_settings()
+    try:  # a refine setting some model cannot honour: say so here, not in a startup traceback
+        for name in MODELS:
+            Remover(name, settings=settings)
+    except AlphacutError as exc:
+        _fail(exc.message, 2)
     service = _key_service()  # migrates the database once, before any worker starts
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - for display
     base = settings.public_url or f"http://{shown}:{port}"

@@ -19,7 +19,7 @@ from rich.table import Table
 from alphacut import __version__
 from alphacut.config import get_settings
 from alphacut.engine.encode import OutputFormat, parse_format, suffix_for
-from alphacut.engine.pipeline import Remover
+from alphacut.engine.pipeline import Remover, check_refine
 from alphacut.errors import AlphacutError, InvalidInputError
 from alphacut.files import write_atomic
 from alphacut.models.install import ModelInstaller
@@ -591,9 +591,8 @@ def serve(
     from alphacut.api.web import LOCAL_KEY_ENV, make_local_key
 
     settings = get_settings()
-    try:  # a refine setting some model cannot honour: say so here, not in a startup traceback
-        for name in MODELS:
-            Remover(name, settings=settings)
+    try:  # said here in one line, not in a worker's startup traceback
+        check_refine(settings)
     except AlphacutError as exc:
         _fail(exc.message, 2)
     service = _key_service()  # migrates the database once, before any worker starts

@@ -17,8 +17,7 @@ from alphacut.api import errors, images, openapi, public, web, ximilar
 from alphacut.api.deps import Services
 from alphacut.api.limits import BodyLimitMiddleware, RateLimiter
 from alphacut.config import Settings, get_settings
-from alphacut.engine.pipeline import Remover
-from alphacut.models.registry import MODELS
+from alphacut.engine.pipeline import check_refine
 from alphacut.service.images import ImageService
 from alphacut.service.keys import KeyService
 from alphacut.service.removebg import RemoveBgService
@@ -80,10 +79,7 @@ class Runtime:
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    for (
-        model
-    ) in MODELS:  # a refine setting some model cannot honour fails at start, not per request
-        Remover(model, settings=settings)
+    check_refine(settings)
     db = Database(settings.resolved_database_url)
     db.migrate()
     blobs = LocalBlobStore(settings.data_dir / "blobs")

@@ -34,6 +34,7 @@ from alphacut.engine.refine import agree, firm_alpha, zoom_box
 from alphacut.engine.sessions import SESSIONS, LoadedModel, SessionCache
 from alphacut.errors import InvalidInputError, ModelNotInstalledError
 from alphacut.files import write_atomic
+from alphacut.models.registry import MODELS
 from alphacut.models.store import ModelStore
 
 _WHITE: RGBA = (255, 255, 255, 255)
@@ -54,6 +55,14 @@ def resolve_refine(requested: str, model_default: str) -> str:
             f"unknown refine {requested!r}; choose auto, none, edges, zoom or consensus"
         )
     return chosen
+
+
+def check_refine(settings: Settings) -> None:
+    """Raise :class:`InvalidInputError` if ``settings.refine`` is one that some model cannot
+    honour (``consensus`` for a model without a checker): services call this at start, so the
+    mistake is reported once instead of failing every request."""
+    for name in MODELS:
+        Remover(name, settings=settings)
 
 
 class Cutout:

@@ -4,11 +4,11 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(EXTRAS)
 EXTRAS ?= dev
+STAMP = $(VENV)/.installed-$(EXTRAS)
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: setup models browser test lint serve bench bench-halo bench-load constraints clean
+.PHONY: setup models browser test lint serve bench bench-halo bench-memory bench-load constraints clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -49,6 +49,10 @@ bench:
 # How much of the old background stays in soft edges, with and without refine=edges.
 bench-halo: models
 	$(BIN)/python bench/halo.py
+
+# Peak memory and time per pixel of every operation and removal (the service's cost estimates).
+bench-memory: models
+	$(BIN)/python bench/memory.py
 
 # The service under load (about 15 minutes): throughput, latency percentiles, RSS.
 bench-load: models

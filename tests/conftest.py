@@ -95,10 +95,10 @@ ServerFactory = Callable[..., Server]
 def make_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
     started: list[Server] = []
 
-    def make(offer_local_key: bool = False, **overrides: object) -> Server:
+    def make(**overrides: object) -> Server:
         data_dir = tmp_path_factory.mktemp("alphacut-data")
         settings = Settings(data_dir=data_dir, **overrides)  # type: ignore[arg-type]
-        server = start_server(settings, offer_local_key=offer_local_key)
+        server = start_server(settings)
         started.append(server)
         return server
 

@@ -11,7 +11,7 @@ import httpx
 import uvicorn
 
 from alphacut.api import create_app
-from alphacut.api.web import make_local_key
+from alphacut.api.server import ServerConfig
 from alphacut.config import Settings
 from alphacut.service.keys import KeyService
 from alphacut.storage.database import Database
@@ -44,15 +44,13 @@ class Server:
         self._thread.join(timeout=30)
 
 
-def start_server(settings: Settings, *, offer_local_key: bool = False) -> Server:
+def start_server(settings: Settings) -> Server:
+    """The app under the configuration `alphacut serve` uses (protocol, limits, logging)."""
     port = free_port()
-    local_key = None
-    if offer_local_key:
-        database = Database(settings.resolved_database_url)
-        database.migrate()
-        local_key = make_local_key(KeyService(database))
-    app = create_app(settings, local_key=local_key)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    app = create_app(settings)
+    config = ServerConfig(
+        app, settings, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

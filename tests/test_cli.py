@@ -224,3 +224,13 @@ def test_serve_refuses_a_refine_some_model_cannot_do(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "consensus needs a second model to check 'fast'" in done.stderr.decode()
     assert b"Traceback" not in done.stderr
+
+
+def test_a_result_too_wide_for_webp_is_a_clear_error(tmp_path: Path) -> None:
+    wide = tmp_path / "wide.png"
+    Image.new("RGB", (20_000, 2), (200, 10, 10)).save(wide)
+    done = run("remove", str(wide), "-f", "webp", "-o", str(tmp_path / "out.webp"), "-m", "fast")
+    stderr = " ".join(done.stderr.decode().split())  # rich wraps long lines
+    assert done.returncode == 1
+    assert "20000x2 pixels" in stderr and "16,383 pixels on a side" in stderr, stderr
+    assert "Traceback" not in stderr and not (tmp_path / "out.webp").exists()

@@ -101,3 +101,55 @@ def test_serve_creates_a_first_key_and_answers(tmp_path: Path, photo: Path) -> N
         second.wait(timeout=30)
         if second.stderr:
             second.stderr.close()
+
+
+def test_serve_prints_the_page_link_and_keeps_credentials_out_of_logs(tmp_path: Path) -> None:
+    """The page's key is printed as ``/#key=...``; a second server that cannot start (port in
+    use) leaves the first one's key working; access logs shorten /p/ and /results/ tokens;
+    a clean stop revokes the page's key."""
+    port = free_port()
+    env = {**os.environ, "ALPHACUT_DATA_DIR": str(tmp_path)}
+    first = subprocess.Popen(
+        [EXE, "serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert first.stderr is not None
+        lines: list[str] = []
+        while not lines or ("Uvicorn running" not in lines[-1] and lines[-1]):
+            lines.append(first.stderr.readline())
+        link = re.search(
+            rf"http://127\.0\.0\.1:{port}/#key=(test_[A-Za-z0-9]{{40}})", "".join(lines)
+        )
+        assert link, "".join(lines)
+        page_key = link.group(1)
+        second = subprocess.run(
+            [EXE, "serve", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert second.returncode == 1
+        assert f"cannot listen on 127.0.0.1:{port}" in second.stderr
+        assert "#key=" not in second.stderr, "it created no key"
+        base = f"http://127.0.0.1:{port}"
+        mine = httpx.get(f"{base}/v1/images", headers={"x-api-key": page_key}, timeout=60)
+        assert mine.status_code == 200, "the running server's key still works"
+        proxied = httpx.get(f"{base}/web/local-key", headers={"Host": f"127.0.0.1:{port}"})
+        assert proxied.status_code == 404, "what a local reverse proxy sends gets no key"
+        published, result = "Pub1" + "x" * 39, "Res1" + "0" * 44
+        assert httpx.get(f"{base}/p/{published}").status_code == 404
+        assert httpx.get(f"{base}/results/{result}.png").status_code == 404
+    finally:
+        first.send_signal(signal.SIGTERM)
+        out, errors = first.communicate(timeout=60)
+    logs = out + errors
+    assert "/p/Pub1… HTTP/1.1" in logs and "/results/Res1… HTTP/1.1" in logs
+    assert published not in logs and result not in logs
+    listing = json.loads(run(tmp_path, "keys", "list", "--json").stdout)
+    page = [k for k in listing if k["prefix"] == page_key[:9]]
+    assert len(page) == 1 and page[0]["revoked_at"] is not None, "revoked when it stopped"

@@ -442,7 +442,8 @@ def doctor(
         typer.Option("--grace", min=0, help="Leave files younger than this (seconds) alone."),
     ] = 600.0,
 ) -> None:
-    """Check that every image row has its file and every file its row (after a crash)."""
+    """Check that every image row has its file and every file its row (after a crash), and
+    report unknown files in the store (--repair moves them to blobs-quarantine/)."""
     from alphacut.service.doctor import examine
     from alphacut.storage.blobs import LocalBlobStore
 
@@ -459,8 +460,17 @@ def doctor(
         err.print(f"{verb}: file without a row: {key}")
     if report.temp_files:
         err.print(f"{verb}: {report.temp_files} half-written temp file(s)")
+    for entry in report.unknown_entries:  # repr: a name may hold anything, markup included
+        where = report.quarantined.get(entry)
+        moved = f" -> moved to {where!r}" if where else ""
+        if entry in report.not_moved:
+            moved = f" -> could not be moved: {report.not_moved[entry]}"
+        err.print(f"found: unknown file: {entry!r}{moved}", markup=False)
     if report.recent_files_skipped:
         err.print(f"skipped {report.recent_files_skipped} file(s) younger than {grace:g} s")
+    if report.not_moved:
+        err.print("some unknown files could not be moved aside: see above")
+        raise typer.Exit(1)
     if report.healthy:
         err.print("store is consistent: every row has its file and every file its row")
     elif repair:
@@ -586,9 +596,15 @@ def serve(
     SIGTERM stops accepting connections and lets requests in flight finish (up to
     ALPHACUT_SHUTDOWN_GRACE_SECONDS); files are only ever renamed into place whole.
     """
-    import uvicorn
+    import logging
 
-    from alphacut.api.web import LOCAL_KEY_ENV, make_local_key
+    from alphacut.api.server import (
+        PageKey,
+        ServerConfig,
+        listen,
+        raise_open_file_limit,
+        serve_until_stopped,
+    )
 
     settings = get_settings()
     try:  # said here in one line, not in a worker's startup traceback
@@ -596,8 +612,23 @@ def serve(
     except AlphacutError as exc:
         _fail(exc.message, 2)
     service = _key_service()  # migrates the database once, before any worker starts
+    config = ServerConfig(
+        "alphacut.api.app:app_from_environment",
+        settings,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
+    raise_open_file_limit()
+    try:  # first, so that a server that cannot start changes nothing (keys included)
+        sock = listen(host, port, config.backlog)
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 1)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - for display
-    base = settings.public_url or f"http://{shown}:{port}"
+    shown = f"[{shown}]" if ":" in shown else shown
+    base = (settings.public_url or f"http://{shown}:{port}").rstrip("/")
     if not service.all():
         secret, key = service.create("first key", "test")
         err.print(
@@ -614,21 +645,16 @@ def serve(
             f"[yellow]warning:[/yellow] models not installed: {', '.join(missing)}; "
             "run `alphacut models install`"
         )
-    loopback = host in ("localhost", "::1") or host.startswith("127.")
-    if loopback:
-        os.environ[LOCAL_KEY_ENV] = make_local_key(service)
-        err.print(f"Web page: {base}/ (it gets a key of its own on this machine)")
-    else:
-        os.environ.pop(LOCAL_KEY_ENV, None)
-    uvicorn.run(
-        "alphacut.api.app:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
-        log_level="info",
+    page_key = PageKey.start(service, settings.data_dir, f"{shown}:{port}")
+    # The operator's terminal only, never over HTTP, as Jupyter prints its token.
+    page = f"{base}/#key={page_key.secret}"
+    err.print(f"Web page (its key works until this server stops):\n\n  {page}\n", markup=False)
+    bound = f"[{host}]" if ":" in host else host
+    logging.getLogger("uvicorn.error").info(
+        "Uvicorn running on http://%s:%d (Press CTRL+C to quit)", bound, sock.getsockname()[1]
     )
+    with sock:
+        serve_until_stopped(config, sock, on_stop=page_key.close)
 
 
 def main() -> None:

@@ -100,10 +100,31 @@ class Settings(BaseSettings):
     retry_after_seconds: int = Field(
         5, ge=1, le=3600, description="Retry-After sent with 503 when the queue is full."
     )
+    memory_budget_bytes: int | None = Field(
+        None,
+        ge=1,
+        description="Memory that image work may hold at once (each job is costed from its "
+        "pixel counts first; too big for it: 413); default: 70% of what the process may "
+        "still use at start-up (RAM, cgroup limit or RLIMIT_AS, the smallest).",
+    )
+    memory_wait_seconds: float = Field(
+        10.0, ge=0, le=600, description="How long a job waits for memory to free (then 503)."
+    )
     fetch_timeout_seconds: float = Field(
-        15.0, gt=0, le=300, description="Total time allowed to fetch an image from a URL."
+        15.0,
+        gt=0,
+        le=300,
+        description="Total time allowed to fetch an image from a URL: name resolution, "
+        "connecting, TLS, headers and body, redirects included.",
     )
     fetch_max_redirects: int = Field(5, ge=0, le=20, description="Redirects followed per fetch.")
+    fetch_workers: int = Field(
+        16,
+        ge=1,
+        le=1024,
+        description="URL fetches at the same time, on their own threads (beyond: 503), so "
+        "that slow origins cannot take the threads of requests that fetch nothing.",
+    )
     fetch_trusted_origins: list[str] = Field(
         default_factory=list,
         description="host:port pairs that may be fetched even on private addresses.",
@@ -111,12 +132,34 @@ class Settings(BaseSettings):
     public_cache_seconds: int = Field(
         60, ge=0, description="Cache-Control max-age of published image URLs."
     )
+    keep_metadata: bool = Field(
+        False,
+        description="Store uploads byte for byte, metadata included (EXIF GPS, camera serial, "
+        "XMP, comments); default: strip it, keeping the pixels, ICC profile and orientation.",
+    )
+    # 100 MiB: room for the SQLite WAL (about 4 MiB at its steady state) and a few uploads in
+    # flight at once (20 MiB each) after the last check passed; 0 turns the check off.
+    min_free_bytes: int = Field(
+        100 * 1024 * 1024,
+        ge=0,
+        description="Free disk space kept in the data dir: writes under it answer 507, "
+        "and /readyz says not ready.",
+    )
+    max_stored_bytes_per_key: int | None = Field(
+        None, ge=1, description="Bytes of images one API key may store (then 403); unset: no quota."
+    )
 
     request_timeout_seconds: float = Field(
         120.0, gt=0, description="Longest a removal or image operation may take (then 504)."
     )
     shutdown_grace_seconds: float = Field(
         30.0, ge=0, description="On SIGTERM, how long in-flight requests may take to finish."
+    )
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="Time a client has to send a request head (then the connection is closed).",
     )
     removebg_max_records: int = Field(
         10, ge=1, le=1000, description="Records per Ximilar-style remove-background request."

@@ -47,6 +47,15 @@ class ImageTooLargeError(AlphacutError):
     code = "image_too_large"
 
 
+class FormatLimitError(AlphacutError):
+    """The result is larger than its output format can hold (WebP: 16383 px a side, JPEG:
+    65500). 422, as imgproxy answers a result it cannot save: the request is well formed and
+    within the limits (not 400 or 413), it cannot be carried out as asked."""
+
+    status = 422
+    code = "format_limit_exceeded"
+
+
 class ModelNotInstalledError(AlphacutError):
     """The model's weights are not in the model directory (or fail verification)."""
 
@@ -66,6 +75,24 @@ class NotFoundError(AlphacutError):
 
     status = 404
     code = "not_found"
+
+
+class QuotaExceededError(AlphacutError):
+    """Storing this would take the key past its storage quota. 403, as Google Drive's
+    ``storageQuotaExceeded`` and Azure's quota errors: the caller is known but may not store
+    more until it deletes; nothing about the request itself is too large (413) and waiting
+    does not help (429)."""
+
+    status = 403
+    code = "quota_exceeded"
+
+
+class InsufficientStorageError(AlphacutError):
+    """The server's disk (or database) is full, or under its free-space threshold: writes are
+    refused with 507 (RFC 4918) while reads and deletes go on working."""
+
+    status = 507
+    code = "insufficient_storage"
 
 
 class UnauthorizedError(AlphacutError):

@@ -10,8 +10,11 @@
   documentation ranges, also when written inside an IPv6 address (IPv4-mapped, IPv4-compatible,
   6to4, NAT64 well-known and local-use prefixes, Teredo).
 - Redirects are followed by hand, each one through the same checks, up to a limit.
-- The body is streamed with a byte limit and an overall deadline; proxies from the
-  environment are ignored (a proxy would connect on our behalf, unchecked).
+- One deadline covers the whole fetch: name resolution, connecting, TLS, the response head,
+  the body and every redirect. Each socket operation gets only the time left, so an origin
+  that drips its headers one byte at a time is cut off on time like one that drips its body.
+- The body is streamed with a byte limit; proxies from the environment are ignored (a proxy
+  would connect on our behalf, unchecked).
 - ``trusted`` host:port pairs (a setting) skip the address check, e.g. an internal store.
 """
 
@@ -19,8 +22,11 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +43,8 @@ _NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 _TEREDO = ipaddress.ip_network("2001::/32")
 _REDIRECTS = {301, 302, 303, 307, 308}
+# getaddrinfo cannot be given a timeout: it runs here and is waited for with the time left.
+_RESOLVER = ThreadPoolExecutor(max_workers=8, thread_name_prefix="alphacut-resolve")
 
 
 class UrlNotAllowedError(AlphacutError):
@@ -84,12 +92,66 @@ def _split_origin(origin: str) -> tuple[str, int]:
     return host.strip("[]").lower(), int(port)
 
 
-class _VettingBackend(httpcore.NetworkBackend):
-    """Resolves, vets and connects in one step (see the module docstring)."""
+class _Deadline:
+    def __init__(self, at: float) -> None:
+        self.at = at
 
-    def __init__(self, trusted: set[tuple[str, int]]) -> None:
+    def left(self, timeout: float | None, error: type[Exception]) -> float:
+        """Seconds an operation may take: ``timeout`` or less, never past the deadline."""
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise error("the fetch's time is up")
+        return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read, write and TLS handshake ends by the deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream, deadline: _Deadline) -> None:
+        self._inner = inner
+        self._deadline = deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, self._deadline.left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, self._deadline.left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        left = self._deadline.left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(
+            self._inner.start_tls(ssl_context, server_hostname, left), self._deadline
+        )
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _VettingBackend(httpcore.NetworkBackend):
+    """Resolves, vets and connects in one step (see the module docstring), by the deadline."""
+
+    def __init__(self, trusted: set[tuple[str, int]], deadline: _Deadline) -> None:
         self._inner = httpcore.SyncBackend()
         self._trusted = trusted
+        self._deadline = deadline
+
+    def _resolve(self, host: str, port: int) -> list[Any]:
+        left = self._deadline.left(None, httpcore.ConnectTimeout)
+        answer = _RESOLVER.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+        try:
+            return answer.result(timeout=left)
+        except FutureTimeout:
+            raise httpcore.ConnectTimeout(f"resolving {host!r} took too long") from None
+        except (socket.gaierror, UnicodeError) as exc:
+            raise FetchError(f"could not resolve the host {host!r}") from exc
 
     def connect_tcp(
         self,
@@ -100,10 +162,7 @@ class _VettingBackend(httpcore.NetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
         trusted = (host.strip("[]").lower(), port) in self._trusted
-        try:
-            answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError) as exc:
-            raise FetchError(f"could not resolve the host {host!r}") from exc
+        answers = self._resolve(host, port)
         refused = False
         last_error: Exception | None = None
         for _family, _type, _proto, _name, sockaddr in answers:
@@ -111,12 +170,15 @@ class _VettingBackend(httpcore.NetworkBackend):
             if not trusted and not is_public_address(address):
                 refused = True
                 continue
+            left = self._deadline.left(timeout, httpcore.ConnectTimeout)
             try:
-                return self._inner.connect_tcp(
-                    str(address), port, timeout, local_address, socket_options
+                stream = self._inner.connect_tcp(
+                    str(address), port, left, local_address, socket_options
                 )
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 last_error = exc
+                continue
+            return _DeadlineStream(stream, self._deadline)
         if refused and last_error is None:
             raise UrlNotAllowedError(
                 "the URL's host resolves to a private, loopback or otherwise internal address"
@@ -128,12 +190,12 @@ class _VettingBackend(httpcore.NetworkBackend):
 
 
 class _VettingTransport(httpx.HTTPTransport):
-    def __init__(self, trusted: set[tuple[str, int]]) -> None:
+    def __init__(self, trusted: set[tuple[str, int]], deadline: _Deadline) -> None:
         super().__init__(trust_env=False, retries=0)
         self._pool = httpcore.ConnectionPool(
             ssl_context=httpx.create_ssl_context(),
             max_connections=4,
-            network_backend=_VettingBackend(trusted),
+            network_backend=_VettingBackend(trusted, deadline),
         )
 
 
@@ -161,13 +223,13 @@ def check_url(url: str) -> httpx.URL:
 
 def fetch(url: str, policy: FetchPolicy) -> bytes:
     """The body of ``url`` (after vetted redirects), at most ``policy.max_bytes`` long."""
-    deadline = time.monotonic() + policy.timeout
+    deadline = _Deadline(time.monotonic() + policy.timeout)
     trusted = {_split_origin(origin) for origin in policy.trusted_origins}
     headers = {"User-Agent": f"alphacut/{__version__}", "Accept": "image/*"}
     timeout = httpx.Timeout(policy.timeout)
     current = check_url(url)
     with httpx.Client(
-        transport=_VettingTransport(trusted), timeout=timeout, follow_redirects=False
+        transport=_VettingTransport(trusted, deadline), timeout=timeout, follow_redirects=False
     ) as client:
         for _ in range(policy.max_redirects + 1):
             try:
@@ -185,7 +247,7 @@ def fetch(url: str, policy: FetchPolicy) -> bytes:
         raise FetchError(f"more than {policy.max_redirects} redirects")
 
 
-def _read_body(response: httpx.Response, max_bytes: int, deadline: float) -> bytes:
+def _read_body(response: httpx.Response, max_bytes: int, deadline: _Deadline) -> bytes:
     declared = response.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise ImageTooLargeError(f"the image at the URL is larger than {max_bytes:,} bytes")
@@ -194,6 +256,6 @@ def _read_body(response: httpx.Response, max_bytes: int, deadline: float) -> byt
         body += chunk
         if len(body) > max_bytes:
             raise ImageTooLargeError(f"the image at the URL is larger than {max_bytes:,} bytes")
-        if time.monotonic() > deadline:
+        if time.monotonic() > deadline.at:
             raise FetchError("fetching the URL took too long")
     return bytes(body)

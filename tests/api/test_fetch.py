@@ -7,6 +7,7 @@ import http.server
 import ipaddress
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -176,3 +177,132 @@ def test_create_from_url_refuses_loopback_by_default(api: httpx.Client, origin: 
     assert response.status_code == 400
     assert response.json()["type"] == "url_not_allowed"
     assert api.get("/v1/images").json()["data"] == [], "nothing stored"
+
+
+# Slow origins ------------------------------------------------------------------------------
+
+
+class _Drip:
+    """A TCP server that accepts, reads the request and answers one byte every ``every``
+    seconds: of the response head (``phase="head"``) or, after a complete head, of the body."""
+
+    def __init__(self, phase: str, every: float = 0.3) -> None:
+        self.phase = phase
+        self.every = every
+        self.stop = threading.Event()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.origin = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.open = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n"
+        data = head + b"\x89PNG" + b"\0" * 99996
+        if self.phase == "body":
+            conn.sendall(head)
+            data = data[len(head) :]
+        self.open += 1
+        try:
+            conn.recv(65536)
+            for i in range(len(data)):
+                if self.stop.wait(self.every):
+                    break
+                conn.sendall(data[i : i + 1])
+        except OSError:
+            pass  # the client gave up: what we want
+        finally:
+            self.open -= 1
+            conn.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+@pytest.fixture
+def dripping() -> Iterator[Any]:
+    made: list[_Drip] = []
+
+    def make(phase: str) -> _Drip:
+        made.append(_Drip(phase))
+        return made[-1]
+
+    yield make
+    for drip in made:
+        drip.close()
+
+
+@pytest.mark.parametrize("phase", ["head", "body"])
+def test_one_deadline_covers_the_response_head_and_body(dripping: Any, phase: str) -> None:
+    """An origin answering a byte every 0.3 s would take 8 hours; the fetch gives up at its
+    deadline whether it is still in the head (which each byte used to keep alive) or the
+    body."""
+    drip = dripping(phase)
+    quick = FetchPolicy(max_bytes=1_000_000, timeout=1.5, max_redirects=0,
+                        trusted_origins=(drip.origin,))  # fmt: skip
+    errors: list[Exception] = []
+
+    def attempt() -> None:
+        try:
+            fetch(f"http://{drip.origin}/slow.png", quick)
+        except Exception as exc:  # noqa: BLE001 - checked below
+            errors.append(exc)
+
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    thread.join(10)  # 1.5 s deadline; a generous bound, not a timing
+    assert not thread.is_alive(), "the fetch outlived its deadline"
+    assert len(errors) == 1 and isinstance(errors[0], FetchError), errors
+    assert "timed out" in str(errors[0]) or "too long" in str(errors[0])
+
+
+def test_slow_origins_cannot_starve_requests_that_fetch_nothing(
+    make_server: Any, dripping: Any
+) -> None:
+    """With every fetch slot held by a slow origin, one more fetch is refused at once (503)
+    and requests that fetch nothing keep being answered."""
+    drip = dripping("head")
+    server: Server = make_server(
+        fetch_trusted_origins=[drip.origin], fetch_workers=3, fetch_timeout_seconds=6
+    )
+    key = server.new_key()
+    url = f"http://{drip.origin}/slow.png"
+    answers: list[int] = []
+
+    def slow_fetch() -> None:
+        with server.client(key) as api:
+            answers.append(api.post("/v1/images", json={"name": "s", "url": url}).status_code)
+
+    threads = [threading.Thread(target=slow_fetch) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while drip.open < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert drip.open == 3, "the three fetches should be under way"
+    with server.client(key) as api:
+        refused = api.post("/v1/images", json={"name": "s", "url": url})
+        assert refused.status_code == 503 and refused.headers["retry-after"]
+        ximilar = api.post(
+            "/removebg/fast/removebg",
+            headers={"Authorization": f"Token {key}"},
+            json={"records": [{"_url": url}]},
+        )
+        assert ximilar.status_code == 200
+        assert ximilar.json()["records"][0]["_status"]["code"] == 503
+        for _ in range(20):  # these do not wait for the slow origin
+            assert api.get("/v1/images").status_code == 200
+            assert api.get("/healthz").status_code == 200
+    for thread in threads:
+        thread.join(30)
+    assert answers == [400, 400, 400]  # each timed out at its deadline: "fetching ... timed out"

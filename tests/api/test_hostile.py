@@ -45,6 +45,20 @@ def _png_with_chunk(png: bytes, kind: bytes, body: bytes) -> bytes:
     return png[:iend] + png_chunk(kind, body) + png[iend:]
 
 
+def _mpo(image: Image.Image) -> bytes:
+    """A phone-style JPEG: the primary image, its MPF index, the second image it lists."""
+    return _encoded(image, "MPO", save_all=True, append_images=[image.rotate(90)])
+
+
+def _mpo_misreporting(image: Image.Image) -> bytes:
+    """An MPF JPEG whose index lists the second image one byte shorter than it is."""
+    mpo = bytearray(_mpo(image))
+    second = mpo.index(b"\xff\xd9\xff\xd8") + 2
+    entry = mpo.index(struct.pack("<LL", len(mpo) - second, second - mpo.index(b"MPF\0") - 4))
+    mpo[entry : entry + 4] = struct.pack("<L", len(mpo) - second - 1)
+    return bytes(mpo)
+
+
 def _zero_bomb(width: int, height: int) -> bytes:
     """A greyscale PNG of zeros: a few hundred kB that would inflate to width x height."""
     compressor = zlib.compressobj(9)
@@ -87,6 +101,9 @@ def _corpus(photo: Path) -> dict[str, tuple[bytes, int, str]]:
         "PDF": (b"%PDF-1.7\n1 0 obj<<>>endobj\n%%EOF", 415, "PDF"),
         "ZIP": (zip_file, 415, "ZIP"),
         "JPEG that is also a ZIP": (jpeg + zip_file, 415, "two formats"),
+        "JPEG, FF D8 FF, then a ZIP": (jpeg + b"\xff\xd8\xff" + zip_file, 415, "two formats"),
+        "MPF JPEG followed by a ZIP": (_mpo(image) + zip_file, 415, "two formats"),
+        "MPF JPEG whose index lists a wrong size": (_mpo_misreporting(image), 415, "two formats"),
         "PNG followed by HTML": (
             png + b"<html><script>alert(1)</script></html>",
             415,
@@ -247,3 +264,44 @@ def test_multipart_forms_over_the_part_limits_are_refused(
         assert body["type"] == "bad_request" and "maximum" in body["message"].lower(), (case, body)
         assert api.get("/v1/images").json()["data"] == []
     assert _stored_files(hostile_server) == before
+
+
+def test_results_larger_than_their_format_holds_are_a_clear_422(hostile_server: Server) -> None:
+    """WebP holds 16,383 pixels on a side: a 20,000 px wide result is refused before encoding
+    (not a 500 from the encoder), with the formats that would work."""
+    wide = _png(Image.new("RGB", (20_000, 2), (200, 10, 10)))
+    with hostile_server.client(hostile_server.new_key()) as api:
+        source = api.post("/v1/images/upload", data={"name": "w"}, files={"image": ("w", wide)})
+        assert source.status_code == 201, source.text
+        convert = f"/v1/images/{source.json()['id']}/convert"
+        refused = api.post(convert, json={"format": "webp"})
+        assert refused.status_code == 422, refused.text
+        body = refused.json()
+        assert body["type"] == "format_limit_exceeded"
+        assert "20000x2" in body["message"] and "16,383" in body["message"]
+        assert "png or jpg" in body["message"]
+        assert api.post(convert, json={"format": "jpg"}).status_code == 201
+        assert len(api.get("/v1/images").json()["data"]) == 2  # nothing stored for the 422
+
+
+def test_a_ximilar_record_too_large_for_webp_fails_alone(
+    hostile_server: Server, photo: Path
+) -> None:
+    wide = _png(Image.new("RGB", (16_400, 8), (200, 10, 10)))
+    records = [
+        {"_id": "wide", "_base64": base64.b64encode(wide).decode()},
+        {"_id": "photo", "_base64": base64.b64encode(photo.read_bytes()).decode()},
+    ]
+    response = httpx.post(
+        f"{hostile_server.url}/removebg/fast/removebg",
+        json={"records": records, "image_format": "webp"},
+        headers={"Authorization": f"Token {hostile_server.new_key()}"},
+        timeout=300,
+    )
+    assert response.status_code == 200, response.text
+    by_id = {record["_id"]: record for record in response.json()["records"]}
+    assert by_id["photo"]["_status"]["code"] == 200
+    assert by_id["photo"]["_output_url"].endswith(".webp")
+    status = by_id["wide"]["_status"]
+    assert status["code"] == 422, status
+    assert "16,383" in status["error_description"] and "_output_url" not in by_id["wide"]

@@ -524,6 +524,7 @@ def test_openapi_docs_and_health(server: Server) -> None:
     assert ready.status_code == 200 and ready.json()["checks"] == {
         "database": "ok",
         "storage": "ok",
+        "disk": "ok",
         "model": "ok",
     }
 

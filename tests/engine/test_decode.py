@@ -311,3 +311,74 @@ def test_format_is_sniffed_from_content_not_name(original: Image.Image, tmp_path
     misnamed.write_bytes(_save(original, "PNG"))
     assert decode(misnamed, LIMITS).source_format == "png"
     assert sniff(b"RIFF\0\0\0\0WEBPVP8 ") == "webp"
+
+
+def test_the_orientation_applied_is_reported(original: Image.Image) -> None:
+    assert decode(_exif_rotated(original), LIMITS).orientation == 6
+    assert decode(VARIANTS["jpeg-baseline"](original), LIMITS).orientation == 1
+
+
+# Data after the image: only padding, and the further JPEGs a primary image's MPF index lists.
+
+ZIP = b"PK\x03\x04" + b"\x14\x00" * 10 + b"secret.txt" + b"PK\x05\x06" + b"\x00" * 18
+
+
+def _mpo(image: Image.Image) -> bytes:
+    """A primary JPEG, its MPF index, and the second image the index lists (Pillow's MPO)."""
+    return _save(image, "MPO", save_all=True, append_images=[image.rotate(90)])
+
+
+def _second_image(mpo: bytes) -> tuple[int, int]:
+    """Where the second image starts and the MP entry's field (offset) holding its size."""
+    start = mpo.index(b"\xff\xd9\xff\xd8") + 2
+    tiff = mpo.index(b"MPF\x00") + 4
+    entry = mpo.index(struct.pack("<LL", len(mpo) - start, start - tiff))
+    return start, entry
+
+
+def _mpo_listing(image: Image.Image, size_change: int) -> bytes:
+    """An MPO whose index lists the second image ``size_change`` bytes longer than it is."""
+    mpo = bytearray(_mpo(image))
+    _start, entry = _second_image(bytes(mpo))
+    size = struct.unpack("<L", mpo[entry : entry + 4])[0]
+    mpo[entry : entry + 4] = struct.pack("<L", size + size_change)
+    return bytes(mpo)
+
+
+def _mpo_hiding_a_zip(image: Image.Image) -> bytes:
+    """The index lists a second image, but what is there is FF D8 FF and a ZIP."""
+    mpo = bytearray(_mpo(image))
+    start, entry = _second_image(bytes(mpo))
+    fake = b"\xff\xd8\xff" + ZIP
+    mpo[entry : entry + 4] = struct.pack("<L", len(fake))
+    return bytes(mpo[:start]) + fake
+
+
+TRAILERS: dict[str, tuple[Callable[[Image.Image], bytes], bool]] = {
+    "jpeg + zero padding": (lambda im: _save(im, "JPEG") + b"\x00" * 1000, True),
+    "mpf jpeg (phone layout)": (_mpo, True),
+    "mpf jpeg + zero padding": (lambda im: _mpo(im) + b"\x00" * 100, True),
+    "jpeg + FF D8 FF + zip": (lambda im: _save(im, "JPEG") + b"\xff\xd8\xff" + ZIP, False),
+    "jpeg + a jpeg no index lists": (lambda im: _save(im, "JPEG") * 2, False),
+    "mpf index lists 1 byte too few": (lambda im: _mpo_listing(im, -1), False),
+    "mpf index lists 1 byte too many": (lambda im: _mpo_listing(im, +1), False),
+    "mpf index lists past the end": (lambda im: _mpo_listing(im, 10_000), False),
+    "mpf jpeg + zip": (lambda im: _mpo(im) + ZIP, False),
+    "mpf jpeg + another jpeg": (lambda im: _mpo(im) + _save(im, "JPEG"), False),
+    "mpf entry that is a zip": (_mpo_hiding_a_zip, False),
+    "png + 5000 zero bytes": (lambda im: _save(im, "PNG") + b"\x00" * 5000, False),
+}
+
+
+@pytest.mark.parametrize("case", TRAILERS)
+def test_only_padding_and_indexed_mpf_images_may_follow_the_image(
+    case: str, original: Image.Image
+) -> None:
+    make, accepted = TRAILERS[case]
+    data = make(original)
+    if accepted:
+        assert decode(data, LIMITS).image.size == original.size
+        return
+    with pytest.raises(UnsupportedImageError, match="two formats at once") as caught:
+        decode(data, LIMITS)
+    assert caught.value.status == 415

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 
+from alphacut.api.web import CONTENT_SECURITY_POLICY
 from servers import Server
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,15 +48,15 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def local(make_server: Callable[..., Server]) -> Server:
-    """A service that offers the page a key, as a loopback-bound `alphacut serve` does."""
-    return make_server(offer_local_key=True)
+    return make_server()
 
 
 @pytest.fixture
 def page_on(browser: Browser) -> Iterator[Callable[..., Page]]:
     contexts = []
 
-    def open_page(server: Server, viewport: ViewportSize = DESKTOP) -> Page:
+    def open_page(server: Server, viewport: ViewportSize = DESKTOP, key: str = "") -> Page:
+        """The page, opened as `alphacut serve`'s link opens it when ``key`` is given."""
         context = browser.new_context(viewport=viewport, accept_downloads=True)
         contexts.append(context)
         page = context.new_page()
@@ -69,7 +70,7 @@ def page_on(browser: Browser) -> Iterator[Callable[..., Page]]:
             ),
         )
         page.outside_requests = outside  # type: ignore[attr-defined]
-        page.goto(server.url + "/")
+        page.goto(server.url + "/" + (f"#key={key}" if key else ""))
         return page
 
     yield open_page
@@ -104,8 +105,8 @@ def _downloaded(page: Page, button: Any) -> Image.Image:
 def test_upload_result_download_and_screenshots(
     local: Server, page_on: Callable[..., Page], photo: Path, portrait: Path
 ) -> None:
-    page = page_on(local)
-    expect(page.locator("#key-label")).to_contain_text("(local)")
+    page = page_on(local, key=local.new_key())
+    expect(page.locator("#key-label")).to_contain_text("(from link)")
     choose_fast(page)
     add_files(page, photo, portrait)
     cards = page.locator(".card")
@@ -145,7 +146,7 @@ def test_upload_result_download_and_screenshots(
 def test_phone_layout_and_a_bad_file(
     local: Server, page_on: Callable[..., Page], photo: Path, tmp_path: Path
 ) -> None:
-    page = page_on(local, PHONE)
+    page = page_on(local, PHONE, key=local.new_key())
     choose_fast(page)
     bad = tmp_path / "holiday.jpg"
     bad.write_bytes(b"this is a text file with a .jpg name")
@@ -165,8 +166,8 @@ def test_phone_layout_and_a_bad_file(
 def test_too_big_and_url_intake(
     make_server: Callable[..., Server], page_on: Callable[..., Page], portrait: Path
 ) -> None:
-    small = make_server(offer_local_key=True, max_upload_bytes=100_000)
-    page = page_on(small)
+    small = make_server(max_upload_bytes=100_000)
+    page = page_on(small, key=small.new_key())
     add_files(page, portrait)  # 216 kB
     card = page.locator(".card")
     expect(card).to_have_attribute("data-state", "error", timeout=60_000)
@@ -178,8 +179,8 @@ def test_too_big_and_url_intake(
 
 
 def test_keyboard_opens_the_file_chooser(local: Server, page_on: Callable[..., Page]) -> None:
-    page = page_on(local)
-    expect(page.locator("#key-label")).to_contain_text("(local)")
+    page = page_on(local, key=local.new_key())
+    expect(page.locator("#key-label")).to_contain_text("(from link)")
     page.locator("body").press("Tab")  # first stop: the key button
     for _ in range(5):
         if page.evaluate("document.activeElement.id") == "dropzone":
@@ -205,10 +206,10 @@ def test_keyboard_opens_the_file_chooser(local: Server, page_on: Callable[..., P
     assert page.evaluate("window.chooserMultiple") is True
 
 
-def test_key_is_asked_for_and_remembered_without_a_local_key(
+def test_key_is_asked_for_and_remembered_without_a_link(
     server: Server, page_on: Callable[..., Page]
 ) -> None:
-    page = page_on(server)  # this service offers no key of its own
+    page = page_on(server)
     dialog = page.locator("#key-dialog")
     expect(dialog).to_be_visible()
     page.locator("#key-input").fill("test_" + "x" * 40)
@@ -224,20 +225,48 @@ def test_key_is_asked_for_and_remembered_without_a_local_key(
     expect(dialog).to_be_hidden()
 
 
-def test_local_key_only_for_loopback_names(local: Server, server: Server) -> None:
-    offered = httpx.get(f"{local.url}/web/local-key")
-    assert offered.status_code == 200 and offered.json()["key"].startswith("test_")
-    assert offered.headers["cache-control"] == "no-store"
-    rebound = httpx.get(f"{local.url}/web/local-key", headers={"Host": "evil.example:8000"})
-    assert rebound.status_code == 404, "a rebinding site sends its own name"
-    assert httpx.get(f"{server.url}/web/local-key").status_code == 404, "not offered"
+def test_key_from_the_start_up_link(
+    server: Server, page_on: Callable[..., Page], photo: Path
+) -> None:
+    """`alphacut serve` prints ``/#key=...``: the page keeps the key and drops the fragment,
+    which no request carries."""
+    secret, key = server.keys.create("web page of a test", "test")
+    page = page_on(server, key=secret)
+    expect(page.locator("#key-label")).to_contain_text(f"{secret[:9]}… (from link)")
+    expect(page.locator("#key-dialog")).to_be_hidden()
+    assert page.url == server.url + "/", "the key is off the address bar"
+    assert page.evaluate("location.hash") == ""
+    assert page.evaluate("localStorage.getItem('alphacut.apiKey')") == secret
+    page.reload()
+    expect(page.locator("#key-label")).to_contain_text(f"{secret[:9]}… (from link)")
+    server.keys.revoke(key.id)  # what stopping the server does
+    add_files(page, photo)
+    expect(page.locator("#key-dialog")).to_be_visible()
+    expect(page.locator("#key-error")).to_contain_text("Open the link it printed")
+    assert page.outside_requests == []  # type: ignore[attr-defined]
 
 
-def test_page_security_headers(local: Server) -> None:
-    response = httpx.get(f"{local.url}/")
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "localhost", "[::1]", "evil.example"], ids=lambda h: h
+)
+def test_no_key_is_handed_out_over_http(server: Server, host: str) -> None:
+    """A reverse proxy on the same machine sends loopback peers and a loopback Host: no
+    request, whatever it says, gets a key."""
+    port = server.url.rsplit(":", 1)[1]
+    response = httpx.get(f"{server.url}/web/local-key", headers={"Host": f"{host}:{port}"})
+    assert response.status_code == 404
+    assert "test_" not in response.text and "live_" not in response.text
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/static/index.html", "/static/app.js", "/static/app.css", "/static/icon.svg"]
+)
+def test_page_security_headers(server: Server, path: str) -> None:
+    response = httpx.get(f"{server.url}{path}")
     assert response.status_code == 200
-    policy = response.headers["content-security-policy"]
-    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
-    for asset in ("/static/app.js", "/static/app.css", "/static/icon.svg"):
-        assert httpx.get(f"{local.url}{asset}").status_code == 200
-    assert "http" not in httpx.get(f"{local.url}/static/app.css").text.replace("http://www.w3", "")
+    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert response.headers["x-frame-options"] == "DENY"
+
+
+def test_page_loads_nothing_from_elsewhere(server: Server) -> None:
+    assert "http" not in httpx.get(f"{server.url}/static/app.css").text.replace("http://www.w3", "")

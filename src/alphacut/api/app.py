@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,8 +17,10 @@ from alphacut.api.deps import Services
 from alphacut.api.limits import BodyLimitMiddleware, RateLimiter
 from alphacut.config import Settings, get_settings
 from alphacut.engine.pipeline import check_refine
+from alphacut.service.fetcher import UrlFetcher
 from alphacut.service.images import ImageService
 from alphacut.service.keys import KeyService
+from alphacut.service.memory import MB, MemoryBudget, default_budget_bytes, tune_malloc
 from alphacut.service.removebg import RemoveBgService
 from alphacut.service.results import ResultStore, Sweeper
 from alphacut.service.work import WorkQueue
@@ -82,14 +83,22 @@ def build_runtime(settings: Settings) -> Runtime:
     check_refine(settings)
     db = Database(settings.resolved_database_url)
     db.migrate()
-    blobs = LocalBlobStore(settings.data_dir / "blobs")
+    blobs = LocalBlobStore(settings.data_dir / "blobs", min_free_bytes=settings.min_free_bytes)
     results = ResultStore(db, blobs, settings.result_ttl_seconds)
+    tune_malloc()
+    budget = MemoryBudget(
+        settings.memory_budget_bytes or default_budget_bytes(),
+        settings.memory_wait_seconds,
+        settings.retry_after_seconds,
+    )
+    log.info("memory budget for image work: %d MB", budget.total // MB)
     image_queue = WorkQueue(
         "image",
         settings.image_workers,
         settings.image_queue,
         settings.retry_after_seconds,
         settings.request_timeout_seconds,
+        budget,
     )
     inference_queue = WorkQueue(
         "inference",
@@ -97,22 +106,23 @@ def build_runtime(settings: Settings) -> Runtime:
         settings.inference_queue,
         settings.retry_after_seconds,
         settings.request_timeout_seconds,
+        budget,
     )
+    fetcher = UrlFetcher(settings)
     services = Services(
         settings=settings,
         keys=KeyService(db),
-        images=ImageService(settings, db, blobs, image_queue, inference_queue),
-        removebg=RemoveBgService(settings, results, inference_queue),
+        images=ImageService(settings, db, blobs, image_queue, inference_queue, fetcher),
+        removebg=RemoveBgService(settings, results, inference_queue, fetcher),
         results=results,
         rate_limiter=RateLimiter(settings.rate_limit_per_minute),
     )
     sweeper = Sweeper(results, settings.sweep_interval_seconds)
-    return Runtime(services, db, (inference_queue, image_queue), sweeper)
+    return Runtime(services, db, (inference_queue, image_queue, fetcher.queue), sweeper)
 
 
-def create_app(settings: Settings | None = None, *, local_key: str | None = None) -> FastAPI:
-    """The service. ``local_key``: a key to hand the web page (only for a service bound to
-    loopback; see :mod:`alphacut.api.web`)."""
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The service."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -120,7 +130,6 @@ def create_app(settings: Settings | None = None, *, local_key: str | None = None
         runtime = build_runtime(settings)
         runtime.sweeper.start()
         app.state.services = runtime.services
-        app.state.local_key = local_key
         app.state.blob_root = settings.data_dir / "blobs"
         try:
             yield
@@ -156,4 +165,4 @@ def create_app(settings: Settings | None = None, *, local_key: str | None = None
 def app_from_environment() -> FastAPI:
     """The factory `alphacut serve` hands uvicorn, so that every worker process builds its
     own app (and model sessions) from the same settings."""
-    return create_app(get_settings(), local_key=os.environ.get(web.LOCAL_KEY_ENV) or None)
+    return create_app(get_settings())

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from alphacut.api.server import redact
 from alphacut.errors import AlphacutError, RetryLaterError
 
 log = logging.getLogger("alphacut.api")
@@ -35,6 +36,7 @@ _CODES = {
     500: "internal_error",
     501: "not_implemented",
     503: "server_busy",
+    507: "insufficient_storage",
 }
 
 
@@ -140,7 +142,8 @@ class CatchAllMiddleware:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception:
-            log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+            path = redact(str(scope.get("path")))  # a /p/ or /results/ token is a credential
+            log.exception("unexpected error on %s %s", scope.get("method"), path)
             if started:
                 raise
             message = "an internal error occurred; it has been logged"

@@ -7,12 +7,15 @@ not an ever-growing backlog.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 from PIL import Image
+from pydantic import AfterValidator
 
 from alphacut.api import schemas
 from alphacut.api.deps import (
@@ -28,6 +31,8 @@ from alphacut.engine.encode import MEDIA_TYPES, OutputFormat, parse_format
 from alphacut.errors import ImageTooLargeError, NotFoundError, NotImplementedFeatureError
 from alphacut.service import operations as ops
 from alphacut.service.images import Operation, alpha_capable
+from alphacut.service.memory import Cost, operation_cost
+from alphacut.service.work import checkpoint
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
 JSON_RULES = [Depends(json_body_rules)]
@@ -37,7 +42,7 @@ JSON_RULES = [Depends(json_body_rules)]
     "/upload",
     status_code=201,
     response_model=schemas.ImageObject,
-    responses=errors(415, 422, 503, 504),
+    responses=errors(403, 415, 422, 503, 504, 507),
     summary="Upload an image (multipart: name, image)",
     # Two parts (name, image): a form with more, or a text part over 4 KiB, is refused (400)
     # while it is parsed, before anything reaches the disk.
@@ -47,7 +52,16 @@ def upload(
     request: Request,
     svc: ServicesDep,
     key: KeyDep,
-    name: Annotated[str, Form(min_length=1, max_length=30)],
+    name: Annotated[
+        str,
+        Form(
+            min_length=1,
+            max_length=30,
+            description=schemas.NAME_DESCRIPTION,
+            json_schema_extra={"pattern": schemas.NAME_PATTERN},
+        ),
+        AfterValidator(schemas.check_name),
+    ],
     image: Annotated[UploadFile, File(description="JPEG, PNG or WebP, up to 20 MB.")],
 ) -> JSONResponse:
     limit = svc.settings.max_upload_bytes
@@ -61,7 +75,7 @@ def upload(
     "",
     status_code=201,
     response_model=schemas.ImageObject,
-    responses=errors(415, 422, 503, 504),
+    responses=errors(403, 415, 422, 503, 504, 507),
     dependencies=JSON_RULES,
     summary="Create an image from a URL",
 )
@@ -107,7 +121,9 @@ def get_image(
     return image_object(svc.images.get(key.id, image_id), base_url(request, svc.settings))
 
 
-@router.delete("/{image_id}", status_code=204, responses=errors(404), summary="Delete an image")
+@router.delete(
+    "/{image_id}", status_code=204, responses=errors(404, 507), summary="Delete an image"
+)
 def delete_image(svc: ServicesDep, key: KeyDep, image_id: str) -> Response:
     svc.images.delete(key.id, image_id)
     return Response(status_code=204)
@@ -125,22 +141,33 @@ def download(svc: ServicesDep, key: KeyDep, image_id: str) -> Response:
 
 
 def image_response(data: bytes, fmt: str, name: str, cache: str) -> Response:
-    extension = {"jpeg": "jpg"}.get(fmt, fmt)
-    filename = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "image"
     return Response(
         content=data,
         media_type=MEDIA_TYPES[parse_format(fmt)],
-        headers={
-            "Cache-Control": cache,
-            "Content-Disposition": f'inline; filename="{filename}.{extension}"',
-        },
+        headers={"Cache-Control": cache, "Content-Disposition": content_disposition(name, fmt)},
     )
+
+
+def content_disposition(name: str, fmt: str) -> str:
+    """``inline`` with the image's name as the file name, whatever its characters (RFC 6266):
+    an ASCII ``filename`` every client understands (other characters become ``_``), and, when
+    the name is not plain ASCII, ``filename*`` (RFC 8187) with the exact name in UTF-8, which
+    clients prefer. Starlette's FileResponse does the same; every byte outside ``[A-Za-z0-9
+    ._~-]`` is percent-encoded, so no name can break or add a header."""
+    extension = {"jpeg": "jpg"}.get(fmt, fmt)
+    exact = f"{name}.{extension}"
+    fallback = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name)
+    fallback = f"{fallback.lstrip('.') or 'image'}.{extension}"
+    if fallback == exact:
+        return f'inline; filename="{fallback}"'
+    encoded = quote(exact, safe="", errors="replace")  # a lone surrogate becomes "?"
+    return f"inline; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
 
 
 @router.post(
     "/{image_id}/publish",
     response_model=schemas.ImageObject,
-    responses=errors(404),
+    responses=errors(404, 507),
     summary="Publish: give the image a public URL",
 )
 def publish(request: Request, svc: ServicesDep, key: KeyDep, image_id: str) -> schemas.ImageObject:
@@ -150,7 +177,7 @@ def publish(request: Request, svc: ServicesDep, key: KeyDep, image_id: str) -> s
 @router.post(
     "/{image_id}/unpublish",
     response_model=schemas.ImageObject,
-    responses=errors(404),
+    responses=errors(404, 507),
     summary="Unpublish: the public URL stops working",
 )
 def unpublish(
@@ -163,7 +190,7 @@ def unpublish(
     "/{image_id}/remove-background",
     status_code=201,
     response_model=schemas.ImageObject,
-    responses=errors(404, 503, 504),
+    responses=errors(403, 404, 503, 504, 507),
     dependencies=JSON_RULES,
     summary="Remove the background (PNG with transparency; counts 2 images)",
 )
@@ -196,7 +223,7 @@ def _transform(path: str, summary: str) -> Callable[[Callable[..., Any]], Callab
         path,
         status_code=201,
         response_model=schemas.ImageObject,
-        responses=errors(404, 503, 504),
+        responses=errors(403, 404, 422, 503, 504, 507),
         dependencies=JSON_RULES,
         summary=summary,
     )
@@ -230,7 +257,13 @@ def resize(
             max_pixels=svc.settings.max_input_pixels,
         )
 
-    return _created_by(request, svc, key, image_id, body.name, operation)
+    def plan(size: tuple[int, int]) -> Cost:
+        width, height = ops.resize_size(
+            size, body.width, body.height, svc.settings.max_input_pixels
+        )
+        return operation_cost("resize", size[0] * size[1], width * height)
+
+    return _created_by(request, svc, key, image_id, body.name, operation, plan=plan)
 
 
 @_transform("/{image_id}/crop", "Crop to the rectangle (x1, y1)-(x2, y2)")
@@ -240,7 +273,11 @@ def crop(
     def operation(image: Image.Image, _fmt: OutputFormat) -> Image.Image:
         return ops.crop(image, body.x1, body.y1, body.x2, body.y2)
 
-    return _created_by(request, svc, key, image_id, body.name, operation)
+    def plan(size: tuple[int, int]) -> Cost:
+        out = max(0, min(body.x2, size[0]) - body.x1) * max(0, min(body.y2, size[1]) - body.y1)
+        return operation_cost("crop", size[0] * size[1], out)
+
+    return _created_by(request, svc, key, image_id, body.name, operation, plan=plan)
 
 
 @_transform("/{image_id}/rotate", "Rotate (positive angles turn clockwise)")
@@ -256,7 +293,12 @@ def rotate(
             max_pixels=svc.settings.max_input_pixels,
         )
 
-    return _created_by(request, svc, key, image_id, body.name, operation)
+    def plan(size: tuple[int, int]) -> Cost:
+        degrees = math.degrees(body.angle) if body.unit == "radians" else body.angle
+        width, height = ops.rotate_size(size, degrees, svc.settings.max_input_pixels)
+        return operation_cost("rotate", size[0] * size[1], width * height)
+
+    return _created_by(request, svc, key, image_id, body.name, operation, plan=plan)
 
 
 @_transform("/{image_id}/mirror", "Mirror horizontally, vertically or both")
@@ -310,8 +352,10 @@ def watermark(
         except NotFoundError:
             raise NotFoundError(f"watermark image {item.id!r} not found") from None
 
+    limit = svc.settings.max_input_pixels
+
     def operation(image: Image.Image, _fmt: OutputFormat) -> Image.Image:
-        marks = [
+        marks = (  # decoded one at a time, as each is composited
             ops.Watermark(
                 image=svc.images.load(source).image,
                 left=item.left,
@@ -321,10 +365,25 @@ def watermark(
                 repetition=item.repetition_mode,
             )
             for source, item in zip(sources, body.watermarks, strict=True)
-        ]
-        return ops.watermark(image, marks, max_pixels=svc.settings.max_input_pixels)
+        )
+        return ops.watermark(image, marks, max_pixels=limit, step=checkpoint)
 
-    return _created_by(request, svc, key, image_id, body.name, operation)
+    def plan(size: tuple[int, int]) -> Cost:
+        pixels = size[0] * size[1]
+        # Each mark: decoded, scaled, and a canvas-sized layer composited over the canvas.
+        mark_pixels = [
+            source.width * source.height
+            + math.prod(
+                ops.resize_size((source.width, source.height), item.width, item.height, limit)
+            )
+            if item.width is not None or item.height is not None
+            else source.width * source.height
+            for source, item in zip(sources, body.watermarks, strict=True)
+        ]
+        cost = operation_cost("watermark", pixels, pixels, extra_bytes=8 * max(mark_pixels))
+        return Cost(cost.bytes, cost.seconds * len(mark_pixels))
+
+    return _created_by(request, svc, key, image_id, body.name, operation, plan=plan)
 
 
 _AI_ONLY = {

@@ -26,15 +26,19 @@ from alphacut.api.errors import XIMILAR_PATHS
 _DESCRIPTIONS = {
     400: "Invalid request; `errors` names each invalid field.",
     401: "Missing, unknown or revoked API key.",
+    403: "The key's storage quota (`ALPHACUT_MAX_STORED_BYTES_PER_KEY`) is used up; "
+    "delete images to make room.",
     404: "Not found (or not this key's).",
     413: "Body, image or result over a size limit.",
     415: "Not a JPEG, PNG or WebP image.",
-    422: "The image is corrupt or truncated.",
+    422: "The image is corrupt or truncated, or the result is larger than its format holds.",
     429: "Rate limit exceeded; retry after `Retry-After` seconds.",
     500: "Internal error (details are in the server log, never in the answer).",
     501: "Not offered by alphacut.",
     503: "Busy; retry after `Retry-After` seconds.",
     504: "The request ran past the server's time limit.",
+    507: "The server is out of disk space, or under its free-space threshold "
+    "(`ALPHACUT_MIN_FREE_BYTES`); reads and deletes still work.",
 }
 _RETRY_AFTER = {
     "Retry-After": {

@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from alphacut.api.deps import ServicesDep
+from alphacut.api.deps import Services, ServicesDep
 from alphacut.api.images import image_response
 from alphacut.api.openapi import errors
 from alphacut.api.schemas import Health
@@ -43,7 +43,7 @@ def healthz() -> Health:
     "/readyz",
     response_model=Health,
     tags=["health"],
-    summary="Ready to serve: database, storage and the default model",
+    summary="Ready to serve: database, storage, free disk space and the default model",
     responses={503: {"model": Health}},
 )
 def readyz(request: Request, svc: ServicesDep) -> JSONResponse:
@@ -55,6 +55,7 @@ def readyz(request: Request, svc: ServicesDep) -> JSONResponse:
         checks["database"] = f"error: {type(exc).__name__}"
     blobs = request.app.state.blob_root
     checks["storage"] = "ok" if blobs.is_dir() and _writable(blobs) else "error: not writable"
+    checks["disk"] = _disk(svc)
     store = ModelStore(svc.settings.model_dir)
     status = store.status(store.spec(svc.settings.default_model))
     checks["model"] = "ok" if status is ModelStatus.INSTALLED else f"error: {status.value}"
@@ -65,3 +66,16 @@ def readyz(request: Request, svc: ServicesDep) -> JSONResponse:
 
 def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK)
+
+
+def _disk(svc: Services) -> str:
+    """Free space where images and the database are written, against
+    ``ALPHACUT_MIN_FREE_BYTES`` (how much is free is not said to the world)."""
+    threshold = svc.settings.min_free_bytes
+    try:
+        free = [svc.images.blobs.free_bytes(), svc.images.db.free_bytes()]
+    except OSError as exc:
+        return f"error: {type(exc).__name__}"
+    if any(space is not None and space < threshold for space in free):
+        return "error: low free space (under ALPHACUT_MIN_FREE_BYTES); writes answer 507"
+    return "ok"

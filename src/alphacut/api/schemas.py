@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-ImageName = Annotated[str, Field(min_length=1, max_length=30, description="1-30 characters.")]
+# A name is text a person reads: any character but the control ones (NUL, CR, LF, tab, DEL,
+# C1), which have no place in a name and which no file name or header can carry.
+NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+NAME_DESCRIPTION = "1-30 characters, none of them a control character."
+
+
+def check_name(name: str) -> str:
+    if _CONTROL.search(name):
+        raise ValueError("must not contain control characters (NUL, CR, LF, tab...)")
+    return name
+
+
+ImageName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=30,
+        description=NAME_DESCRIPTION,
+        json_schema_extra={"pattern": NAME_PATTERN},
+    ),
+    AfterValidator(check_name),
+]
 ImageId = Annotated[str, Field(min_length=1, max_length=64)]
 
 

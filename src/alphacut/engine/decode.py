@@ -7,6 +7,8 @@
 - EXIF orientation is applied. Colour stays right: an RGB ICC profile is kept beside the pixels
   (and written into the output); CMYK and grey images with a profile are converted to sRGB
   through it; 16-bit samples are scaled, not clipped.
+- Polyglots are refused: after the image may come only padding, and after a JPEG the images
+  its MPF index lists (:func:`check_single_format`).
 - Every failure is an :class:`~alphacut.errors.AlphacutError` with a message for the user.
 """
 
@@ -16,13 +18,14 @@ import io
 import os
 import re
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageCms, ImageOps
+from PIL import ExifTags, Image, ImageCms, ImageOps
 
 from alphacut.errors import (
     CorruptImageError,
@@ -53,11 +56,14 @@ class Limits:
 
 @dataclass(frozen=True)
 class DecodedImage:
-    """Upright 8-bit pixels (mode ``RGB`` or ``RGBA``) and the RGB ICC profile they are in."""
+    """Upright 8-bit pixels (mode ``RGB`` or ``RGBA``) and the RGB ICC profile they are in.
+
+    ``orientation`` is the EXIF orientation (1-8) that was applied to make them upright."""
 
     image: Image.Image
     icc_profile: bytes | None
     source_format: SourceFormat | None
+    orientation: int = 1
 
 
 def sniff(head: bytes) -> SourceFormat:
@@ -128,6 +134,7 @@ def _probe_webp(data: bytes) -> tuple[int, int] | None:
 
 _JPEG_MARKER_IN_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 _PADDING = frozenset(b"\x00\xff\r\n")
+_MAX_PADDING = 4096
 
 
 def image_end(data: bytes, fmt: SourceFormat) -> int | None:
@@ -148,45 +155,158 @@ def image_end(data: bytes, fmt: SourceFormat) -> int | None:
     return _jpeg_end(data)
 
 
-def _jpeg_end(data: bytes) -> int | None:
-    pos = 2
+@dataclass(frozen=True)
+class JpegSegment:
+    """One marker of a JPEG: ``data[start:end]`` is the marker and its payload (for SOS, its
+    header only: the entropy-coded data follows, up to the next segment's ``start``)."""
+
+    marker: int
+    start: int
+    end: int
+
+    def payload(self, data: bytes) -> bytes:
+        return data[self.start + 4 : self.end] if self.end > self.start + 2 else b""
+
+
+def jpeg_segments(data: bytes) -> Iterator[JpegSegment]:
+    """The segments of the JPEG image at the start of ``data``, from SOI to EOI. Stops early
+    where the structure breaks: if the last segment is not EOI (0xD9), the file is damaged."""
+    pos = 0
     while pos + 2 <= len(data):
         if data[pos] != 0xFF:
-            return None
+            return
         marker = data[pos + 1]
-        if marker == 0xFF:
+        if marker == 0xFF:  # fill byte
             pos += 1
-        elif marker == 0xD9:
-            return pos + 2
-        elif marker == 0x01 or 0xD0 <= marker <= 0xD8:
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD9:  # markers without a length
+            yield JpegSegment(marker, pos, pos + 2)
+            if marker == 0xD9:
+                return
             pos += 2
-        else:
-            pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
-            if marker == 0xDA:  # entropy-coded data runs to the next real marker
-                found = _JPEG_MARKER_IN_SCAN.search(data, pos)
-                if found is None:
-                    return None
-                pos = found.start()
-    return None
+            continue
+        end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if pos + 4 > len(data) or end > len(data):
+            return
+        yield JpegSegment(marker, pos, end)
+        pos = end
+        if marker == 0xDA:  # entropy-coded data runs to the next real marker
+            found = _JPEG_MARKER_IN_SCAN.search(data, pos)
+            if found is None:
+                return
+            pos = found.start()
+
+
+def _jpeg_end(data: bytes) -> int | None:
+    end = None
+    for segment in jpeg_segments(data):
+        end = segment.end if segment.marker == 0xD9 else None
+    return end
+
+
+def _is_padding(data: bytes) -> bool:
+    return len(data) <= _MAX_PADDING and all(byte in _PADDING for byte in data)
 
 
 def check_single_format(data: bytes, fmt: SourceFormat) -> None:
     """Refuse files that carry something after the image (JPEG+ZIP, PNG+HTML polyglots).
 
-    Allowed after the end: padding, and for JPEG further JPEG images (the MPF layout phones
-    use for depth maps and previews)."""
+    Allowed after the end: up to 4 KiB of padding, and for JPEG the further images that the
+    primary image's MPF index lists (the layout phones use for depth maps, gain maps and
+    previews), each a whole JPEG of exactly the listed size at the listed offset. Anything
+    the index does not account for is refused: a stored original may be served as it came
+    (``keep_metadata``), and nothing in it may read as a second file. imgproxy and thumbor
+    never serve such bytes since they re-encode; the same guarantee without re-encoding
+    needs the structure checked."""
     end = image_end(data, fmt)
     if end is None or end >= len(data):
         return
     rest = data[end:]
-    if fmt == "jpeg" and rest.startswith(b"\xff\xd8\xff"):
+    if _is_padding(rest):
         return
-    if all(byte in _PADDING for byte in rest[:4096]) and len(rest) <= 4096:
+    if fmt == "jpeg" and _mpf_accounts_for(data, end):
         return
     raise UnsupportedImageError(
         f"the {fmt.upper()} image is followed by {len(rest):,} bytes of other data; files "
         "that are two formats at once are refused"
     )
+
+
+_MPF = b"MPF\x00"
+_MP_ENTRY = 0xB002
+
+
+def mpf_images(data: bytes) -> list[tuple[int, int]] | None:
+    """``(offset, size)`` in ``data`` of each image that the primary JPEG's MP index (CIPA
+    DC-007: an APP2 ``MPF\\0`` segment holding a TIFF-structured IFD whose tag 0xB002 lists
+    16-byte entries: attribute, size, offset from the TIFF header, dependencies) says follows
+    it, in index order; ``None`` without a readable index. Entries of size 0 (absent
+    images) and the primary image itself (offset 0) are left out."""
+    for segment in jpeg_segments(data):
+        if segment.marker == 0xDA:
+            return None  # the index belongs to the header, before the first scan
+        payload = segment.payload(data)
+        if segment.marker != 0xE2 or not payload.startswith(_MPF):
+            continue
+        tiff = payload[len(_MPF) :]
+        ifd = tiff_ifd0(tiff)
+        if ifd is None:
+            return None
+        order, entries = ifd
+        if _MP_ENTRY not in entries:
+            return None
+        kind, count, value = entries[_MP_ENTRY]
+        offset = struct.unpack(order + "I", value)[0]
+        if kind != 7 or count == 0 or count % 16 or offset + count > len(tiff):
+            return None
+        tiff_start = segment.start + 4 + len(_MPF)
+        images = []
+        for index in range(offset, offset + count, 16):
+            _attribute, size, start = struct.unpack(order + "III", tiff[index : index + 12])
+            if size and start:
+                images.append((tiff_start + start, size))
+        return images
+    return None
+
+
+def _mpf_accounts_for(data: bytes, primary_end: int) -> bool:
+    """Whether everything after the primary image is the images its MP index lists, each a
+    whole JPEG that fills its listed size, with at most padding around them."""
+    images = mpf_images(data)
+    if not images:
+        return False
+    cursor = primary_end
+    for start, size in sorted(images):
+        image = data[start : start + size]
+        if start < cursor or len(image) != size or not _is_padding(data[cursor:start]):
+            return False  # overlapping, beyond the end of the file, or junk in between
+        end = _jpeg_end(image) if image.startswith(b"\xff\xd8\xff") else None
+        if end is None or not _is_padding(image[end:]):
+            return False
+        cursor = start + size
+    return _is_padding(data[cursor:])
+
+
+def tiff_ifd0(tiff: bytes) -> tuple[str, dict[int, tuple[int, int, bytes]]] | None:
+    """The first IFD of a TIFF structure (EXIF, MPF): its byte order (``<`` or ``>``) and
+    ``{tag: (type, count, 4-byte value-or-offset field)}``; ``None`` if it is unreadable."""
+    if tiff[:4] == b"II*\x00":
+        order = "<"
+    elif tiff[:4] == b"MM\x00*":
+        order = ">"
+    else:
+        return None
+    offset = struct.unpack(order + "I", tiff[4:8])[0]
+    if offset + 2 > len(tiff):
+        return None
+    (count,) = struct.unpack(order + "H", tiff[offset : offset + 2])
+    if offset + 2 + 12 * count > len(tiff):
+        return None
+    entries: dict[int, tuple[int, int, bytes]] = {}
+    for index in range(offset + 2, offset + 2 + 12 * count, 12):
+        tag, kind, number = struct.unpack(order + "HHI", tiff[index : index + 8])
+        entries[tag] = (kind, number, tiff[index + 8 : index + 12])
+    return order, entries
 
 
 def _describe(head: bytes) -> str:
@@ -297,21 +417,25 @@ def _from_pillow(image: Image.Image, limits: Limits, fmt: SourceFormat | None) -
         what = f"{fmt.upper()} image" if fmt else "image"
         raise CorruptImageError(f"could not decode the {what}: it is truncated or damaged") from exc
     icc = image.info.get("icc_profile") or None
-    image = _upright(image)
+    image, orientation = _upright(image)
     image, icc = _to_rgb(image, icc)
-    return DecodedImage(image=image, icc_profile=icc, source_format=fmt)
+    return DecodedImage(image=image, icc_profile=icc, source_format=fmt, orientation=orientation)
 
 
-def _upright(image: Image.Image) -> Image.Image:
+def _upright(image: Image.Image) -> tuple[Image.Image, int]:
+    """The image turned as its EXIF (or XMP) orientation says, and that orientation."""
     exif = image.info.get("exif") or b""
     if len(exif) > MAX_EXIF_BYTES:
         raise CorruptImageError(
             f"the image's EXIF metadata is implausibly large ({len(exif):,} bytes)"
         )
     try:
-        return ImageOps.exif_transpose(image)
+        orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+        upright = ImageOps.exif_transpose(image)
     except _DECODE_ERRORS:
-        return image  # unreadable EXIF: keep the pixels as stored
+        return image, 1  # unreadable EXIF: keep the pixels as stored
+    turned = isinstance(orientation, int) and 2 <= orientation <= 8
+    return upright, orientation if turned else 1
 
 
 def _to_rgb(image: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:

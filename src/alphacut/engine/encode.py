@@ -1,4 +1,5 @@
-"""Encode result images as PNG, JPEG or WebP. EXIF is never written; the ICC profile is kept.
+"""Encode result images as PNG, JPEG or WebP. No metadata is written (EXIF, XMP, comments),
+only the ICC profile. A result larger than its format can hold is refused before encoding.
 
 Encoder settings were chosen by measurement on a 12 MP cut-out (2 cores, see bench/):
 - PNG: our own writer (:mod:`alphacut.engine.png`), level 3: 0.12 s, 4.4 MB, against Pillow's
@@ -19,13 +20,17 @@ import numpy.typing as npt
 from PIL import Image
 
 from alphacut.engine.png import encode_png
-from alphacut.errors import InvalidInputError
+from alphacut.errors import FormatLimitError, InvalidInputError
 
 OutputFormat = Literal["png", "jpeg", "webp"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("png", "jpeg", "webp")
 DEFAULT_JPEG_QUALITY = 90
 _ALIASES: dict[str, OutputFormat] = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg", "webp": "webp"}
 _SUFFIXES: dict[OutputFormat, str] = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
+# The most pixels on a side each encoder can write: WebP stores 14-bit sizes; JPEG's fields
+# are 16-bit but libjpeg stops at its JPEG_MAX_DIMENSION, 65500. PNG's limit (2**31 - 1) is
+# far beyond the pixel limit.
+MAX_SIDE: dict[OutputFormat, int] = {"webp": 16383, "jpeg": 65500}
 MEDIA_TYPES: dict[OutputFormat, str] = {
     "png": "image/png",
     "jpeg": "image/jpeg",
@@ -51,6 +56,18 @@ def check_quality(quality: int | None) -> int | None:
     return quality
 
 
+def check_dimensions(width: int, height: int, fmt: OutputFormat) -> None:
+    """Refuse, before any work, an image larger than ``fmt`` can hold on a side."""
+    limit = MAX_SIDE.get(fmt)
+    if limit is None or (width <= limit and height <= limit):
+        return
+    others = "png" if max(width, height) > MAX_SIDE["jpeg"] else "png or jpg"
+    raise FormatLimitError(
+        f"the result is {width}x{height} pixels, larger than {fmt.upper()} can hold "
+        f"({limit:,} pixels on a side); choose {others}, or make it smaller first"
+    )
+
+
 def encode_image(
     image: Image.Image | npt.NDArray[np.uint8],
     fmt: OutputFormat,
@@ -66,6 +83,10 @@ def encode_image(
     lossless). JPEG has no alpha channel: flatten an RGBA image onto a background first.
     """
     check_quality(quality)
+    if isinstance(image, np.ndarray):
+        check_dimensions(image.shape[1], image.shape[0], fmt)
+    else:
+        check_dimensions(image.width, image.height, fmt)
     if fmt == "png":
         pixels = image if isinstance(image, np.ndarray) else np.asarray(image)
         return encode_png(pixels, level=png_level, threads=threads, icc_profile=icc_profile)
@@ -78,7 +99,8 @@ def encode_image(
     if fmt == "jpeg":
         if image.mode == "RGBA":
             raise ValueError("JPEG has no alpha channel: flatten the image onto a background")
-        image.save(buffer, "JPEG", quality=quality or DEFAULT_JPEG_QUALITY, **extra)
+        # comment=b"": Pillow would otherwise copy the source's COM comment from image.info
+        image.save(buffer, "JPEG", quality=quality or DEFAULT_JPEG_QUALITY, comment=b"", **extra)
     elif quality is None:
         image.save(buffer, "WEBP", lossless=True, quality=25, method=1, exact=False, **extra)
     else:

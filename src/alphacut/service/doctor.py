@@ -4,6 +4,10 @@ A crash (SIGKILL, power loss) can leave, at most: a file written whose row was n
 committed (an orphan), a half-written temp file, or, if a disk was tampered with, a row
 whose file is gone. Files younger than ``grace_seconds`` are left alone: with the service
 running they may be writes whose row is about to be committed.
+
+Anything else in the blob folders (``.DS_Store``, a file copied in by hand, a symlink) is an
+unknown entry: reported, never followed or deleted; ``--repair`` moves it, as it is, out of the
+store (to ``blobs-quarantine/`` beside it), for a person to look at.
 """
 
 from __future__ import annotations
@@ -21,11 +25,19 @@ class Report:
     files_without_row: list[str] = field(default_factory=list)
     recent_files_skipped: int = 0
     temp_files: int = 0
+    unknown_entries: list[str] = field(default_factory=list)
+    quarantined: dict[str, str] = field(default_factory=dict)  # entry -> where it went
+    not_moved: dict[str, str] = field(default_factory=dict)  # entry -> why
     repaired: bool = False
 
     @property
     def healthy(self) -> bool:
-        return not (self.rows_without_file or self.files_without_row or self.temp_files)
+        return not (
+            self.rows_without_file
+            or self.files_without_row
+            or self.temp_files
+            or self.unknown_entries
+        )
 
 
 def examine(
@@ -46,9 +58,15 @@ def examine(
             continue
         report.files_without_row.append(key)
     report.temp_files = blobs.remove_temp_files(grace_seconds, dry_run=not repair)
+    report.unknown_entries = blobs.unknown_entries()
     if repair:
         for owner, row_id in missing:
             db.delete_row(owner, row_id)
         for key in report.files_without_row:
             blobs.delete(key)
+        for entry in report.unknown_entries:
+            try:
+                report.quarantined[entry] = blobs.quarantine(entry)
+            except OSError as exc:  # reported; the rest of the repair goes on
+                report.not_moved[entry] = exc.strerror or type(exc).__name__
     return report

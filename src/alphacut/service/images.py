@@ -14,14 +14,16 @@ from PIL import Image
 
 from alphacut.config import Settings
 from alphacut.engine.compose import on_background
-from alphacut.engine.decode import DecodedImage, Limits, decode, sniff
+from alphacut.engine.decode import DecodedImage, Limits, decode, probe_size, sniff
 from alphacut.engine.encode import OutputFormat, encode_image, parse_format
+from alphacut.engine.metadata import strip_metadata
 from alphacut.engine.pipeline import Remover
-from alphacut.errors import InvalidInputError, NotFoundError
-from alphacut.fetch import FetchPolicy, fetch
+from alphacut.errors import InvalidInputError, NotFoundError, QuotaExceededError
+from alphacut.service.fetcher import UrlFetcher
 from alphacut.service.ids import new_image_id, new_public_token
-from alphacut.service.work import WorkQueue
-from alphacut.storage.blobs import BlobStore
+from alphacut.service.memory import Cost, operation_cost, removal_cost
+from alphacut.service.work import WorkQueue, checkpoint
+from alphacut.storage.blobs import BlobNotFoundError, BlobStore
 from alphacut.storage.database import Database, ImageRecord, Page, utcnow
 
 DEFAULT_QUALITY = 90
@@ -31,6 +33,8 @@ _WHITE = (255, 255, 255, 255)
 
 Operation = Callable[[Image.Image, OutputFormat], Image.Image]
 """An image operation: upright RGB/RGBA pixels and the output format -> new pixels."""
+Plan = Callable[[tuple[int, int]], Cost]
+"""An operation's expected cost from its source's size (checked before decoding)."""
 
 
 def alpha_capable(fmt: str) -> bool:
@@ -45,31 +49,40 @@ class ImageService:
         blobs: BlobStore,
         image_queue: WorkQueue,
         inference_queue: WorkQueue,
+        fetcher: UrlFetcher | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.blobs = blobs
         self.image_queue = image_queue
         self.inference_queue = inference_queue
+        self.fetcher = fetcher or UrlFetcher(settings)
         self.limits = Limits(settings.max_input_bytes, settings.max_input_pixels)
 
     # Creation ---------------------------------------------------------------------------
 
     def create(self, key_id: str, name: str, data: bytes) -> ImageRecord:
-        """Store uploaded bytes as they are, once they decode as a supported image."""
+        """Store uploaded bytes once they decode as a supported image: without their
+        metadata (the pixels untouched), or as they are with ``keep_metadata``."""
         fmt = sniff(data[:64])
-        decoded = self.image_queue.run(lambda: decode(data, self.limits))
-        width, height = decoded.image.size
-        return self._store(key_id, name, fmt, width, height, data)
+
+        def work() -> tuple[tuple[int, int], bytes]:
+            decoded = decode(data, self.limits)
+            if self.settings.keep_metadata:
+                return decoded.image.size, data
+            return decoded.image.size, strip_metadata(data, fmt, orientation=decoded.orientation)
+
+        probed = probe_size(data, fmt)
+        pixels = probed[0] * probed[1] if probed else 0
+        # Over the pixel limit: the decoder refuses it from the header, naming the limit.
+        costed = 0 < pixels <= self.limits.max_pixels
+        cost = operation_cost("decode", pixels, 0) if costed else None
+        (width, height), stored = self.image_queue.run(work, cost=cost)
+        return self._store(key_id, name, fmt, width, height, stored)
 
     def create_from_url(self, key_id: str, name: str, url: str) -> ImageRecord:
-        policy = FetchPolicy(
-            max_bytes=self.settings.max_upload_bytes,
-            timeout=self.settings.fetch_timeout_seconds,
-            max_redirects=self.settings.fetch_max_redirects,
-            trusted_origins=tuple(self.settings.fetch_trusted_origins),
-        )
-        return self.create(key_id, name, fetch(url, policy))
+        data = self.fetcher.fetch(url, self.settings.max_upload_bytes)
+        return self.create(key_id, name, data)
 
     def _store(
         self, key_id: str, name: str, fmt: str, width: int, height: int, data: bytes
@@ -87,13 +100,27 @@ class ImageService:
             public_token=None,
             created_at=utcnow(),
         )
-        self.blobs.put(record.blob_key, data)
+        self._check_quota(key_id, len(data))
+        self.blobs.put(record.blob_key, data)  # 507 on a full disk or under the threshold
         try:
             self.db.add_image(record)
         except BaseException:
             self.blobs.delete(record.blob_key)
             raise
         return record
+
+    def _check_quota(self, key_id: str, size: int) -> None:
+        """``ALPHACUT_MAX_STORED_BYTES_PER_KEY``: a soft limit (two writes racing may both
+        pass it, by one image each)."""
+        quota = self.settings.max_stored_bytes_per_key
+        if quota is None:
+            return
+        used = self.db.stored_bytes(key_id)
+        if used + size > quota:
+            raise QuotaExceededError(
+                f"storage quota exceeded: this key stores {used:,} bytes of images and may "
+                f"store {quota:,}; this image needs {size:,} more. Delete images to make room"
+            )
 
     # Access -----------------------------------------------------------------------------
 
@@ -104,7 +131,12 @@ class ImageService:
         return record
 
     def read(self, record: ImageRecord) -> bytes:
-        return self.blobs.get(record.blob_key)
+        """The image's bytes; 404 if it was deleted since ``record`` was read (work queued on
+        an image that is then deleted ends here)."""
+        try:
+            return self.blobs.get(record.blob_key)
+        except BlobNotFoundError:
+            raise NotFoundError(f"image {record.id!r} not found: it was deleted") from None
 
     def page(self, key_id: str, take: int, from_id: str | None) -> Page:
         page = self.db.page(key_id, take, from_id)
@@ -119,16 +151,14 @@ class ImageService:
         self.blobs.delete(record.blob_key)
 
     def publish(self, key_id: str, image_id: str) -> ImageRecord:
-        record = self.get(key_id, image_id)
-        if record.public_token:
-            return record
-        published = self.db.set_public_token(key_id, image_id, new_public_token())
+        """Idempotent and atomic: every publish of an image answers the same live URL."""
+        published = self.db.publish(key_id, image_id, new_public_token())
         if published is None:
             raise NotFoundError(f"image {image_id!r} not found")
         return published
 
     def unpublish(self, key_id: str, image_id: str) -> ImageRecord:
-        record = self.db.set_public_token(key_id, image_id, None)
+        record = self.db.unpublish(key_id, image_id)
         if record is None:
             raise NotFoundError(f"image {image_id!r} not found")
         return record
@@ -153,18 +183,26 @@ class ImageService:
         *,
         output_format: OutputFormat | None = None,
         quality: int | None = None,
+        plan: Plan | None = None,
     ) -> ImageRecord:
         """Decode the source, run ``operation`` on a worker and store the result as a new
-        image, in ``output_format`` (default: the source's format)."""
+        image, in ``output_format`` (default: the source's format). ``plan`` costs the job
+        from the source's size before anything is decoded (default: an operation that keeps
+        the size); see :mod:`alphacut.service.memory`."""
         source = self.get(key_id, image_id)
         fmt = output_format or parse_format(source.format)
+        size = (source.width, source.height)
+        pixels = size[0] * size[1]
+        cost = plan(size) if plan is not None else operation_cost("copy", pixels, pixels)
 
         def work() -> tuple[bytes, tuple[int, int]]:
             decoded = self.load(source)
+            checkpoint()
             image = operation(decoded.image, fmt)
+            checkpoint()
             return self._encode(image, fmt, quality, decoded.icc_profile), image.size
 
-        data, (width, height) = self.image_queue.run(work)
+        data, (width, height) = self.image_queue.run(work, cost=cost)
         return self._store(key_id, name or source.name, fmt, width, height, data)
 
     def remove_background(
@@ -172,12 +210,14 @@ class ImageService:
     ) -> ImageRecord:
         source = self.get(key_id, image_id)
         remover = Remover(model, settings=self.settings)  # validates the model name
+        cost = removal_cost(remover.model, remover.refine, source.width * source.height)
 
         def work() -> tuple[bytes, tuple[int, int]]:
             cut = remover.remove(self.read(source))
+            checkpoint()  # the caller already has its 504: no encoding for nobody
             return cut.to_bytes("png"), cut.size
 
-        data, (width, height) = self.inference_queue.run(work)
+        data, (width, height) = self.inference_queue.run(work, cost=cost)
         return self._store(key_id, name or source.name, "png", width, height, data)
 
     def _encode(

@@ -7,17 +7,24 @@ tool (there is nothing to brute-force); the hash is what the database indexes an
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
-from alphacut.errors import InvalidInputError, NotFoundError
+from sqlalchemy.exc import SQLAlchemyError
+
+from alphacut.errors import InsufficientStorageError, InvalidInputError, NotFoundError
 from alphacut.service.ids import new_key_id, new_key_secret
 from alphacut.storage.database import ApiKey, Database, UsageTotal, utcnow
 
+log = logging.getLogger(__name__)
 Stage = Literal["test", "live"]
 _TOUCH_EVERY_S = 60.0
+_WARN_EVERY_S = 60.0
+# What a failed bookkeeping write raises: a full disk, a database that is locked or gone.
+_BOOKKEEPING_ERRORS = (InsufficientStorageError, SQLAlchemyError)
 
 
 def hash_secret(secret: str) -> str:
@@ -29,6 +36,9 @@ class KeyService:
         self.db = db
         self._touched: dict[str, float] = {}
         self._lock = threading.Lock()
+        # Counts whose write failed, added to the next write: (key id, day) -> requests, images
+        self._unwritten: dict[tuple[str, date], tuple[int, int]] = {}
+        self._warned_at = -_WARN_EVERY_S
 
     def create(self, name: str, stage: Stage) -> tuple[str, ApiKey]:
         """A new key: the secret (to show once) and its record."""
@@ -67,17 +77,47 @@ class KeyService:
             if now - self._touched.get(key_id, -_TOUCH_EVERY_S) < _TOUCH_EVERY_S:
                 return
             self._touched[key_id] = now
-        self.db.touch_key(key_id, utcnow())
+        try:
+            self.db.touch_key(key_id, utcnow())
+        except _BOOKKEEPING_ERRORS as exc:
+            self._warn("when a key was last used", exc)
 
     def all(self) -> list[ApiKey]:
         return self.db.keys()
 
     def revoke(self, key_id: str) -> None:
+        """Revoke the key; its published images are unpublished in the same transaction."""
         if not self.db.revoke_key(key_id):
             raise NotFoundError(f"no active key {key_id!r}")
 
     def record(self, key_id: str, *, requests: int = 1, images: int = 0) -> None:
-        self.db.record_usage(key_id, datetime.now(UTC).date(), requests=requests, images=images)
+        """Count a request and the images it processed. Never fails the request: when the
+        write fails (a full disk, a locked database), the counts wait in memory and go with
+        the next write that succeeds (lost only if the process ends first)."""
+        day = datetime.now(UTC).date()
+        with self._lock:
+            self._keep(key_id, day, requests, images)
+            counts, self._unwritten = self._unwritten, {}
+        for (key, when), (n_requests, n_images) in counts.items():
+            try:
+                self.db.record_usage(key, when, requests=n_requests, images=n_images)
+            except _BOOKKEEPING_ERRORS as exc:
+                with self._lock:
+                    self._keep(key, when, n_requests, n_images)
+                self._warn("usage counts (kept, to be written with the next ones)", exc)
+
+    def _keep(self, key_id: str, day: date, requests: int, images: int) -> None:
+        old_requests, old_images = self._unwritten.get((key_id, day), (0, 0))
+        self._unwritten[key_id, day] = (old_requests + requests, old_images + images)
+
+    def _warn(self, what: str, exc: Exception) -> None:
+        """Log a failed bookkeeping write, at most once a minute (not once per request)."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._warned_at < _WARN_EVERY_S:
+                return
+            self._warned_at = now
+        log.warning("could not record %s: %s", what, exc)
 
     def usage(self, days: int = 30) -> list[UsageTotal]:
         return self.db.usage(date.today() - timedelta(days=days - 1))

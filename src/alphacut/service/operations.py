@@ -9,7 +9,7 @@ can hold transparency and black where it cannot.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -50,6 +50,40 @@ def _check_output(width: int, height: int, max_pixels: int) -> None:
         )
 
 
+def resize_size(
+    source: tuple[int, int], width: int | None, height: int | None, max_pixels: int
+) -> tuple[int, int]:
+    """The size :func:`resize` makes (one side given: the other keeps the ratio), checked
+    against the pixel limit before anything is decoded or allocated."""
+    if width is None and height is None:
+        raise InvalidInputError("give a width, a height or both")
+    if width is None:
+        width = max(1, round(source[0] * height / source[1]))  # type: ignore[operator]
+    if height is None:
+        height = max(1, round(source[1] * width / source[0]))
+    _check_output(width, height, max_pixels)
+    return width, height
+
+
+Box = tuple[float, float, float, float]
+
+
+def resample(image: Image.Image, size: tuple[int, int], box: Box | None = None) -> Image.Image:
+    """LANCZOS from ``box`` (default: the whole image) to ``size``, in two passes ordered so
+    that the image between them is the smaller one. Pillow always scales rows first, so that
+    its intermediate is ``size[0]`` x the box's height: 1 x 50,000,000 px to 50,000,000 x 1
+    would ask for 2.5e15 px. Ordered, the intermediate is at most sqrt(source x output)
+    pixels, never more than the larger of the two."""
+    x0, y0, x1, y1 = box or (0.0, 0.0, float(image.width), float(image.height))
+    if size[0] * (y1 - y0) <= (x1 - x0) * size[1]:
+        return image.resize(size, Image.Resampling.LANCZOS, box=(x0, y0, x1, y1))
+    left, right = math.floor(x0), math.ceil(x1)  # columns first: whole columns, rows scaled
+    tall = image.resize(
+        (right - left, size[1]), Image.Resampling.LANCZOS, box=(left, y0, right, y1)
+    )
+    return tall.resize(size, Image.Resampling.LANCZOS, box=(x0 - left, 0, x1 - left, size[1]))
+
+
 def resize(
     image: Image.Image,
     *,
@@ -60,23 +94,23 @@ def resize(
     letterbox: RGBA = TRANSPARENT,
     max_pixels: int,
 ) -> Image.Image:
-    if width is None and height is None:
-        raise InvalidInputError("give a width, a height or both")
-    if width is None:
-        width = max(1, round(image.width * height / image.height))  # type: ignore[operator]
-    if height is None:
-        height = max(1, round(image.height * width / image.width))
-    _check_output(width, height, max_pixels)
+    width, height = resize_size(image.size, width, height, max_pixels)
     if fit == "fill":
-        return image.resize((width, height), Image.Resampling.LANCZOS)
+        return resample(image, (width, height))
     gx, gy = _GRAVITY[position]
-    scale = (min if fit == "contain" else max)(width / image.width, height / image.height)
-    inner = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    scaled = image.resize(inner, Image.Resampling.LANCZOS)
     if fit == "cover":
-        left = round((inner[0] - width) * gx)
-        top = round((inner[1] - height) * gy)
-        return scaled.crop((left, top, left + width, top + height))
+        # Only the part of the source that stays visible is scaled (never the whole source
+        # at the covering scale, which can be far larger than the output).
+        scale = max(width / image.width, height / image.height)
+        seen_w, seen_h = width / scale, height / scale
+        left, top = (image.width - seen_w) * gx, (image.height - seen_h) * gy
+        return resample(image, (width, height), (left, top, left + seen_w, top + seen_h))
+    scale = min(width / image.width, height / image.height)
+    inner = (
+        min(width, max(1, round(image.width * scale))),
+        min(height, max(1, round(image.height * scale))),
+    )
+    scaled = resample(image, inner)
     mode = "RGBA" if letterbox[3] < 255 or image.mode == "RGBA" else "RGB"
     canvas = Image.new(mode, (width, height), letterbox if mode == "RGBA" else letterbox[:3])
     offset = (round((width - inner[0]) * gx), round((height - inner[1]) * gy))
@@ -108,6 +142,23 @@ def crop(image: Image.Image, x1: int, y1: int, x2: int, y2: int) -> Image.Image:
     return image.crop((x1, y1, x2, y2))
 
 
+def rotate_size(source: tuple[int, int], degrees: float, max_pixels: int) -> tuple[int, int]:
+    """The size :func:`rotate` makes (clockwise ``degrees``), checked against the limit."""
+    if not math.isfinite(degrees):
+        raise InvalidInputError("angle must be a finite number")
+    clockwise = degrees % 360
+    if clockwise in (90.0, 270.0):
+        return source[1], source[0]
+    if clockwise in (0.0, 180.0):
+        return source
+    radians = math.radians(clockwise)
+    cos, sin = abs(math.cos(radians)), abs(math.sin(radians))
+    width = math.ceil(source[0] * cos + source[1] * sin)
+    height = math.ceil(source[0] * sin + source[1] * cos)
+    _check_output(width, height, max_pixels)
+    return width, height
+
+
 def rotate(
     image: Image.Image,
     angle: float,
@@ -117,8 +168,7 @@ def rotate(
     max_pixels: int,
 ) -> Image.Image:
     degrees = math.degrees(angle) if unit == "radians" else angle
-    if not math.isfinite(degrees):
-        raise InvalidInputError("angle must be a finite number")
+    rotate_size(image.size, degrees, max_pixels)
     clockwise = degrees % 360
     quarter = {90.0: Image.Transpose.ROTATE_270, 180.0: Image.Transpose.ROTATE_180,
                270.0: Image.Transpose.ROTATE_90}  # fmt: skip
@@ -126,10 +176,6 @@ def rotate(
         return image.copy()
     if clockwise in quarter:
         return image.transpose(quarter[clockwise])  # exact, no resampling
-    radians = math.radians(clockwise)
-    width = abs(image.width * math.cos(radians)) + abs(image.height * math.sin(radians))
-    height = abs(image.width * math.sin(radians)) + abs(image.height * math.cos(radians))
-    _check_output(math.ceil(width), math.ceil(height), max_pixels)
     source = image.convert("RGBA") if alpha_ok else image
     fill = TRANSPARENT if alpha_ok else BLACK[: len(source.getbands())]
     return source.rotate(-clockwise, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=fill)
@@ -194,28 +240,63 @@ class Watermark:
     repetition: Repetition = "no_repeat"
 
 
-def watermark(base: Image.Image, marks: Sequence[Watermark], *, max_pixels: int) -> Image.Image:
+def watermark(
+    base: Image.Image,
+    marks: Iterable[Watermark],
+    *,
+    max_pixels: int,
+    step: Callable[[], None] = lambda: None,
+) -> Image.Image:
+    """Each mark composited over ``base`` in turn; ``step`` is called between marks (a
+    checkpoint that stops the work once its time limit has passed). Repeated marks are
+    tiled in one array operation, whatever the number of tiles: the cost is that of the
+    canvas, not of the tile count (a 1x1 mark repeated over 50 MP is one 50 MP copy)."""
     canvas = base.convert("RGBA")
     for mark in marks:
+        step()
         overlay = mark.image.convert("RGBA")
         if mark.width is not None or mark.height is not None:
             overlay = resize(overlay, width=mark.width, height=mark.height, max_pixels=max_pixels)
-        xs = _tile_starts(
-            mark.left, overlay.width, canvas.width, mark.repetition in ("repeat", "repeat_x")
-        )
-        ys = _tile_starts(
-            mark.top, overlay.height, canvas.height, mark.repetition in ("repeat", "repeat_y")
-        )
-        layer = Image.new("RGBA", canvas.size, TRANSPARENT)
-        for y in ys:
-            for x in xs:
-                layer.paste(overlay, (x, y))
+        repeat_x = mark.repetition in ("repeat", "repeat_x")
+        repeat_y = mark.repetition in ("repeat", "repeat_y")
+        if repeat_x or repeat_y:
+            layer = Image.fromarray(
+                _tiled(np.asarray(overlay), canvas.size, (mark.left, mark.top), repeat_x, repeat_y)
+            )
+        else:
+            layer = Image.new("RGBA", canvas.size, TRANSPARENT)
+            layer.paste(overlay, (mark.left, mark.top))
         canvas = Image.alpha_composite(canvas, layer)
     return canvas if base.mode == "RGBA" else canvas.convert("RGB")
 
 
-def _tile_starts(offset: int, size: int, extent: int, repeat: bool) -> list[int]:
-    if not repeat:
-        return [offset]
-    first = offset % size - size if offset % size else 0
-    return list(range(first, extent, size))
+def _tiled(
+    tile: np.ndarray,
+    size: tuple[int, int],
+    offset: tuple[int, int],
+    repeat_x: bool,
+    repeat_y: bool,
+) -> np.ndarray:
+    """A canvas-sized RGBA array showing ``tile`` with its top-left corner at ``offset``,
+    repeated along the axes asked for (transparent elsewhere)."""
+    rows, row_ok = _tile_index(size[1], offset[1], tile.shape[0], repeat_y)
+    cols, col_ok = _tile_index(size[0], offset[0], tile.shape[1], repeat_x)
+    # One axis at a time (5x faster than one 2-D gather), the one that keeps the
+    # intermediate smaller first: at most sqrt(canvas x tile) pixels.
+    if len(rows) * tile.shape[1] <= tile.shape[0] * len(cols):
+        layer = tile[rows][:, cols]
+    else:
+        layer = tile[:, cols][rows]
+    if not (row_ok.all() and col_ok.all()):
+        layer[~(row_ok[:, None] & col_ok[None, :])] = 0
+    return np.ascontiguousarray(layer)
+
+
+def _tile_index(extent: int, offset: int, size: int, repeat: bool) -> tuple[np.ndarray, np.ndarray]:
+    """For each canvas position along one axis: the tile's index there, and whether the
+    tile covers it."""
+    position = np.arange(extent, dtype=np.int64) - offset
+    if repeat:
+        return position % size, np.ones(extent, dtype=bool)
+    inside = (position >= 0) & (position < size)
+    return np.clip(position, 0, size - 1), inside

@@ -29,10 +29,12 @@ from typing import Any, Literal
 import numpy as np
 
 from alphacut.config import Settings
+from alphacut.engine.decode import probe_size, sniff
 from alphacut.engine.encode import OutputFormat, encode_image, parse_format
 from alphacut.engine.pipeline import Cutout, Remover
 from alphacut.errors import AlphacutError, ImageTooLargeError, InvalidInputError, ServiceBusyError
-from alphacut.fetch import FetchPolicy, fetch
+from alphacut.service.fetcher import UrlFetcher
+from alphacut.service.memory import OUTPUT_BYTES_PER_PX, Cost, held, removal_cost
 from alphacut.service.results import ResultStore
 from alphacut.service.work import WorkQueue
 
@@ -108,11 +110,16 @@ class BatchResult:
 
 class RemoveBgService:
     def __init__(
-        self, settings: Settings, results: ResultStore, inference_queue: WorkQueue
+        self,
+        settings: Settings,
+        results: ResultStore,
+        inference_queue: WorkQueue,
+        fetcher: UrlFetcher | None = None,
     ) -> None:
         self.settings = settings
         self.results = results
         self.inference_queue = inference_queue
+        self.fetcher = fetcher or UrlFetcher(settings)
 
     def check_request(self, body: Any) -> tuple[list[dict[str, Any]], Options]:
         """The records and top-level options, or :class:`InvalidInputError` (HTTP 400)."""
@@ -182,8 +189,14 @@ class RemoveBgService:
         try:
             options = Options.parse(record, defaults)
             data = self._image_bytes(record)
-            cut = self.inference_queue.run(lambda: remover.remove(data), wait=_SLOT_WAIT_S)
-            answer.update(self._outputs(cut, options, key_id, url_for))
+            cut = self.inference_queue.run(
+                lambda: remover.remove(data), wait=_SLOT_WAIT_S, cost=self._cost(remover, data)
+            )
+            # Encoding happens outside the model's slot: the cut-out (RGBA + mask, 5 B/px)
+            # and one encoder at a time count against the memory budget meanwhile.
+            encoding = (5 + OUTPUT_BYTES_PER_PX) * cut.size[0] * cut.size[1]
+            with held(self.inference_queue.budget, encoding):
+                answer.update(self._outputs(cut, options, key_id, url_for))
             answer["_status"] = _status(200, request_id)
             answer["_width"], answer["_height"] = cut.size
         except AlphacutError as exc:
@@ -193,19 +206,26 @@ class RemoveBgService:
             answer["_status"] = _status(500, request_id, "an internal error occurred")
         return answer
 
+    @staticmethod
+    def _cost(remover: Remover, data: bytes) -> Cost | None:
+        """The removal's cost from the image's header (None when it has none we read: the
+        decoder then refuses it)."""
+        try:
+            size = probe_size(data, sniff(data[:64]))
+        except AlphacutError:
+            return None
+        pixels = size[0] * size[1] if size else 0
+        if not 0 < pixels <= remover.settings.max_input_pixels:
+            return None  # the decoder refuses it from the header, naming the limit
+        return removal_cost(remover.model, remover.refine, pixels)
+
     def _image_bytes(self, record: Mapping[str, Any]) -> bytes:
         limit = self.settings.max_input_bytes
         if record.get("_base64") is not None:
             return decode_base64(record["_base64"], limit)
         url = record.get("_url")
         if isinstance(url, str) and url:
-            policy = FetchPolicy(
-                max_bytes=limit,
-                timeout=self.settings.fetch_timeout_seconds,
-                max_redirects=self.settings.fetch_max_redirects,
-                trusted_origins=tuple(self.settings.fetch_trusted_origins),
-            )
-            return fetch(url, policy)
+            return self.fetcher.fetch(url, limit)
         raise InvalidInputError("the record needs an image: _url or _base64")
 
     def _outputs(

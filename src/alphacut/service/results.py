@@ -14,7 +14,7 @@ import threading
 from datetime import datetime, timedelta
 
 from alphacut.errors import NotFoundError
-from alphacut.storage.blobs import BlobStore
+from alphacut.storage.blobs import BlobNotFoundError, BlobStore
 from alphacut.storage.database import Database, ResultRecord, utcnow
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,10 @@ class ResultStore:
         record = self.db.result(token) if len(token) == 48 else None
         if record is None or record.expires_at <= (now or utcnow()):
             raise NotFoundError("no such result, or it has expired")
-        return record, self.blobs.get(record.blob_key)
+        try:
+            return record, self.blobs.get(record.blob_key)
+        except BlobNotFoundError:  # swept meanwhile
+            raise NotFoundError("no such result, or it has expired") from None
 
     def sweep(self, now: datetime | None = None) -> int:
         """Delete expired results; returns how many."""
@@ -68,7 +71,8 @@ class ResultStore:
     def remove_orphans(self, grace_seconds: float = ORPHAN_GRACE_S) -> int:
         """Result files no row points to (a crash between writing and committing), once
         they are older than ``grace_seconds`` (a younger one may be another worker's write
-        whose row is about to be committed)."""
+        whose row is about to be committed). Only the store's own files are candidates:
+        an unknown file (``.DS_Store``, a symlink) is left for ``alphacut doctor``."""
         known = self.db.blob_keys("result")
         orphans = [
             key
@@ -92,16 +96,23 @@ class Sweeper:
         self._thread = threading.Thread(target=self._loop, name="alphacut-sweeper", daemon=True)
 
     def start(self) -> None:
-        orphans = self.store.remove_orphans()
-        expired = self.store.sweep()
-        if orphans or expired:
-            log.info("start-up sweep: %d expired results, %d orphan files", expired, orphans)
+        """Sweep once, then start the thread. Housekeeping never stops the service from
+        starting: a failure is logged and the next round tries again."""
+        try:
+            orphans = self.store.remove_orphans()
+            expired = self.store.sweep()
+        except Exception:
+            log.exception("the start-up sweep failed; the service starts all the same")
+        else:
+            if orphans or expired:
+                log.info("start-up sweep: %d expired results, %d orphan files", expired, orphans)
         self._thread.start()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             try:
                 self.store.sweep()
+                self.store.db.ensure_reserve()  # put back once a full disk has room again
             except Exception:  # keep sweeping on the next round
                 log.exception("sweeping expired results failed")
 

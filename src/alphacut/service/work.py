@@ -1,25 +1,57 @@
 """Bounded executors: CPU-heavy work runs on a fixed number of threads behind a queue of
 fixed length. When both are full the caller is refused at once (503 + Retry-After) rather
-than queued without bound; the event loop never runs this work."""
+than queued without bound; the event loop never runs this work.
+
+Each job may carry its :class:`~alphacut.service.memory.Cost`: a job that could never fit
+the memory budget, or that would outlast the request time limit, is refused before it is
+queued (a running thread cannot be interrupted); one that does not fit beside the running
+jobs waits for memory in its worker. While a job runs, :func:`checkpoint` lets long work stop
+between steps once its caller has been answered with a timeout.
+"""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TypeVar
 
-from alphacut.errors import ProcessingTimeoutError, ServiceBusyError
+from alphacut.errors import ImageTooLargeError, ProcessingTimeoutError, ServiceBusyError
+from alphacut.service.memory import Cost, MemoryBudget
 
 T = TypeVar("T")
+_job = threading.local()
+
+
+class OutOfMemoryError(ServiceBusyError):
+    """An allocation failed although the job's estimate fitted the budget (other processes,
+    a tighter limit than measured): the job is dropped, the process lives on."""
+
+    code = "out_of_memory"
+
+
+def checkpoint() -> None:
+    """Raise :class:`ProcessingTimeoutError` in a job whose time limit has passed (its
+    caller has already been answered), so that long work stops at its next step."""
+    deadline: float | None = getattr(_job, "deadline", None)
+    if deadline is not None and time.monotonic() > deadline:
+        raise ProcessingTimeoutError("processing took longer than the limit; stopped")
 
 
 class WorkQueue:
     def __init__(
-        self, name: str, workers: int, queue: int, retry_after: int, timeout: float | None = None
+        self,
+        name: str,
+        workers: int,
+        queue: int,
+        retry_after: int,
+        timeout: float | None = None,
+        budget: MemoryBudget | None = None,
     ) -> None:
         self.name = name
+        self.budget = budget
         self.timeout = timeout
         self.capacity = workers + queue
         self.retry_after = retry_after
@@ -33,10 +65,13 @@ class WorkQueue:
         """Jobs running or waiting."""
         return self._pending
 
-    def run(self, fn: Callable[[], T], *, wait: float | None = None) -> T:
+    def run(self, fn: Callable[[], T], *, wait: float | None = None, cost: Cost | None = None) -> T:
         """Run ``fn`` on a worker and return its result. When every slot is taken, refuse at
         once with :class:`ServiceBusyError`, or with ``wait`` wait up to that many seconds
-        for a slot first (for work already admitted, such as a batch's later records)."""
+        for a slot first (for work already admitted, such as a batch's later records).
+        ``cost``: the job's expected peak memory and time (see the module docstring)."""
+        if cost is not None:
+            self._admit(cost)
         acquired = (
             self._slots.acquire(blocking=False)
             if wait is None
@@ -50,7 +85,8 @@ class WorkQueue:
         with self._lock:
             self._pending += 1
         try:
-            future = self._pool.submit(fn)
+            deadline = time.monotonic() + self.timeout if self.timeout is not None else None
+            future = self._pool.submit(self._job, fn, cost, deadline)
         except BaseException:
             self._release()
             raise
@@ -63,6 +99,32 @@ class WorkQueue:
             raise ProcessingTimeoutError(
                 f"processing took longer than the limit of {self.timeout:g} s"
             ) from None
+
+    def _admit(self, cost: Cost) -> None:
+        if self.budget is not None:
+            self.budget.check(cost.bytes)
+        if self.timeout is not None and cost.seconds > self.timeout:
+            raise ImageTooLargeError(
+                f"this image would take about {cost.seconds:.0f} s to process, longer than "
+                f"the limit of {self.timeout:g} s: send a smaller image"
+            )
+
+    def _job(self, fn: Callable[[], T], cost: Cost | None, deadline: float | None) -> T:
+        budget = self.budget if cost is not None and cost.bytes > 0 else None
+        if budget is not None and cost is not None:
+            budget.reserve(cost.bytes)
+        _job.deadline = deadline
+        try:
+            return fn()
+        except MemoryError:
+            raise OutOfMemoryError(
+                "the server ran out of memory for this image; retry later or send a smaller one",
+                self.retry_after,
+            ) from None
+        finally:
+            _job.deadline = None
+            if budget is not None and cost is not None:
+                budget.release(cost.bytes)
 
     def _release(self) -> None:
         with self._lock:

@@ -8,21 +8,31 @@ rewrite. Callers get plain frozen records, never ORM rows tied to a session.
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, func, select, update
+from sqlalchemy import Engine, create_engine, delete, event, func, make_url, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from alphacut.errors import InsufficientStorageError
+from alphacut.files import write_atomic
 from alphacut.storage.models import ApiKeyRow, ImageRow, ResultRow, UsageRow
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Tables whose every row owns one stored file: the table and its id column.
 BlobOwner = Literal["image", "result"]
@@ -32,6 +42,24 @@ _BLOB_OWNERS: dict[BlobOwner, tuple[type[ImageRow] | type[ResultRow], Any]] = {
 }
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+
+# Space an SQLite database keeps in a file beside it, given up when a delete finds the disk
+# full (an "emergency ballast", as CockroachDB keeps one), so that space can be freed through
+# the API even then: SQLite needs room in its WAL to delete a row. 8 MiB is twice what the WAL
+# holds at most between two automatic checkpoints (1000 pages of 4 KiB).
+RESERVE_BYTES = 8 * 1024 * 1024
+_DISK_FULL_MESSAGE = (
+    "the server's database is out of disk space: nothing more can be stored until space is "
+    "freed (reading and deleting images still work)"
+)
+
+
+def _disk_full(exc: DBAPIError) -> bool:
+    """SQLite's SQLITE_FULL, PostgreSQL's disk_full (53100)."""
+    orig = exc.orig
+    if getattr(orig, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return True
+    return "53100" in (getattr(orig, "pgcode", None), getattr(orig, "sqlstate", None))
 
 
 def utcnow() -> datetime:
@@ -152,14 +180,18 @@ class Database:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        database = make_url(url).database if self.engine.dialect.name == "sqlite" else None
+        self.file = Path(database) if database and database != ":memory:" else None
+        self.reserve = self.file.with_name(f"{self.file.name}-reserve") if self.file else None
 
     def migrate(self) -> None:
-        """Bring the schema to the newest migration (idempotent)."""
+        """Bring the schema to the newest migration (idempotent), and keep the reserve."""
         config = Config()
         config.set_main_option("script_location", str(_MIGRATIONS))
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+        self.ensure_reserve()
 
     def ping(self) -> None:
         with self.engine.connect() as connection:
@@ -170,8 +202,57 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self._sessions() as session, session.begin():
-            yield session
+        """One transaction. A full disk raises :class:`InsufficientStorageError` (507)."""
+        try:
+            with self._sessions() as session, session.begin():
+                yield session
+        except DBAPIError as exc:
+            if _disk_full(exc):
+                raise InsufficientStorageError(_DISK_FULL_MESSAGE) from exc
+            raise
+
+    # Disk space --------------------------------------------------------------------------
+
+    def free_bytes(self) -> int | None:
+        """Free space beside an SQLite file; ``None`` for a database server."""
+        return shutil.disk_usage(self.file.parent).free if self.file else None
+
+    def ensure_reserve(self) -> bool:
+        """(Re)create the reserve file when it is missing and the disk has room for it
+        twice over; True when it is in place."""
+        if self.reserve is None:
+            return False
+        if self.reserve.is_file():
+            return True
+        try:
+            if shutil.disk_usage(self.reserve.parent).free < 2 * RESERVE_BYTES:
+                return False
+            write_atomic(self.reserve, os.urandom(RESERVE_BYTES))  # random: not compressible
+        except OSError as exc:
+            log.warning("could not create the disk space reserve %s: %s", self.reserve, exc)
+            return False
+        return True
+
+    def _release_reserve(self) -> bool:
+        if self.reserve is None or not self.reserve.is_file():
+            return False
+        self.reserve.unlink(missing_ok=True)
+        log.warning(
+            "the disk is full: the database's %d MiB reserve was released so that deletes can "
+            "free space; it is put back once the disk has room",
+            RESERVE_BYTES >> 20,
+        )
+        return True
+
+    def _freeing(self, write: Callable[[], T]) -> T:
+        """``write`` (a delete, which frees space), once more on the reserve if the disk is
+        full."""
+        try:
+            return write()
+        except InsufficientStorageError:
+            if not self._release_reserve():
+                raise
+        return write()
 
     # API keys ----------------------------------------------------------------------------
 
@@ -203,13 +284,26 @@ class Database:
             return session.scalar(select(func.count()).select_from(ApiKeyRow)) or 0
 
     def revoke_key(self, key_id: str) -> bool:
-        with self.session() as session:
-            result = session.execute(
-                update(ApiKeyRow)
-                .where(ApiKeyRow.id == key_id, ApiKeyRow.revoked_at.is_(None))
-                .values(revoked_at=utcnow())
-            )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+        """Revoke the key and unpublish its images, in one transaction: what a revoked key
+        published stops being served at once, and stays unpublished."""
+
+        def revoke() -> bool:
+            with self.session() as session:
+                result = session.execute(
+                    update(ApiKeyRow)
+                    .where(ApiKeyRow.id == key_id, ApiKeyRow.revoked_at.is_(None))
+                    .values(revoked_at=utcnow())
+                )
+                if not result.rowcount:  # type: ignore[attr-defined]
+                    return False
+                session.execute(
+                    update(ImageRow)
+                    .where(ImageRow.key_id == key_id, ImageRow.public_token.is_not(None))
+                    .values(public_token=None)
+                )
+                return True
+
+        return self._freeing(revoke)
 
     def touch_key(self, key_id: str, when: datetime) -> None:
         with self.session() as session:
@@ -244,9 +338,21 @@ class Database:
             return ImageRecord.of(row) if row else None
 
     def image_by_token(self, token: str) -> ImageRecord | None:
+        """The published image, unless its key is revoked (revoking unpublishes too; this is
+        the second lock on the door)."""
         with self.session() as session:
-            row = session.scalar(select(ImageRow).where(ImageRow.public_token == token))
+            row = session.scalar(
+                select(ImageRow)
+                .join(ApiKeyRow, ApiKeyRow.id == ImageRow.key_id)
+                .where(ImageRow.public_token == token, ApiKeyRow.revoked_at.is_(None))
+            )
             return ImageRecord.of(row) if row else None
+
+    def stored_bytes(self, key_id: str) -> int:
+        """The bytes of every image the key stores."""
+        with self.session() as session:
+            total = session.scalar(select(func.sum(ImageRow.size)).where(ImageRow.key_id == key_id))
+            return int(total or 0)
 
     def page(self, key_id: str, take: int, from_id: str | None) -> Page | None:
         """Newest first. ``from_id`` starts the page (inclusive); ``None`` if it is not an
@@ -277,26 +383,41 @@ class Database:
             return Page([ImageRecord.of(row) for row in rows[:take]], previous_from, next_from)
 
     def delete_image(self, key_id: str, image_id: str) -> ImageRecord | None:
-        with self.session() as session:
-            row = session.scalar(
-                select(ImageRow).where(ImageRow.id == image_id, ImageRow.key_id == key_id)
-            )
-            if row is None:
-                return None
-            record = ImageRecord.of(row)
-            session.execute(delete(ImageRow).where(ImageRow.seq == row.seq))
-            return record
+        """Remove the row (the caller then removes its file); works on a full disk too."""
 
-    def set_public_token(self, key_id: str, image_id: str, token: str | None) -> ImageRecord | None:
+        def remove() -> ImageRecord | None:
+            with self.session() as session:
+                row = session.scalar(
+                    select(ImageRow).where(ImageRow.id == image_id, ImageRow.key_id == key_id)
+                )
+                if row is None:
+                    return None
+                record = ImageRecord.of(row)
+                session.execute(delete(ImageRow).where(ImageRow.seq == row.seq))
+                return record
+
+        return self._freeing(remove)
+
+    def publish(self, key_id: str, image_id: str, token: str) -> ImageRecord | None:
+        """Give the image ``token`` unless it has one already, then read it back, in one
+        transaction: concurrent publishes all answer the one token that stays."""
+        mine = (ImageRow.id == image_id, ImageRow.key_id == key_id)
         with self.session() as session:
-            row = session.scalar(
-                select(ImageRow).where(ImageRow.id == image_id, ImageRow.key_id == key_id)
+            # The write comes first, so that SQLite takes its write lock before reading.
+            session.execute(
+                update(ImageRow)
+                .where(*mine, ImageRow.public_token.is_(None))
+                .values(public_token=token)
             )
-            if row is None:
-                return None
-            row.public_token = token
-            session.flush()
-            return ImageRecord.of(row)
+            row = session.scalar(select(ImageRow).where(*mine))
+            return ImageRecord.of(row) if row else None
+
+    def unpublish(self, key_id: str, image_id: str) -> ImageRecord | None:
+        mine = (ImageRow.id == image_id, ImageRow.key_id == key_id)
+        with self.session() as session:
+            session.execute(update(ImageRow).where(*mine).values(public_token=None))
+            row = session.scalar(select(ImageRow).where(*mine))
+            return ImageRecord.of(row) if row else None
 
     # Results -----------------------------------------------------------------------------
 
@@ -314,8 +435,13 @@ class Database:
             )
 
     def result(self, token: str) -> ResultRecord | None:
+        """The result, unless its key is revoked."""
         with self.session() as session:
-            row = session.get(ResultRow, token)
+            row = session.scalar(
+                select(ResultRow)
+                .join(ApiKeyRow, ApiKeyRow.id == ResultRow.key_id)
+                .where(ResultRow.token == token, ApiKeyRow.revoked_at.is_(None))
+            )
             return ResultRecord.of(row) if row else None
 
     def take_expired_results(self, now: datetime, limit: int = 1000) -> list[ResultRecord]:

@@ -5,7 +5,7 @@
 "use strict";
 
 const KEY_STORAGE = "alphacut.apiKey";
-const KEY_SOURCE = "alphacut.apiKeySource"; // "user" or "local" (handed out by a loopback server)
+const KEY_SOURCE = "alphacut.apiKeySource"; // "user" (typed in) or "link" (alphacut serve's link)
 const PARALLEL = 2; // images processed at once; the server queues and bounds the rest
 
 const $ = (selector, root = document) => root.querySelector(selector);
@@ -65,18 +65,6 @@ function request(method, path, { body, json, onUpload, responseType = "json" } =
   });
 }
 
-async function withKey(call) {
-  try {
-    return await call();
-  } catch (error) {
-    // A key handed out by a local server changes when it restarts: fetch the new one once.
-    if (error instanceof ApiError && error.status === 401 && state.keySource === "local") {
-      if (await adoptLocalKey()) return call();
-    }
-    throw error;
-  }
-}
-
 // Keys ---------------------------------------------------------------------------------------
 
 function setKey(key, source) {
@@ -90,21 +78,19 @@ function setKey(key, source) {
     localStorage.removeItem(KEY_SOURCE);
   }
   $("#key-label").textContent = key
-    ? `Key ${key.slice(0, 9)}…${source === "local" ? " (local)" : ""}`
+    ? `Key ${key.slice(0, 9)}…${source === "link" ? " (from link)" : ""}`
     : "No API key";
   $("#key-button").textContent = key ? "Change key" : "Set key";
 }
 
-async function adoptLocalKey() {
-  try {
-    const response = await fetch("/web/local-key", { cache: "no-store" });
-    if (!response.ok) return false;
-    const { key } = await response.json();
-    setKey(key, "local");
-    return true;
-  } catch (_) {
-    return false;
-  }
+// `alphacut serve` prints http://host:port/#key=...: a fragment is never sent to a server (nor
+// through a proxy, nor into its logs). Take the key, then take it off the address bar, so that
+// it is not bookmarked, shared or left in the tab's history.
+function keyFromLink() {
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  if (!fragment.has("key")) return null;
+  history.replaceState(null, "", location.pathname + location.search);
+  return fragment.get("key").trim() || null;
 }
 
 function openKeyDialog(message = "") {
@@ -119,10 +105,9 @@ function setUpKeyDialog() {
   const dialog = $("#key-dialog");
   $("#key-button").addEventListener("click", () => openKeyDialog());
   $("#key-cancel").addEventListener("click", () => dialog.close());
-  $("#key-forget").addEventListener("click", async () => {
+  $("#key-forget").addEventListener("click", () => {
     setKey(null);
-    dialog.close();
-    if (!(await adoptLocalKey())) openKeyDialog();
+    openKeyDialog();
   });
   $("#key-form").addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -191,8 +176,11 @@ function fail(card, error) {
   setStatus(card, "Failed");
   $(".error", card).textContent = friendlyError(error);
   $(".retry", card).hidden = false;
-  if (error instanceof ApiError && error.status === 401 && state.keySource !== "local") {
-    openKeyDialog("The server refused the key.");
+  if (error instanceof ApiError && error.status === 401) {
+    openKeyDialog(state.keySource === "link"
+      ? "The server refused the key of its link: it has been restarted since. "
+        + "Open the link it printed this time, or enter a key."
+      : "The server refused the key.");
   }
 }
 
@@ -280,21 +268,18 @@ async function process(card, model, create, needsOriginal = false) {
   try {
     if (!state.key) throw new ApiError(401, "no key");
     setStatus(card, "Uploading…", 0);
-    const source = await withKey(() => create((fraction) => setStatus(card, "Uploading…", fraction)));
+    const source = await create((fraction) => setStatus(card, "Uploading…", fraction));
     created.push(source.id);
     if (needsOriginal) {
-      const original = await withKey(() =>
-        request("GET", `/v1/images/${source.id}/download`, { responseType: "blob" }));
+      const original = await request("GET", `/v1/images/${source.id}/download`, { responseType: "blob" });
       card.dataset.beforeUrl = URL.createObjectURL(original);
       $(".before", card).src = card.dataset.beforeUrl;
     }
     setStatus(card, `Removing the background (${model})…`, null);
-    const result = await withKey(() =>
-      request("POST", `/v1/images/${source.id}/remove-background`, { json: { model } }));
+    const result = await request("POST", `/v1/images/${source.id}/remove-background`, { json: { model } });
     created.push(result.id);
     setStatus(card, "Fetching the result…", null);
-    const blob = await withKey(() =>
-      request("GET", `/v1/images/${result.id}/download`, { responseType: "blob" }));
+    const blob = await request("GET", `/v1/images/${result.id}/download`, { responseType: "blob" });
     card.dataset.cutUrl = URL.createObjectURL(blob);
     card.cutBlob = blob;
     const cut = $(".cut", card);
@@ -387,12 +372,14 @@ function setUpIntake() {
   });
 }
 
-async function start() {
+function start() {
   setUpKeyDialog();
   setUpIntake();
+  const linked = keyFromLink();
   const stored = localStorage.getItem(KEY_STORAGE);
-  if (stored) setKey(stored, localStorage.getItem(KEY_SOURCE) || "user");
-  else if (!(await adoptLocalKey())) openKeyDialog();
+  if (linked) setKey(linked, "link");
+  else if (stored) setKey(stored, localStorage.getItem(KEY_SOURCE) === "user" ? "user" : "link");
+  else openKeyDialog();
 }
 
 start();

@@ -8,7 +8,7 @@ EXTRAS ?= dev
 STAMP = $(VENV)/.installed-$(EXTRAS)
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: setup models browser test lint serve bench bench-halo bench-memory bench-load constraints clean
+.PHONY: setup models browser servers clients test lint serve bench bench-halo bench-memory bench-load constraints clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -29,13 +29,37 @@ models: setup
 browser:
 	@scripts/install-chromium
 
+# Debian's PostgreSQL and Redis, for the shared-storage tests (started by the tests).
+servers:
+	@scripts/install-servers
+
+# remove.bg's npm client (pinned by its package-lock.json), for the compatibility tests.
+clients:
+	@scripts/install-node-clients
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: models browser lint
+test: models browser servers clients lint
 	$(BIN)/pytest
+
+# A whole fleet on this machine (PostgreSQL, S3 (moto), Redis, 2 workers, 2 API replicas on
+# loopback; state in $(FLEET_DIR)), and the fleet test suites run against it. `make test`
+# already runs them against a fleet of Redis and workers it starts itself; this adds the
+# shared database and bucket of scripts/fleet (about 2 minutes): run it before a release.
+fleet-up: models servers
+	ALPHACUT_FLEET_DIR=$(FLEET_DIR) scripts/fleet up
+
+fleet-down:
+	ALPHACUT_FLEET_DIR=$(FLEET_DIR) scripts/fleet down
+
+test-fleet: models servers
+	@ALPHACUT_FLEET_DIR=$(FLEET_DIR) scripts/fleet up
+	@ALPHACUT_TEST_FLEET=$(FLEET_DIR)/state.json $(BIN)/pytest tests/fleet/test_script_fleet.py \
+		tests/fleet/test_api_on_fleet.py; status=$$?; \
+		ALPHACUT_FLEET_DIR=$(FLEET_DIR) scripts/fleet down; exit $$status
 
 # Starts the HTTP service on http://127.0.0.1:8000 (state in ./var; on the first start it
 # creates an API key and prints it with a ready-to-paste curl example).

@@ -9,7 +9,7 @@ Not a test: it prints numbers. Run it with ``make bench`` (installs rembg 2.0.86
 - rembg 2.0.86 ``remove(bytes)`` with a reused session, reading the *same* weight files (from
   ``U2NET_HOME``, checksum check off because our IS-Net file is another export than rembg's).
 
-Inputs are a real photo (default: shared/parity/rembg/fixtures/cloth-1.jpg) resized to 1 MP
+Inputs are a real photo (default: tests/fixtures/rembg/cloth-1.jpg) resized to 1 MP
 and 12 MP and saved as JPEG q92. Targets (issue 2, for the plain pipeline: ``--refine none``):
 fast at 12 MP at most half of rembg's time; at 1 MP at most 1.2x the bare model time.
 ``--refine auto`` (the default) measures what users get by default; "refine s" is the time of
@@ -40,7 +40,7 @@ from alphacut.engine.png import encode_png
 from alphacut.models.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_PHOTO = REPO.parent / "shared" / "parity" / "rembg" / "fixtures" / "cloth-1.jpg"
+DEFAULT_PHOTO = REPO / "tests" / "fixtures" / "rembg" / "cloth-1.jpg"
 REMBG_NAMES = {"fast": "u2netp", "precise": "isnet-general-use"}
 SIZES = {"1MP": 1_000_000, "12MP": 12_000_000}
 

@@ -37,7 +37,7 @@ import httpx
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_PHOTO = REPO.parent / "shared" / "parity" / "rembg" / "fixtures" / "car-1.jpg"
+DEFAULT_PHOTO = REPO / "tests" / "fixtures" / "rembg" / "car-1.jpg"
 EXE = str(Path(sys.executable).with_name("alphacut"))
 
 

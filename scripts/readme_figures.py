@@ -1,6 +1,6 @@
 """Before/after figures for the README: the plain pipeline beside alphacut's refinements.
 
-``.venv/bin/python scripts/readme_figures.py`` (needs ../shared and both models). For each
+``.venv/bin/python scripts/readme_figures.py`` (needs both models). For each
 photo (rembg's own test fixtures, MIT licence) it writes ``docs/img/<name>.jpg``: a crop of the
 photo, the same crop cut out by one plain pass of the model (``refine=none``, what rembg
 gives), then by alphacut's default (``refine=auto``) and any other refinement listed, all over
@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 from alphacut import Remover
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "parity" / "rembg" / "fixtures"
+FIXTURES = REPO / "tests" / "fixtures" / "rembg"
 OUT = REPO / "docs" / "img"
 BACKGROUND = "#1d3557"
 TILE = 300  # pixels: each panel's side
@@ -40,7 +40,7 @@ def panel(image: Image.Image, label: str) -> Image.Image:
 
 def main() -> None:
     if not FIXTURES.is_dir():
-        sys.exit(f"needs the shared fixtures at {FIXTURES}")
+        sys.exit(f"the test photos are missing: {FIXTURES}")
     OUT.mkdir(parents=True, exist_ok=True)
     for name, (photo, model, box, refinements) in FIGURES.items():
         with Image.open(FIXTURES / photo) as opened:

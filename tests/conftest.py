@@ -1,7 +1,9 @@
-"""Shared fixtures: real photos from the project's shared data, and the installed models.
+"""Shared fixtures: real photos, the project's shared data, and the installed models.
 
-The shared data (``../shared`` beside the checkout, or ``ALPHACUT_SHARED_DIR``) holds real
-photos with hand-made masks and rembg's reference outputs; it is read in place, never copied.
+rembg's four MIT-licensed test photos live in the repository (``tests/fixtures/rembg``), so
+that a bare clone runs the engine, API, CLI and web tests. The shared data (``../shared``
+beside the checkout, or ``ALPHACUT_SHARED_DIR``) holds what is too large or not ours to copy:
+the evaluation set with hand-made masks and rembg's reference outputs; it is read in place.
 The models are installed by ``make test`` before pytest runs; a test that needs a model and
 finds it missing fails with the command to run.
 """
@@ -45,16 +47,26 @@ def parity_dir(shared: Path) -> Path:
     return shared / "parity" / "rembg"
 
 
+# rembg's MIT-licensed test photos, in the repository so that a bare clone runs the tests.
+FIXTURES = REPO / "tests" / "fixtures" / "rembg"
+
+
 @pytest.fixture(scope="session")
-def photo(parity_dir: Path) -> Path:
+def fixtures() -> Path:
+    """rembg's four test photos (anime-girl-1, car-1, cloth-1, plants-1 .jpg)."""
+    return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def photo() -> Path:
     """A real 480x360 JPEG photo (a car)."""
-    return parity_dir / "fixtures" / "car-1.jpg"
+    return FIXTURES / "car-1.jpg"
 
 
 @pytest.fixture(scope="session")
-def portrait(parity_dir: Path) -> Path:
+def portrait() -> Path:
     """A real 739x1134 JPEG photo of a person, with EXIF."""
-    return parity_dir / "fixtures" / "cloth-1.jpg"
+    return FIXTURES / "cloth-1.jpg"
 
 
 @pytest.fixture(scope="session")
@@ -95,10 +107,10 @@ ServerFactory = Callable[..., Server]
 def make_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
     started: list[Server] = []
 
-    def make(**overrides: object) -> Server:
+    def make(*, wait_for_models: bool = True, **overrides: object) -> Server:
         data_dir = tmp_path_factory.mktemp("alphacut-data")
         settings = Settings(data_dir=data_dir, **overrides)  # type: ignore[arg-type]
-        server = start_server(settings)
+        server = start_server(settings, wait_for_models=wait_for_models)
         started.append(server)
         return server
 
@@ -123,5 +135,5 @@ def fresh_sessions() -> Iterator[None]:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if SHARED is None:
         terminalreporter.write_sep(
-            "!", "shared data (real photos, rembg parity, DAVIS) not found: those tests SKIPPED"
+            "!", "shared data (rembg parity outputs, the DAVIS set) not found: those tests SKIPPED"
         )

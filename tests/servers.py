@@ -42,10 +42,12 @@ class Server:
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=30)
+        self.keys.db.close()  # the test's own connections (PostgreSQL warns of open ones)
 
 
-def start_server(settings: Settings) -> Server:
-    """The app under the configuration `alphacut serve` uses (protocol, limits, logging)."""
+def start_server(settings: Settings, *, wait_for_models: bool = True) -> Server:
+    """The app under the configuration `alphacut serve` uses (protocol, limits, logging),
+    once its models are loaded (``wait_for_models``)."""
     port = free_port()
     app = create_app(settings)
     config = ServerConfig(
@@ -59,5 +61,12 @@ def start_server(settings: Settings) -> Server:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the test server did not start")
         time.sleep(0.05)
+    url = f"http://127.0.0.1:{port}"
+    if wait_for_models:  # as a balancer would: no request before the models are loaded
+        deadline = time.monotonic() + 180
+        while httpx.get(f"{url}/readyz").json()["checks"].get("model") == "loading":
+            if time.monotonic() > deadline:
+                raise RuntimeError("the test server's models did not load")
+            time.sleep(0.05)
     db = Database(settings.resolved_database_url)
-    return Server(f"http://127.0.0.1:{port}", settings, KeyService(db), server, thread)
+    return Server(url, settings, KeyService(db), server, thread)

@@ -58,6 +58,17 @@ def test_models_list_json() -> None:
     assert "Apache-2.0" in listing["models"][0]["licence"]
 
 
+def test_models_list_shows_each_models_runtime() -> None:
+    done = run("models", "list", "--json", env={"ALPHACUT_RUNTIME": "onnxruntime"})
+    assert done.returncode == 0, done.stderr
+    runtimes = [m["runtime"] for m in json.loads(done.stdout)["models"]]
+    assert all(r.startswith("onnxruntime fp32 on ") and "(asked for" in r for r in runtimes)
+    done = run("models", "list", "--json", env={"ALPHACUT_RUNTIME": "auto"})
+    fast, precise = (m["runtime"] for m in json.loads(done.stdout)["models"])
+    assert "fp32" in fast and "fp32" in precise  # bf16 changes the masks (docs/performance.md)
+    assert "auto" in fast and "auto" in precise
+
+
 def test_models_list_table_shows_missing_models(tmp_path: Path) -> None:
     done = run("models", "list", env={"ALPHACUT_MODEL_DIR": str(tmp_path)})
     assert done.returncode == 0
@@ -160,10 +171,10 @@ def test_never_overwrites_an_input(photos: Path) -> None:
         (["remove", "{in}/car.jpg", "--mask", "--bg", "red"], "either --mask or --bg"),
         (["remove", "{in}/car.jpg", "--format", "gif"], "unsupported output format"),
         (["remove", "{in}/nothing.jpg"], "no such file"),
-        (["remove", "{in}/car.jpg", "--model", "huge"], "unknown model"),
+        (["remove", "{in}/car.jpg", "--model", "huge"], "'huge' is not one of"),
         (["remove", "{in}/car.jpg", "--bg", "notacolour"], "invalid colour"),
         (["remove", "{in}/car.jpg", "--quality", "0"], "--quality"),
-        (["remove", "{in}/car.jpg", "--refine", "sharpen"], "unknown refine"),
+        (["remove", "{in}/car.jpg", "--refine", "sharpen"], "'sharpen' is not one of"),
         (["eval", "{in}"], "has no pairs.csv"),
     ],
 )
@@ -234,3 +245,112 @@ def test_a_result_too_wide_for_webp_is_a_clear_error(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "20000x2 pixels" in stderr and "16,383 pixels on a side" in stderr, stderr
     assert "Traceback" not in stderr and not (tmp_path / "out.webp").exists()
+
+
+# Options checked first, paths named, rembg habits (issue 15) -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (["--bg", "notacolor"], "colour"),
+        (["--crop", "--crop-margin", "garbage"], "crop margin"),
+        (["-f", "jpg", "--bg", "#ff000080"], "translucent"),
+        (["--mask", "--bg", "red"], "either --mask or --bg"),
+        (["-m", "huge"], "huge"),
+        (["-r", "sharpen"], "sharpen"),
+    ],
+)
+def test_every_option_is_checked_before_any_model_runs(
+    photos: Path, options: list[str], said: str
+) -> None:
+    done = run("remove", str(photos), *options)
+    assert done.returncode == 2, done.stderr.decode()
+    assert said in done.stderr.decode().lower() or said in done.stderr.decode()
+    assert not list(photos.rglob("*.cutout.*")), "nothing processed"
+    assert done.stderr.decode().count("\n") <= 8, "one message, not one per file"
+
+
+def test_options_that_do_nothing_are_said(tmp_path: Path, photo: Path) -> None:
+    done = run("remove", str(photo), "-m", "fast", "-q", "80", "--crop-margin", "10%",
+               "-o", str(tmp_path / "out.png"))  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    said = done.stderr.decode()
+    assert "--quality does nothing for PNG" in said
+    assert "--crop-margin does nothing without --crop" in said
+
+
+def test_path_mistakes_name_the_right_path(tmp_path: Path, photo: Path) -> None:
+    missing = run("remove", str(photo), "-o", str(tmp_path / "missing" / "dir" / "x.png"))
+    assert missing.returncode == 2
+    assert f"{tmp_path / 'missing' / 'dir'} does not exist" in missing.stderr.decode()
+    (tmp_path / "somedir").mkdir()
+    folder = run("remove", str(photo), "-o", str(tmp_path / "somedir"))
+    assert folder.returncode == 2 and "--out-dir" in folder.stderr.decode()
+    (tmp_path / "afile").write_text("x")
+    not_folder = run("remove", str(photo), "--out-dir", str(tmp_path / "afile"))
+    assert not_folder.returncode == 2 and "is a file, not a folder" in not_folder.stderr.decode()
+
+
+def test_the_rembg_habit_of_naming_the_output_second(tmp_path: Path, photo: Path) -> None:
+    out = tmp_path / "out.png"
+    first = run("remove", str(photo), str(out), "-m", "fast")
+    assert first.returncode == 2
+    assert f"-o {out}" in first.stderr.decode() and "did you mean" in first.stderr.decode()
+    assert run("remove", str(photo), "-o", str(out), "-m", "fast").returncode == 0
+    again = run("remove", str(photo), str(out), "-m", "fast")
+    assert again.returncode == 2 and "looks like a cut-out" in again.stderr.decode()
+    assert not (tmp_path / "out.cutout.png").exists(), "the earlier output was not processed"
+
+
+def test_skip_existing_resumes_a_batch(photos: Path) -> None:
+    out = photos.parent / "out"
+    first = run("remove", str(photos), "--out-dir", str(out), "-m", "fast")
+    assert first.returncode == 1  # broken.png fails; the two photos are done
+    made = sorted(p.relative_to(out) for p in out.rglob("*.png"))
+    stamps = {p: (out / p).stat().st_mtime_ns for p in made}
+    again = run("remove", str(photos), "--out-dir", str(out), "-m", "fast", "--skip-existing")
+    assert "skipping 2 whose output exists" in again.stderr.decode()
+    assert {p: (out / p).stat().st_mtime_ns for p in made} == stamps
+
+
+def test_help_shows_flags_as_flags_and_lists_choices() -> None:
+    shown = run("remove", "--help", env={"COLUMNS": "160"}).stdout.decode()
+    assert "<fast|precise>" in shown
+    assert "-r" in shown and "<auto|none|edges|zoom|consensus>" in shown
+    for flag in ("--mask", "--crop", "--skip-existing"):
+        line = next(line for line in shown.splitlines() if flag in line)
+        assert "<bool>" not in line, line
+
+
+def test_stdin_from_a_terminal_is_said_not_waited_on(tmp_path: Path) -> None:
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run([EXE, "remove", "-"], stdin=follower, capture_output=True,
+                              timeout=60)  # fmt: skip
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert done.returncode == 2
+    assert "terminal" in done.stderr.decode()
+
+
+def test_bmp_and_heic_photos_are_read(tmp_path: Path, photo: Path) -> None:
+    """The formats the HTTP APIs refuse but cameras and phones make (docs/cli.md)."""
+    import pillow_heif
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    with Image.open(photo) as opened:
+        image = opened.convert("RGB")
+    image.save(folder / "camera.bmp")
+    pillow_heif.from_pillow(image).save(folder / "phone.heic", quality=90)
+    done = run("remove", str(folder), "--out-dir", str(out), "-m", "fast")
+    assert done.returncode == 0, done.stderr
+    for name in ("camera.png", "phone.png"):
+        result = _image(out / name)
+        assert result.mode == "RGBA" and result.size == image.size
+        alpha = np.asarray(result.getchannel("A"))
+        assert (alpha == 0).mean() > 0.1 and (alpha == 255).mean() > 0.1, name

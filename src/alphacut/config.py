@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ModelName = Literal["fast", "precise"]
 Device = Literal["auto", "cpu", "cuda"]
+Runtime = Literal["auto", "onnxruntime", "openvino"]
 Refine = Literal["auto", "none", "edges", "zoom", "consensus"]
 
 
@@ -30,6 +31,11 @@ class Settings(BaseSettings):
         description="Directory holding the verified model weights.",
     )
     default_model: ModelName = Field("precise", description="Model used when none is named.")
+    load_models: list[ModelName] = Field(
+        default_factory=lambda: list(get_args(ModelName)),
+        description="Models the service loads at start-up (/readyz is 503 until they are); "
+        "others load on first use.",
+    )
     refine: Refine = Field(
         "auto",
         description="Refinement: auto (each model's measured best), none (one plain pass, "
@@ -40,11 +46,18 @@ class Settings(BaseSettings):
     device: Device = Field(
         "auto", description="Execution device: auto (CUDA when available, else CPU), cpu, cuda."
     )
+    runtime: Runtime = Field(
+        "auto",
+        description="Model runtime: auto (onnxruntime on CUDA where a GPU is used, else "
+        "OpenVINO: bf16 for the models bf16 keeps where the CPU has native bf16 (AVX512_BF16 "
+        "or AMX), else fp32), onnxruntime, or openvino (CPU only).",
+    )
     inference_threads: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
         ge=1,
         le=256,
-        description="onnxruntime intra-op threads per model session.",
+        description="Threads per model session (onnxruntime intra-op threads, OpenVINO "
+        "INFERENCE_NUM_THREADS).",
     )
     image_threads: int = Field(
         default_factory=lambda: min(os.cpu_count() or 1, 8),
@@ -67,11 +80,33 @@ class Settings(BaseSettings):
         Path("var"), description="All service state: the database and the image files."
     )
     database_url: str | None = Field(
-        None, description="SQLAlchemy URL; default: SQLite at DATA_DIR/alphacut.db."
+        None,
+        description="SQLAlchemy URL: SQLite (migrated at start-up) or "
+        "postgresql+psycopg://user:password@host/db (migrated by `alphacut db upgrade`); "
+        "default: SQLite at DATA_DIR/alphacut.db.",
+    )
+    blob_url: str | None = Field(
+        None,
+        description="Where image files are stored: file:///absolute/path, or "
+        "s3://bucket/prefix on any S3-compatible store (endpoint and credentials from the "
+        "standard AWS_* settings); default: DATA_DIR/blobs.",
+    )
+    blob_presigned_urls: bool = Field(
+        False,
+        description="Serve published (/p/) and result (/results/) files as a redirect (307) "
+        "to a presigned URL of the S3 store instead of through alphacut (s3:// only).",
+    )
+    blob_presigned_seconds: int = Field(
+        300, ge=1, le=7 * 24 * 3600, description="How long a presigned URL stays valid."
     )
     public_url: str | None = Field(
         None,
         description="Base URL clients reach the service at (for links); default: the request's.",
+    )
+    trust_forwarded_headers: bool = Field(
+        False,
+        description="Build links from X-Forwarded-Proto/-Host (only behind a proxy that sets "
+        "them; a client could send its own otherwise).",
     )
     max_upload_bytes: int = Field(
         20 * 1024 * 1024, ge=1, description="Largest image accepted by POST /v1/images/upload."
@@ -82,11 +117,29 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int | None = Field(
         None, ge=1, description="Requests per minute per API key; unset: no limit."
     )
+    rate_limit_storage: str = Field(
+        "memory://",
+        description="Where rate-limit counters live (a `limits` storage URL): memory:// "
+        "(per process) or redis://host:port (shared by every replica).",
+    )
     inference_workers: int = Field(
         1, ge=1, le=64, description="Background removals run at the same time."
     )
     inference_queue: int = Field(
         8, ge=0, le=10_000, description="Removals that may wait; beyond this: 503."
+    )
+    inference_url: str | None = Field(
+        None,
+        description="Where removals run: unset: in this process; redis://host:port/db: on "
+        "`alphacut worker` processes (Celery, with this Redis as broker and result store), "
+        "which need the same blob store as the API (BLOB_URL or a shared DATA_DIR).",
+    )
+    fleet_queue_limit: int = Field(
+        64,
+        ge=0,
+        le=100_000,
+        description="Removals that may wait in the fleet's queue (INFERENCE_URL set); "
+        "beyond this: 503.",
     )
     image_workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1,

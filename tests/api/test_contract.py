@@ -140,9 +140,13 @@ def test_the_document_lists_our_errors_not_fastapis(contract_server: Server) -> 
             responses = operation["responses"]
             assert "422" not in responses or "corrupt" in responses["422"]["description"]
             expected = "XimilarError" if path.startswith("/removebg/") else "Error"
+            if path.startswith("/v1.0/"):  # the remove.bg API: its errors, its 403 for a key
+                expected = "RemoveBgError"
             for status, response in responses.items():
                 if int(status) >= 400 and path != "/readyz":
                     schema_ref = response["content"]["application/json"]["schema"]["$ref"]
                     assert schema_ref.endswith(expected), (method, path, status)
             if operation.get("security"):
                 assert {"401", "429"} <= set(responses), (method, path)
+            if path.startswith("/v1.0/"):
+                assert {"403", "429"} <= set(responses) and "401" not in responses, path

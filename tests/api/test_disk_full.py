@@ -62,7 +62,7 @@ def test_a_full_disk_keeps_reads_and_deletes_working(full_disk_server: Server, p
             api.post(f"/v1/images/{first['id']}/convert", json={"format": "png"}),
         ):
             assert refused.status_code == 507, refused.text
-            assert refused.json()["type"] == "insufficient_storage"
+            assert refused.json()["code"] == "insufficient_storage"
             assert "disk space" in refused.json()["message"]
         ready = httpx.get(f"{server.url}/readyz")
         assert ready.status_code == 503
@@ -86,7 +86,7 @@ def test_the_storage_quota_per_key(make_server: Callable[..., Server], photo: Pa
         _upload(api, photo)
         refused = _upload(api, photo)
         assert refused.status_code == 403, refused.text
-        assert refused.json()["type"] == "quota_exceeded"
+        assert refused.json()["code"] == "quota_exceeded"
         assert "quota" in refused.json()["message"]
         derived = api.post(f"/v1/images/{first['id']}/convert", json={"format": "png"})
         assert derived.status_code == 403, derived.text

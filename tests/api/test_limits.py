@@ -11,8 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 
-from alphacut.engine.pipeline import Cutout, Remover
+from alphacut.engine.pipeline import Remover
 from alphacut.errors import ServiceBusyError
 from alphacut.service.work import WorkQueue
 from servers import Server
@@ -24,7 +25,7 @@ def test_declared_oversize_body_is_refused_before_reading(
     body = b'{"name": "' + b"x" * (server.settings.max_json_bytes + 10) + b'"}'
     response = api.post("/v1/images", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 413
-    assert response.json()["type"] == "payload_too_large"
+    assert response.json()["code"] == "payload_too_large"
 
 
 def test_streamed_oversize_body_is_cut_off(api: httpx.Client, server: Server) -> None:
@@ -50,7 +51,7 @@ def test_rate_limit_per_key(make_server: Any, photo: Path) -> None:
         refused = api.get("/v1/images")
         assert refused.status_code == 429
         assert int(refused.headers["retry-after"]) >= 1
-        assert refused.json()["type"] == "rate_limited"
+        assert refused.json()["code"] == "rate_limited"
         assert other.get("/v1/images").status_code == 200, "limits are per key"
 
 
@@ -85,14 +86,14 @@ def test_full_inference_queue_answers_503_at_once(
     busy: Server = make_server(inference_workers=1, inference_queue=0, retry_after_seconds=3)
     release = threading.Event()
     entered = threading.Event()
-    real_remove = Remover.remove
+    real_predict = Remover.predict
 
-    def held_remove(self: Remover, source: Any, **kwargs: Any) -> Cutout:
+    def held_predict(self: Remover, *args: Any) -> Image.Image:
         entered.set()
         release.wait(30)
-        return real_remove(self, source, **kwargs)
+        return real_predict(self, *args)
 
-    monkeypatch.setattr(Remover, "remove", held_remove)
+    monkeypatch.setattr(Remover, "predict", held_predict)
     with busy.client(busy.new_key()) as api:
         image = api.post(
             "/v1/images/upload", data={"name": "a"}, files={"image": ("a", photo.read_bytes())}
@@ -104,7 +105,7 @@ def test_full_inference_queue_answers_503_at_once(
             refused = api.post(path, json={"model": "fast"})
             assert refused.status_code == 503
             assert refused.headers["retry-after"] == "3"
-            assert refused.json()["type"] == "server_busy"
+            assert refused.json()["code"] == "server_busy"
             assert api.get("/v1/images").status_code == 200, "other routes still answer"
             release.set()
             assert first.result().status_code == 201
@@ -125,7 +126,7 @@ def test_unexpected_errors_are_a_generic_500_without_details(
     response = api.post(f"/v1/images/{image['id']}/mirror", json={"mode": "both"})
     assert response.status_code == 500
     body = response.json()
-    assert body["type"] == "internal_error" and body["status"] == 500
+    assert body["code"] == "internal_error" and body["status"] == 500
     assert "secret" not in response.text and "Traceback" not in response.text
     assert len(api.get("/v1/images").json()["data"]) == 1, "no half-made image"
 

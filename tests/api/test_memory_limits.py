@@ -1,7 +1,7 @@
 """The worst request of every operation, against a real `alphacut serve` whose address space
-is capped (RLIMIT_AS = 3 GB): every answer is a 201 (200 for Ximilar) or a 4xx, never a 500,
-and the process survives. Before the memory bounds, a resize to 9999x1 with ``fit: cover``
-of a 50x1000 image asked for ~8 GB and died here."""
+is capped (RLIMIT_AS = 4 GB, with both models loaded at start-up): every answer is a 201 (200
+for Ximilar) or a 4xx, never a 500, and the process survives. Before the memory bounds, a
+resize to 9999x1 with ``fit: cover`` of a 50x1000 image asked for ~8 GB and died here."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from alphacut.service.keys import KeyService
 from alphacut.storage.database import Database
 from servers import free_port
 
-ADDRESS_SPACE = 3 * 1024**3
+ADDRESS_SPACE = 4 * 1024**3
 EXE = str(Path(sys.executable).with_name("alphacut"))
 
 

@@ -382,3 +382,15 @@ def test_only_padding_and_indexed_mpf_images_may_follow_the_image(
     with pytest.raises(UnsupportedImageError, match="two formats at once") as caught:
         decode(data, LIMITS)
     assert caught.value.status == 415
+
+
+def test_an_mpf_index_cut_inside_its_tiff_header_is_refused_not_a_crash(
+    original: Image.Image,
+) -> None:
+    """The TIFF reader shared by MPF and the TIFF input format meets 6 bytes of TIFF header
+    (it raised struct.error, a 500, before BMP/TIFF input came)."""
+    jpeg = _save(original, "JPEG", quality=90)
+    payload = b"MPF\x00II*\x00\x08\x00"
+    segment = b"\xff\xe2" + struct.pack(">H", 2 + len(payload)) + payload
+    with pytest.raises(UnsupportedImageError, match="two formats"):
+        decode(jpeg[:2] + segment + jpeg[2:] + b"trailing data" * 10, LIMITS)

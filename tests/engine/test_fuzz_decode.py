@@ -18,18 +18,13 @@ from alphacut.engine.decode import Limits, decode, sniff
 from alphacut.errors import AlphacutError
 
 LIMITS = Limits(max_bytes=2_000_000, max_pixels=4_000_000)
-PHOTO = (
-    Path(__file__).resolve().parents[3] / "shared" / "parity" / "rembg" / "fixtures" / "car-1.jpg"
-)
+PHOTO = Path(__file__).resolve().parents[1] / "fixtures" / "rembg" / "car-1.jpg"
 
 
 @cache
 def seeds() -> dict[str, bytes]:
-    if PHOTO.exists():
-        with Image.open(PHOTO) as opened:
-            image = opened.convert("RGB").resize((96, 72))
-    else:  # without the shared data: a synthetic gradient still exercises the parsers
-        image = Image.linear_gradient("L").convert("RGB").resize((96, 72))
+    with Image.open(PHOTO) as opened:
+        image = opened.convert("RGB").resize((96, 72))
     out = {}
     for fmt, options in [("JPEG", {}), ("JPEG", {"progressive": True}), ("PNG", {}),
                          ("WEBP", {}), ("WEBP", {"lossless": True})]:  # fmt: skip

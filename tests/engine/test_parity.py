@@ -26,13 +26,13 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.mark.parametrize("fixture", FIXTURES)
 @pytest.mark.parametrize("model", ["fast", "precise"])
 def test_alpha_matches_rembg(
-    model: str, fixture: str, parity_dir: Path, request: pytest.FixtureRequest
+    model: str, fixture: str, parity_dir: Path, fixtures: Path, request: pytest.FixtureRequest
 ) -> None:
     remover: Remover = request.getfixturevalue(f"{model}_plain")  # rembg has no refinement
     reference_name, floor = REFERENCE[model]
     with Image.open(parity_dir / "results" / f"{fixture}.{reference_name}.png") as reference:
         theirs = np.asarray(reference.getchannel("A"))
-    ours = remover.remove(parity_dir / "fixtures" / f"{fixture}.jpg").array[..., 3]
+    ours = remover.remove(fixtures / f"{fixture}.jpg").array[..., 3]
     assert ours.shape == theirs.shape
     iou = _iou(ours, theirs)
     assert iou >= floor, f"{model} vs rembg {reference_name} on {fixture}: IoU {iou:.4f}"

@@ -12,8 +12,8 @@ from alphacut.engine.resize import resize
 
 
 @pytest.fixture(scope="module")
-def source(parity_dir: Path) -> Image.Image:
-    with Image.open(parity_dir / "fixtures" / "plants-1.jpg") as image:
+def source(fixtures: Path) -> Image.Image:
+    with Image.open(fixtures / "plants-1.jpg") as image:
         return image.convert("RGB")
 
 

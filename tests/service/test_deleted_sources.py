@@ -69,7 +69,9 @@ def client(one_worker: Server) -> Iterator[httpx.Client]:
 
 # (queue, the request, given the source's and another image's ids, which image to delete)
 CASES: list[tuple[str, str, Callable[[str, str], Any], str]] = [
-    ("inference", "remove-background", lambda src, _other: {"model": "fast"}, "source"),
+    # A removal reads its source when it reaches the image queue (to decode it), so that is
+    # where it waits with a source that can still be deleted.
+    ("image", "remove-background", lambda src, _other: {"model": "fast"}, "source"),
     ("image", "convert", lambda src, _other: {"format": "png"}, "source"),
     ("image", "blur", lambda src, _other: {"sigma": 2}, "source"),
     (
@@ -92,11 +94,8 @@ def test_deleting_the_source_while_queued_is_404_not_500(
     victim: str,
 ) -> None:
     services = _services(one_worker)
-    queue = (
-        services.images.inference_queue
-        if queue_name == "inference"
-        else services.images.image_queue
-    )
+    assert queue_name == "image"
+    queue = services.images.image_queue
     source, other = _upload(client, photo), _upload(client, photo)
     release, blocker = _held(queue)
     try:
@@ -114,7 +113,7 @@ def test_deleting_the_source_while_queued_is_404_not_500(
         release.set()
         blocker.join(30)
     assert response.status_code == 404, response.text
-    assert response.json()["type"] == "not_found"
+    assert response.json()["code"] == "not_found"
     assert "deleted" in response.json()["message"]
     listed = {image["id"] for image in client.get("/v1/images").json()["data"]}
     assert listed == ({other} if victim == "source" else {source}), "nothing new was stored"

@@ -12,31 +12,40 @@ from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from alphacut import __version__
-from alphacut.api import errors, images, openapi, public, web, ximilar
+from alphacut.api import errors, images, openapi, public, removebg_compat, web, ximilar
+from alphacut.api.compat import OmittedQueryValues
 from alphacut.api.deps import Services
 from alphacut.api.limits import BodyLimitMiddleware, RateLimiter
 from alphacut.config import Settings, get_settings
 from alphacut.engine.pipeline import check_refine
 from alphacut.service.fetcher import UrlFetcher
 from alphacut.service.images import ImageService
+from alphacut.service.inference import open_inference
 from alphacut.service.keys import KeyService
-from alphacut.service.memory import MB, MemoryBudget, default_budget_bytes, tune_malloc
+from alphacut.service.memory import (
+    MB,
+    REMOVAL_FIXED_BYTES,
+    MemoryBudget,
+    default_budget_bytes,
+    tune_malloc,
+)
 from alphacut.service.removebg import RemoveBgService
 from alphacut.service.results import ResultStore, Sweeper
 from alphacut.service.work import WorkQueue
-from alphacut.storage.blobs import LocalBlobStore
 from alphacut.storage.database import Database
+from alphacut.storage.factory import open_blob_store
 
 log = logging.getLogger("alphacut")
 
 _MULTIPART_OVERHEAD = 64 * 1024
 
 DESCRIPTION = """\
-Self-hosted background removal. Two APIs, each compatible with a commercial one, so that
+Self-hosted background removal. Three APIs, each compatible with a commercial one, so that
 existing clients work by changing only the base URL:
 
 - `/v1/images`: the IMG Processing API (authenticate with the `x-api-key` header);
-- `/removebg/{fast|precise}/removebg`: Ximilar Remove Background (`Authorization: Token <key>`).
+- `/removebg/{fast|precise}/removebg`: Ximilar Remove Background (`Authorization: Token <key>`);
+- `/v1.0/removebg` and `/v1.0/account`: remove.bg (`X-Api-Key` header).
 
 Create keys with `alphacut keys create`.
 """
@@ -74,6 +83,7 @@ class Runtime:
 
     def stop(self) -> None:
         self.sweeper.stop()
+        self.services.inference.shutdown()
         for queue in self.queues:
             queue.shutdown()
         self.db.close()
@@ -82,12 +92,16 @@ class Runtime:
 def build_runtime(settings: Settings) -> Runtime:
     check_refine(settings)
     db = Database(settings.resolved_database_url)
-    db.migrate()
-    blobs = LocalBlobStore(settings.data_dir / "blobs", min_free_bytes=settings.min_free_bytes)
+    db.prepare()  # SQLite: migrated; PostgreSQL: must be at head (`alphacut db upgrade`)
+    blobs = open_blob_store(settings)
     results = ResultStore(db, blobs, settings.result_ttl_seconds)
     tune_malloc()
+    # The models loaded at start-up take their share of the room before any job does (on a
+    # fleet's replica, none: the workers load them).
+    loaded = set() if settings.inference_url else set(settings.load_models)
+    sessions = sum(REMOVAL_FIXED_BYTES.get(model, 0) for model in loaded)
     budget = MemoryBudget(
-        settings.memory_budget_bytes or default_budget_bytes(),
+        settings.memory_budget_bytes or default_budget_bytes(reserved=sessions),
         settings.memory_wait_seconds,
         settings.retry_after_seconds,
     )
@@ -109,13 +123,15 @@ def build_runtime(settings: Settings) -> Runtime:
         budget,
     )
     fetcher = UrlFetcher(settings)
+    inference = open_inference(settings, blobs, image_queue, inference_queue, budget)
     services = Services(
         settings=settings,
         keys=KeyService(db),
-        images=ImageService(settings, db, blobs, image_queue, inference_queue, fetcher),
-        removebg=RemoveBgService(settings, results, inference_queue, fetcher),
+        images=ImageService(settings, db, blobs, image_queue, inference, fetcher),
+        removebg=RemoveBgService(settings, results, inference, fetcher),
+        inference=inference,
         results=results,
-        rate_limiter=RateLimiter(settings.rate_limit_per_minute),
+        rate_limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_storage),
     )
     sweeper = Sweeper(results, settings.sweep_interval_seconds)
     return Runtime(services, db, (inference_queue, image_queue, fetcher.queue), sweeper)
@@ -129,8 +145,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = build_runtime(settings)
         runtime.sweeper.start()
+        runtime.services.inference.start()
         app.state.services = runtime.services
-        app.state.blob_root = settings.data_dir / "blobs"
         try:
             yield
         finally:
@@ -147,6 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(images.router)
     app.include_router(public.router)
     app.include_router(ximilar.router)
+    app.include_router(removebg_compat.router)
     app.include_router(web.router)
     app.mount("/static", web.static_files, name="static")
 
@@ -155,8 +172,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return settings.max_upload_bytes + _MULTIPART_OVERHEAD
         if path.startswith("/removebg/"):
             return settings.max_batch_bytes
+        if path.rstrip("/") == "/v1.0/removebg":  # a photo and a background, maybe as base64
+            return 3 * settings.max_upload_bytes + _MULTIPART_OVERHEAD
         return settings.max_json_bytes
 
+    app.add_middleware(OmittedQueryValues)
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     app.add_middleware(SecurityHeaders)
     return app

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated
 
+import anyio.from_thread
 from fastapi import Depends, Request, Security
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
@@ -14,6 +16,7 @@ from alphacut.api.schemas import ImageObject
 from alphacut.config import Settings
 from alphacut.errors import AlphacutError, UnauthorizedError
 from alphacut.service.images import ImageService
+from alphacut.service.inference import Inference
 from alphacut.service.keys import KeyService
 from alphacut.service.removebg import RemoveBgService
 from alphacut.service.results import ResultStore
@@ -32,6 +35,7 @@ class Services:
     images: ImageService
     removebg: RemoveBgService
     results: ResultStore
+    inference: Inference
     rate_limiter: RateLimiter
 
 
@@ -93,9 +97,24 @@ async def json_body_rules(request: Request) -> None:
         raise NotJsonError("send the request body as JSON (Content-Type: application/json)")
 
 
+_FORWARDED_HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
+
 def base_url(request: Request, settings: Settings) -> str:
-    base = settings.public_url or str(request.base_url)
-    return base.rstrip("/") + "/"
+    """The base of absolute links: ``ALPHACUT_PUBLIC_URL``; else, behind a proxy trusted by
+    ``ALPHACUT_TRUST_FORWARDED_HEADERS``, the first ``X-Forwarded-Proto``/``-Host`` (as
+    nginx and most balancers set them; a malformed host is ignored); else the request's."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/") + "/"
+    if settings.trust_forwarded_headers:
+        host = request.headers.get("x-forwarded-host", "").split(",")[0].strip()
+        proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+        if host and _FORWARDED_HOST.fullmatch(host):
+            scheme = proto if proto in ("http", "https") else request.url.scheme
+            return f"{scheme}://{host}/"
+        if proto in ("http", "https"):
+            return str(request.base_url.replace(scheme=proto)).rstrip("/") + "/"
+    return str(request.base_url).rstrip("/") + "/"
 
 
 def image_object(record: ImageRecord, base: str) -> ImageObject:
@@ -113,10 +132,21 @@ def image_object(record: ImageRecord, base: str) -> ImageObject:
     )
 
 
+def client_gone(request: Request) -> bool:
+    """Whether the client of a request handled on a worker thread has disconnected."""
+    try:
+        return bool(anyio.from_thread.run(request.is_disconnected))
+    except RuntimeError:  # not on a worker thread of the event loop (called from async code)
+        return False
+
+
 def created(
     request: Request, svc: Services, key: ApiKey, record: ImageRecord, images: int = 1
 ) -> JSONResponse:
-    """201 with the new Image object; counts ``images`` processed images for the key."""
-    svc.keys.record(key.id, requests=0, images=images)
+    """201 with the new Image object; counts ``images`` processed images for the key, unless
+    the client has already gone (it timed out or gave up: nobody receives the answer, so it
+    is not billed; the image stays stored and listed, like any other)."""
+    if not client_gone(request):
+        svc.keys.record(key.id, requests=0, images=images)
     body = image_object(record, base_url(request, svc.settings))
     return JSONResponse(body.model_dump(), status_code=201, headers={USAGE_HEADER: str(images)})

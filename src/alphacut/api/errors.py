@@ -1,7 +1,9 @@
 """One JSON shape for every 4xx and 5xx, mapped in one place.
 
-``{"type": <machine code>, "error": <HTTP reason>, "status": <code>, "message": <for people>,
-"errors": [<one line per invalid field>]}``, the shape of the IMG Processing API's errors.
+``{"type": <URL naming the kind of error>, "error": <HTTP reason>, "status": <code>,
+"message": <for people>, "errors": [<one line per invalid field>], "code": <machine code>}``:
+the shape of the IMG Processing API's errors (``type`` is a URL there too), plus ``code``,
+alphacut's short stable name of the same error for scripts.
 Unexpected exceptions become a 500 with a generic message; the traceback goes to the log,
 never to the client.
 """
@@ -40,14 +42,28 @@ _CODES = {
 }
 
 
+# The IMG Processing API names each kind of error by a page of its documentation, and its
+# client (img-processing/node-sdk) shows that URL as the error's `type`; the same problem
+# kinds keep its names ("not-found", "validation-error"), alphacut's own get theirs.
+ERROR_TYPE_BASE = "https://docs.img-processing.com/errors/"
+_HOSTED_NAMES = {"invalid_input": "validation-error", "validation_error": "validation-error"}
+
+
+def error_type(code: str) -> str:
+    """The ``type`` URL of an error code: ``not_found`` -> ``.../errors/not-found``."""
+    return ERROR_TYPE_BASE + _HOSTED_NAMES.get(code, code.replace("_", "-"))
+
+
 def error_body(
     status: int, message: str, code: str | None = None, errors: list[str] | None = None
 ) -> dict[str, Any]:
+    code = code or _CODES.get(status, "error")
     body: dict[str, Any] = {
-        "type": code or _CODES.get(status, "error"),
+        "type": error_type(code),
         "error": HTTPStatus(status).phrase,
         "status": status,
         "message": message,
+        "code": code,
     }
     if errors:
         body["errors"] = errors
@@ -63,9 +79,46 @@ def ximilar_error_body(status: int, message: str) -> dict[str, Any]:
     return {"status": {"code": status, "text": phrase, "error_description": message}}
 
 
+# Routes of the remove.bg-compatible API answer errors in remove.bg's shape and statuses: a
+# missing or wrong key is 403, an input it cannot take (too large, not an image, corrupt) 400.
+REMOVEBG_PATHS = ("/v1.0/",)
+_REMOVEBG_STATUSES = {401: 403, 413: 400, 415: 400, 422: 400}
+_REMOVEBG_CODES = {
+    401: "auth_failed",
+    413: "file_too_large",
+    429: "rate_limit_exceeded",
+    "invalid_input": "invalid_parameters",
+    "validation_error": "invalid_parameters",
+}
+
+_REMOVEBG_TITLES = {
+    "auth_failed": "Missing or invalid API key",
+    "file_too_large": "File too large",
+    "invalid_parameters": "Invalid parameters",
+    "rate_limit_exceeded": "Rate limit exceeded",
+}
+
+
+def status_for(path: str, status: int) -> int:
+    """The HTTP status ``path`` answers for an error of ``status``."""
+    if path.startswith(REMOVEBG_PATHS):
+        return _REMOVEBG_STATUSES.get(status, status)
+    return status
+
+
+def removebg_error_body(status: int, message: str, code: str | None = None) -> dict[str, Any]:
+    """``{"errors": [{"title", "code", "detail"}]}``: remove.bg's error body."""
+    name = _REMOVEBG_CODES.get(status) or _REMOVEBG_CODES.get(code or "", code)
+    name = name or _CODES.get(status, "error")
+    title = _REMOVEBG_TITLES.get(name, message)  # what the clients show (errors[0].title)
+    return {"errors": [{"title": title, "code": name, "detail": message}]}
+
+
 def error_body_for(
     path: str, status: int, message: str, code: str | None = None, errors: list[str] | None = None
 ) -> dict[str, Any]:
+    if path.startswith(REMOVEBG_PATHS):
+        return removebg_error_body(status, message, code)
     if path.startswith(XIMILAR_PATHS):
         return ximilar_error_body(status, message)
     return error_body(status, message, code, errors)
@@ -80,7 +133,7 @@ def error_response(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body = error_body_for(path, status, message, code, errors)
-    return JSONResponse(body, status, headers=headers)
+    return JSONResponse(body, status_for(path, status), headers=headers)
 
 
 def _field(location: tuple[Any, ...]) -> str:

@@ -284,6 +284,14 @@ def crop(
 def rotate(
     request: Request, svc: ServicesDep, key: KeyDep, image_id: str, body: schemas.Rotate
 ) -> JSONResponse:
+    source_format = svc.images.get(key.id, image_id).format
+    # Parsed here, so that a bad colour is a 400 before any work.
+    background = (
+        ops.letterbox_color(body.background_color, alpha_ok=alpha_capable(source_format))
+        if body.background_color is not None
+        else None
+    )
+
     def operation(image: Image.Image, fmt: OutputFormat) -> Image.Image:
         return ops.rotate(
             image,
@@ -291,6 +299,7 @@ def rotate(
             unit=body.unit,
             alpha_ok=alpha_capable(fmt),
             max_pixels=svc.settings.max_input_pixels,
+            background=background,
         )
 
     def plan(size: tuple[int, int]) -> Cost:
@@ -333,7 +342,9 @@ def modulate(
     image_id: str,
     body: Annotated[schemas.Modulate, Body()] = schemas.Modulate(),  # noqa: B008
 ) -> JSONResponse:
-    modulation = ops.Modulation(body.brightness, body.contrast, body.exposure, body.saturation)
+    modulation = ops.Modulation(
+        body.brightness, body.contrast, body.exposure, body.saturation, body.hue, body.lightness
+    )
 
     def operation(image: Image.Image, _fmt: OutputFormat) -> Image.Image:
         return ops.modulate(image, modulation)

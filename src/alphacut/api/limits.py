@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
-import threading
 import time
 from collections.abc import Callable
 
+from limits import RateLimitItemPerMinute
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from alphacut.api.errors import error_body_for
+from alphacut.api.errors import error_body_for, status_for
 from alphacut.errors import RateLimitedError
+
+log = logging.getLogger(__name__)
 
 
 class BodyLimitMiddleware:
@@ -67,7 +72,7 @@ async def _reject(send: Send, path: str, limit: int) -> None:
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status_for(path, 413),
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
@@ -79,27 +84,35 @@ async def _reject(send: Send, path: str, limit: int) -> None:
 
 
 class RateLimiter:
-    """A token bucket per API key: ``per_minute`` requests, refilled continuously."""
+    """``per_minute`` requests per API key in any 60 seconds (a moving window, as the
+    `limits` library keeps it), counted in ``storage``: ``memory://`` for one process,
+    ``redis://host:port`` for every replica of a fleet at once.
 
-    def __init__(self, per_minute: int | None) -> None:
+    When the shared storage cannot be reached the request is let through (and logged): a rate
+    limit protects the service, it must not become the reason it is down."""
+
+    def __init__(self, per_minute: int | None, storage: str = "memory://") -> None:
         self.per_minute = per_minute
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
+        self._item = RateLimitItemPerMinute(per_minute or 1)
+        # Connecting is lazy (first hit), so a start-up does not wait on Redis; a Redis that
+        # stops answering costs a request at most a second, never a hang.
+        options: dict[str, float] = {}
+        if storage.startswith(("redis://", "rediss://")):
+            options = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}
+        self._limiter = MovingWindowRateLimiter(storage_from_string(storage, **options))
 
     def check(self, key_id: str) -> None:
         if self.per_minute is None:
             return
-        rate = self.per_minute / 60.0
-        now = time.monotonic()
-        with self._lock:
-            tokens, then = self._buckets.get(key_id, (float(self.per_minute), now))
-            tokens = min(float(self.per_minute), tokens + (now - then) * rate)
-            if tokens < 1.0:
-                self._buckets[key_id] = (tokens, now)
-                wait = math.ceil((1.0 - tokens) / rate)
-                raise RateLimitedError(
-                    f"rate limit of {self.per_minute} requests per minute exceeded; "
-                    f"retry in {wait} s",
-                    wait,
-                )
-            self._buckets[key_id] = (tokens - 1.0, now)
+        try:
+            if self._limiter.hit(self._item, "key", key_id):
+                return
+            reset = self._limiter.get_window_stats(self._item, "key", key_id).reset_time
+        except Exception as exc:  # noqa: BLE001 - any storage failure: let the request in
+            log.warning("rate limit storage failed, request let through: %s", exc)
+            return
+        wait = max(1, math.ceil(reset - time.time()))
+        raise RateLimitedError(
+            f"rate limit of {self.per_minute} requests per minute exceeded; retry in {wait} s",
+            wait,
+        )

@@ -16,12 +16,14 @@ The contract test (``tests/api/test_contract.py``) runs Schemathesis against thi
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from alphacut.api.errors import XIMILAR_PATHS
+from alphacut.api.compat import OMITTED
+from alphacut.api.errors import REMOVEBG_PATHS, XIMILAR_PATHS
 
 _DESCRIPTIONS = {
     400: "Invalid request; `errors` names each invalid field.",
@@ -50,9 +52,14 @@ _IMG_ERROR: dict[str, Any] = {
     "title": "Error",
     "type": "object",
     "description": "Every error of the images API (and of the other routes but /removebg/).",
-    "required": ["type", "error", "status", "message"],
+    "required": ["type", "error", "status", "message", "code"],
     "properties": {
-        "type": {"type": "string", "description": "Stable machine-readable code."},
+        "type": {
+            "type": "string",
+            "description": "URL naming the kind of error, as the IMG Processing API sends "
+            "(e.g. https://docs.img-processing.com/errors/not-found).",
+        },
+        "code": {"type": "string", "description": "alphacut's stable machine-readable code."},
         "error": {"type": "string", "description": "The HTTP reason phrase."},
         "status": {"type": "integer", "description": "The HTTP status."},
         "message": {"type": "string", "description": "What went wrong, for people."},
@@ -80,6 +87,32 @@ _XIMILAR_ERROR: dict[str, Any] = {
         }
     },
 }
+_REMOVEBG_ERROR: dict[str, Any] = {
+    "title": "RemoveBgError",
+    "type": "object",
+    "description": "Every error under /v1.0/, in remove.bg's shape.",
+    "required": ["errors"],
+    "properties": {
+        "errors": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["title", "code"],
+                "properties": {
+                    "title": {"type": "string"},
+                    "code": {"type": "string"},
+                    "detail": {"type": "string"},
+                },
+            },
+        }
+    },
+}
+# remove.bg's statuses: 403 for a missing or wrong key, 400 for an input it cannot take.
+_REMOVEBG_DESCRIPTIONS = {
+    400: "Invalid parameters, or an input it cannot take (too large, not an image, corrupt).",
+    403: "Missing, unknown or revoked API key (remove.bg's authentication error).",
+}
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
 
@@ -106,17 +139,63 @@ def install(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+# FastAPI names a form body after its route (Body_upload_v1_images_upload_post).
+_RENAMED = {"Body_upload_v1_images_upload_post": "UploadForm"}
+NOT_AVAILABLE = "Not available in alphacut"
+
+
 def document(spec: dict[str, Any]) -> dict[str, Any]:
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     schemas["Error"] = _IMG_ERROR
     schemas["XimilarError"] = _XIMILAR_ERROR
+    schemas["RemoveBgError"] = _REMOVEBG_ERROR
+    for old, new in _RENAMED.items():
+        if old in schemas:
+            schemas[new] = {**schemas.pop(old), "title": new}
     for path, item in spec.get("paths", {}).items():
         for method in _METHODS:
             if method in item:
                 _document_errors(path, item[method])
-    return spec
+                _mark_unavailable(item[method])
+                if path.startswith("/v1/"):
+                    _document_omitted_values(item[method])
+    text = json.dumps(spec)
+    for old, new in _RENAMED.items():
+        text = text.replace(f'"#/components/schemas/{old}"', f'"#/components/schemas/{new}"')
+    return dict(json.loads(text))
+
+
+def _document_omitted_values(operation: dict[str, Any]) -> None:
+    """An optional query parameter may also be sent as empty, ``undefined`` or ``null``,
+    meaning "not given" (:mod:`alphacut.api.compat`)."""
+    for parameter in operation.get("parameters", []):
+        if parameter.get("in") != "query" or parameter.get("required"):
+            continue
+        schema = parameter.get("schema", {})
+        default = schema.pop("default", None)
+        omitted = {"type": "string", "enum": sorted(OMITTED)}
+        parameter["schema"] = {"anyOf": [schema, omitted]}
+        if default is not None:
+            parameter["schema"]["default"] = default
+        parameter["description"] = (
+            parameter.get("description", "") + " Empty, `undefined` or `null`: not given."
+        ).strip()
+
+
+def _mark_unavailable(operation: dict[str, Any]) -> None:
+    """Routes of the hosted API that need models alphacut does not run answer 501: say so
+    where a reader looks first, and mark them deprecated so that /docs greys them out."""
+    if "501" in operation.get("responses", {}) and not any(
+        status.startswith("2") for status in operation["responses"]
+    ):
+        operation["summary"] = f"{NOT_AVAILABLE}: {operation.get('summary', '')}".rstrip(": ")
+        operation["description"] = (
+            "Part of the IMG Processing API that alphacut does not offer: it runs background "
+            "removal models only, so this route always answers 501."
+        )
+        operation["deprecated"] = True
 
 
 def _document_errors(path: str, operation: dict[str, Any]) -> None:
@@ -132,9 +211,15 @@ def _document_errors(path: str, operation: dict[str, Any]) -> None:
         statuses.add(413)
     if operation.get("security") or headers & {"x-api-key", "authorization"}:
         statuses |= {401, 429}
+    if path.startswith(REMOVEBG_PATHS):  # remove.bg's statuses (api/errors.py status_for)
+        statuses = (statuses - {401, 413}) | {403}
+        for code, text in _REMOVEBG_DESCRIPTIONS.items():
+            responses[str(code)] = {"description": text}
     for code in statuses:
         responses.setdefault(str(code), {"description": _DESCRIPTIONS[code]})
     schema = "XimilarError" if path.startswith(XIMILAR_PATHS) else "Error"
+    if path.startswith(REMOVEBG_PATHS):
+        schema = "RemoveBgError"
     for status, response in responses.items():
         declared = any(media.get("schema") for media in response.get("content", {}).values())
         if int(status) < 400 or declared:  # a route's own body for it (/readyz's 503)

@@ -109,6 +109,12 @@ class Crop(Strict):
 class Rotate(Strict):
     angle: float = Field(ge=-1e6, le=1e6, description="Positive turns clockwise.")
     unit: Literal["degrees", "radians"] = "degrees"
+    background_color: str | None = Field(
+        None,
+        max_length=64,
+        description="Fill of the uncovered corners (a colour, or transparent); default: "
+        "transparent where the format holds transparency, black otherwise.",
+    )
     name: ImageName | None = None
 
 
@@ -127,6 +133,16 @@ class Modulate(Strict):
     contrast: float = Field(0.0, ge=-100, le=100, description="-100..100, 0: unchanged.")
     exposure: float = Field(1.0, ge=0, le=10, description="Light multiplier, 1: unchanged.")
     saturation: float = Field(1.0, ge=0, le=10, description="Colour multiplier, 1: unchanged.")
+    hue: float = Field(
+        0.0, ge=-3600, le=3600, description="Hue rotation in degrees (the official client's)."
+    )
+    lightness: float = Field(
+        0.0,
+        ge=-100,
+        le=100,
+        description="Added to every colour value, in percent of full scale (the official "
+        "client's; brightness multiplies, lightness adds).",
+    )
     name: ImageName | None = None
 
 

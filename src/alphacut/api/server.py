@@ -59,6 +59,8 @@ def log_config() -> dict[str, Any]:
     config["filters"] = {"redact_credentials": {"()": f"{__name__}.RedactCredentials"}}
     for name in ("uvicorn.access", "uvicorn.error"):
         config["loggers"][name]["filters"] = ["redact_credentials"]
+    # alphacut's own start-up lines (each model's runtime and why, the memory budget)
+    config["loggers"]["alphacut"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
     return config
 
 
@@ -149,6 +151,9 @@ class ServerConfig(uvicorn.Config):
             app,
             http=HeaderTimeoutProtocol,
             log_config=log_config(),
+            # uvicorn believes X-Forwarded-Proto/-For from loopback by default; alphacut only
+            # when told that a proxy sets them (ALPHACUT_TRUST_FORWARDED_HEADERS).
+            proxy_headers=settings.trust_forwarded_headers,
             timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
             **options,
         )

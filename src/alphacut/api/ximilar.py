@@ -9,13 +9,15 @@ official Python client makes when it is constructed.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 
-from alphacut.api.deps import ServicesDep, admit, base_url, json_body_rules
+from alphacut.api.deps import ServicesDep, admit, base_url, client_gone, json_body_rules
 from alphacut.api.openapi import errors
+from alphacut.api.public import PRESIGNED_REDIRECT, presigned_redirect
 from alphacut.engine.encode import MEDIA_TYPES, parse_format
 from alphacut.errors import NotFoundError, UnauthorizedError
 from alphacut.storage.database import ApiKey, utcnow
@@ -133,7 +135,7 @@ def removebg(
         return f"{base}results/{token}.{extension}"
 
     result = svc.removebg.run(key.id, model, body, url_for)
-    if result.processed:
+    if result.processed and not client_gone(request):  # nobody gets the answer: not billed
         svc.keys.record(key.id, requests=0, images=result.processed)
     return JSONResponse(result.body)
 
@@ -158,10 +160,16 @@ def authorize(
     response_class=Response,
     tags=["public"],
     summary="An output file (no key needed; 404 once expired)",
-    responses=errors(404),
+    responses={**errors(404), **PRESIGNED_REDIRECT},
 )
 def result_file(svc: ServicesDep, name: str) -> Response:
     token, _, extension = name.partition(".")
+    if svc.settings.blob_presigned_urls:  # never valid past the result's own expiry
+        found = svc.results.find(token)
+        if found.blob_key.rsplit(".", 1)[1] != extension:
+            raise NotFoundError("no such result, or it has expired")
+        left = math.ceil((found.expires_at - utcnow()).total_seconds())
+        return presigned_redirect(svc, found.blob_key, found.format, "inline", left)
     record, data = svc.results.get(token)
     if record.blob_key.rsplit(".", 1)[1] != extension:
         raise NotFoundError("no such result, or it has expired")

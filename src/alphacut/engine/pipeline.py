@@ -22,7 +22,7 @@ from alphacut.engine.compose import (
     parse_color,
     subject_box,
 )
-from alphacut.engine.decode import ImageSource, Limits, decode
+from alphacut.engine.decode import ALL_FORMATS, DecodedImage, ImageSource, Limits, decode
 from alphacut.engine.encode import (
     check_quality,
     encode_image,
@@ -234,7 +234,10 @@ class Remover:
             self._checker = Remover(
                 self.spec.checker, refine="none", settings=self.settings, sessions=sessions
             )
-        self._limits = Limits(self.settings.max_input_bytes, self.settings.max_input_pixels)
+        # The library reads every format the engine does, not only the HTTP APIs' three.
+        self._limits = Limits(
+            self.settings.max_input_bytes, self.settings.max_input_pixels, ALL_FORMATS
+        )
 
     def load(self) -> LoadedModel:
         """Load (or fetch from the cache) the model's session (and its checker's, for
@@ -244,6 +247,8 @@ class Remover:
             output=self.recipe.output,
             device=self.settings.device,
             threads=self.settings.inference_threads,
+            runtime=self.settings.runtime,
+            bf16=self.spec.bf16,
         )
         if self._checker is not None:
             try:
@@ -271,14 +276,33 @@ class Remover:
         timings: dict[str, float] = {}
         with _timed(timings, "decode"):
             decoded = decode(source, self._limits)
-        image = model_input = decoded.image
+        cutout = self.compose(decoded, self.predict(decoded, timings), timings)
+        return cutout.crop(crop_margin) if crop else cutout
+
+    def predict(
+        self, decoded: DecodedImage, timings: dict[str, float] | None = None
+    ) -> Image.Image:
+        """The model's work alone: the refined mask (mode ``L``) of a decoded photo, at its
+        size. With :meth:`compose`, :meth:`remove` in two steps, so that a service can run
+        this one where its models are and decoding and encoding elsewhere."""
+        image = decoded.image
+        if image.mode == "RGBA":
+            # Transparent areas may hold any colour; show the model what a viewer would see.
+            image = on_background(image, _WHITE)
+        return self._predict(image, timings if timings is not None else {})
+
+    def compose(
+        self, decoded: DecodedImage, mask: Image.Image, timings: dict[str, float] | None = None
+    ) -> Cutout:
+        """The cut-out of a decoded photo from its :meth:`predict` mask: the subject's own
+        colour in soft pixels (unless ``refine`` is ``none``), the input's own transparency
+        applied, fully transparent pixels cleared."""
+        timings = timings if timings is not None else {}
+        image = decoded.image
         input_alpha = None
         if image.mode == "RGBA":
             input_alpha = image.getchannel("A")
-            # Transparent areas may hold any colour; show the model what a viewer would see.
-            model_input = on_background(image, _WHITE)
             image = image.convert("RGB")
-        mask = self._predict(model_input, timings)
         with _timed(timings, "compose"):
             if self.refine != "none":
                 # Where the model's alpha is soft the photo mixes subject and background; an
@@ -288,14 +312,13 @@ class Remover:
             if input_alpha is not None:
                 mask = ImageChops.multiply(mask, input_alpha)
             rgba = cutout_array(image, mask)
-        cutout = Cutout(
+        return Cutout(
             rgba,
             icc_profile=decoded.icc_profile,
             model=self.model,
             timings=timings,
             settings=self.settings,
         )
-        return cutout.crop(crop_margin) if crop else cutout
 
     def _predict(self, image: Image.Image, timings: dict[str, float]) -> Image.Image:
         mask = self._model_mask(image, timings)

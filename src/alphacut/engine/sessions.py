@@ -1,23 +1,40 @@
-"""One shared onnxruntime session per model file, created on first use under a lock.
+"""One shared model session per model file, created on first use under a lock.
 
-``InferenceSession.run`` is thread-safe, so every caller in the process shares one session
-(and one copy of the weights). The CUDA execution provider is used when onnxruntime-gpu and a
-GPU are present, with the CPU as fallback; ``device="cpu"`` or ``"cuda"`` forces a choice.
+Two runtimes read the same ONNX files (``runtime`` setting, see :func:`resolve_runtime`):
+
+- onnxruntime: ``InferenceSession.run`` is thread-safe, so every caller in the process shares
+  one session (and one copy of the weights). The CUDA execution provider is used when
+  onnxruntime-gpu and a GPU are present, with the CPU as fallback; ``device="cpu"`` or
+  ``"cuda"`` forces a choice.
+- OpenVINO (CPU): one compiled model, and a pool of infer requests (cheap: they share the
+  compiled weights) so that concurrent callers never share one. In bf16 where the CPU does
+  bf16 natively (AVX512_BF16 or AMX) and the model keeps its masks in bf16
+  (``ModelSpec.bf16``, set by bench/runtime.py on davis345). bf16 is about 3x faster, but
+  neither model passes the rule today: U2-Netp's masks change (its full-resolution side
+  outputs drift), IS-Net's small subjects move by about a pixel (docs/performance.md).
+
+``runtime="auto"`` (the default) picks onnxruntime where CUDA is used, else OpenVINO: bf16
+where the CPU has native bf16 and the model allows it, fp32 elsewhere (OpenVINO's fp32 measured
+as fast as onnxruntime's for both models on this project's machine, with less memory:
+docs/performance.md).
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from alphacut.config import Device
+from alphacut.config import Device, Runtime
 from alphacut.errors import AlphacutError
 
 log = logging.getLogger(__name__)
@@ -31,18 +48,152 @@ class DeviceUnavailableError(AlphacutError):
     code = "device_unavailable"
 
 
+_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of native bf16 math
+
+
 @dataclass(frozen=True)
-class LoadedModel:
-    """A ready session and the names of the tensors alphacut feeds and reads."""
+class RuntimeChoice:
+    """Which runtime runs the models, in which precision, on what, and why."""
+
+    runtime: Literal["onnxruntime", "openvino"]
+    precision: Literal["fp32", "bf16"]
+    device: Literal["cpu", "cuda"]
+    reason: str
+
+    def describe(self) -> str:
+        return f"{self.runtime} {self.precision} on {self.device.upper()} ({self.reason})"
+
+
+class LoadedModel(Protocol):
+    """A model ready to run, whatever the runtime: ``run`` is safe from any thread."""
+
+    @property
+    def choice(self) -> RuntimeChoice: ...
+
+    def run(self, tensor: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+
+
+@dataclass(frozen=True)
+class OnnxModel:
+    """A ready onnxruntime session and the names of the tensors alphacut feeds and reads."""
 
     session: Any  # onnxruntime.InferenceSession (untyped)
     input_name: str
     output_name: str
     providers: tuple[str, ...]
+    choice: RuntimeChoice
 
     def run(self, tensor: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         outputs = self.session.run([self.output_name], {self.input_name: tensor})
         return np.asarray(outputs[0], dtype=np.float32)
+
+
+class OpenVinoModel:
+    """A model compiled by OpenVINO for the CPU. Each call takes an idle infer request from a
+    pool (or makes one: cheap, the weights are the compiled model's) and gives it back, so
+    concurrent callers never share a request and none waits for another's request."""
+
+    def __init__(self, compiled: Any, output: Any, choice: RuntimeChoice) -> None:
+        self.compiled = compiled  # openvino.CompiledModel
+        self._output = output  # the output port alphacut reads
+        self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.choice = choice
+
+    def run(self, tensor: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        try:
+            request = self._idle.get_nowait()
+        except queue.Empty:
+            request = self.compiled.create_infer_request()
+        try:
+            # share_outputs=False (the default): the result is a copy, not the request's buffer
+            result = request.infer({0: tensor})
+            return np.asarray(result[self._output], dtype=np.float32)
+        finally:
+            self._idle.put(request)
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo (Linux); empty where there is none."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    return frozenset()
+
+
+def native_bf16(flags: Iterable[str] | None = None) -> str | None:
+    """The feature that gives the CPU native bf16 math (``amx_bf16``, ``avx512_bf16``), or
+    None. ``flags`` as in /proc/cpuinfo; by default this CPU's, and where there are none
+    (macOS, Windows) OpenVINO's own answer (``BF16`` in its CPU optimisation capabilities)."""
+    found = frozenset(flags) if flags is not None else cpu_flags()
+    if found or flags is not None:
+        return next((flag for flag in _BF16_FLAGS if flag in found), None)
+    core = _openvino_core()
+    if core is not None and "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        return "BF16 in OpenVINO's CPU capabilities"
+    return None
+
+
+_core_lock = threading.Lock()
+_core: list[Any] = []
+
+
+def _openvino_core() -> Any | None:
+    """The process's one ``openvino.Core`` (imported on first use), or None without OpenVINO."""
+    with _core_lock:
+        if not _core:
+            try:
+                import openvino  # here: ~0.3 s of import, only where it is used
+            except ImportError:
+                return None
+            _core.append(openvino.Core())
+        return _core[0]
+
+
+def resolve_runtime(
+    runtime: Runtime, device: Device, *, bf16: bool = False, flags: Iterable[str] | None = None
+) -> RuntimeChoice:
+    """What ``runtime`` and ``device`` mean on this machine for a model (``bf16``: whether
+    bf16 keeps the model's masks; ``flags``: the CPU's, for tests).
+
+    - ``auto``: a GPU (``device`` cuda, or auto with onnxruntime's CUDA provider present) runs
+      through onnxruntime; else OpenVINO, in bf16 where the CPU has native bf16 and bf16
+      keeps the model's masks (about 3x faster), else in fp32 (as fast as onnxruntime's fp32
+      for both models with bf16 disabled, less memory: docs/performance.md);
+    - ``onnxruntime``: today's behaviour, fp32, CUDA or CPU as ``device`` says;
+    - ``openvino``: the CPU, precision as for ``auto``; ``device="cuda"`` is an error.
+    """
+    cuda = device == "cuda" or (device == "auto" and _CUDA in available_providers())
+    if runtime == "onnxruntime":
+        return RuntimeChoice("onnxruntime", "fp32", "cuda" if cuda else "cpu", "asked for")
+    if runtime == "auto" and cuda:
+        return RuntimeChoice("onnxruntime", "fp32", "cuda", "auto: a GPU runs on CUDA")
+    if runtime == "openvino" and device == "cuda":
+        raise DeviceUnavailableError(
+            "device 'cuda' needs runtime onnxruntime (or auto): alphacut runs OpenVINO on the "
+            "CPU only"
+        )
+    if flags is None and _openvino_core() is None:
+        if runtime == "openvino":
+            raise DeviceUnavailableError(
+                "runtime 'openvino' was asked for, but the openvino package is not installed"
+            )
+        return RuntimeChoice("onnxruntime", "fp32", "cpu", "auto: openvino is not installed")
+    how = "asked for" if runtime == "openvino" else "auto"
+    native = native_bf16(flags)
+    if native is not None and bf16:
+        return RuntimeChoice("openvino", "bf16", "cpu", f"{how}: the CPU has native bf16, {native}")
+    if native is not None:
+        return RuntimeChoice(
+            "openvino",
+            "fp32",
+            "cpu",
+            f"{how}: bf16 changes this model's masks (docs/performance.md)",
+        )
+    return RuntimeChoice("openvino", "fp32", "cpu", f"{how}: the CPU has no native bf16")
 
 
 def available_providers() -> list[str]:
@@ -63,15 +214,27 @@ def _providers(device: Device) -> list[str]:
 
 
 class SessionCache:
-    """Sessions keyed by (model file, device, threads); each built once, under its own lock."""
+    """Sessions keyed by (model file, runtime, device, threads, bf16 allowed); each built
+    once, under its own lock."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._locks: dict[tuple[str, str, int], threading.Lock] = {}
-        self._models: dict[tuple[str, str, int], LoadedModel] = {}
+        self._locks: dict[tuple[str, str, str, int, bool], threading.Lock] = {}
+        self._models: dict[tuple[str, str, str, int, bool], LoadedModel] = {}
 
-    def get(self, path: Path, *, output: str | None, device: Device, threads: int) -> LoadedModel:
-        key = (str(path), device, threads)
+    def get(
+        self,
+        path: Path,
+        *,
+        output: str | None,
+        device: Device,
+        threads: int,
+        runtime: Runtime,
+        bf16: bool = False,
+    ) -> LoadedModel:
+        """The model at ``path``, loaded once; ``bf16``: whether bf16 keeps this model's masks
+        (else it runs in fp32 wherever it runs)."""
+        key = (str(path), runtime, device, threads, bf16)
         loaded = self._models.get(key)
         if loaded is not None:
             return loaded
@@ -80,7 +243,21 @@ class SessionCache:
         with key_lock:
             loaded = self._models.get(key)
             if loaded is None:
-                loaded = _load(path, output=output, device=device, threads=threads)
+                started = time.perf_counter()
+                choice = resolve_runtime(runtime, device, bf16=bf16)
+                if choice.runtime == "openvino":
+                    loaded = _load_openvino(path, output=output, threads=threads, choice=choice)
+                else:
+                    loaded = _load(
+                        path, output=output, device=device, threads=threads, choice=choice
+                    )
+                log.info(
+                    "model %s: %s, %d threads; loaded in %.2f s",
+                    path.name,
+                    loaded.choice.describe(),
+                    threads,
+                    time.perf_counter() - started,
+                )
                 self._models[key] = loaded
             return loaded
 
@@ -89,7 +266,14 @@ class SessionCache:
             self._models.clear()
 
 
-def _load(path: Path, *, output: str | None, device: Device, threads: int) -> LoadedModel:
+def _load(
+    path: Path,
+    *,
+    output: str | None,
+    device: Device,
+    threads: int,
+    choice: RuntimeChoice | None = None,
+) -> OnnxModel:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -106,12 +290,37 @@ def _load(path: Path, *, output: str | None, device: Device, threads: int) -> Lo
                 "provider (missing CUDA/cuDNN libraries or no GPU)"
             )
         log.warning("CUDA provider failed to start; %s runs on the CPU", path.name)
-    return LoadedModel(
+    choice = choice or RuntimeChoice("onnxruntime", "fp32", "cpu", "asked for")
+    if choice.device == "cuda" and _CUDA not in active:
+        choice = RuntimeChoice("onnxruntime", "fp32", "cpu", "CUDA failed to start")
+    return OnnxModel(
         session=session,
         input_name=session.get_inputs()[0].name,
         output_name=output or session.get_outputs()[0].name,
         providers=active,
+        choice=choice,
     )
+
+
+def _load_openvino(
+    path: Path, *, output: str | None, threads: int, choice: RuntimeChoice
+) -> OpenVinoModel:
+    """The ONNX file compiled by OpenVINO for the CPU, in ``choice.precision``. The precision
+    is always set: on a CPU with native bf16 OpenVINO's own default is bf16."""
+    core = _openvino_core()
+    if core is None:  # resolve_runtime chose OpenVINO, so it was importable
+        raise DeviceUnavailableError("the openvino package is not installed")
+    compiled = core.compile_model(
+        core.read_model(str(path)),
+        "CPU",
+        {
+            "INFERENCE_PRECISION_HINT": "bf16" if choice.precision == "bf16" else "f32",
+            "INFERENCE_NUM_THREADS": threads,
+            "PERFORMANCE_HINT": "LATENCY",  # one stream: one call at a time uses every thread
+        },
+    )
+    port = compiled.output(output) if output else compiled.output(0)
+    return OpenVinoModel(compiled, port, choice)
 
 
 SESSIONS = SessionCache()

@@ -56,6 +56,11 @@ class ModelSpec:
     source: PypiWheelSource | NpmChunkedSource
     refine: str = "edges"  # what refine=auto means for this model (measured: alphacut eval)
     checker: str | None = None  # the second model that refine=consensus checks this one with
+    # bf16 inference keeps this model's masks (issue 14's rule, measured on davis345 by
+    # bench/runtime.py: mean IoU within 0.002 of fp32's, no image below 0.98 against fp32).
+    # Neither model passes today (docs/performance.md): fast's masks change (285 photos below
+    # 0.98), precise's hold on average but 7 photos fall below 0.98 (mostly small subjects).
+    bf16: bool = False
 
 
 MODELS: dict[str, ModelSpec] = {

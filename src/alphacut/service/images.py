@@ -17,11 +17,11 @@ from alphacut.engine.compose import on_background
 from alphacut.engine.decode import DecodedImage, Limits, decode, probe_size, sniff
 from alphacut.engine.encode import OutputFormat, encode_image, parse_format
 from alphacut.engine.metadata import strip_metadata
-from alphacut.engine.pipeline import Remover
 from alphacut.errors import InvalidInputError, NotFoundError, QuotaExceededError
 from alphacut.service.fetcher import UrlFetcher
 from alphacut.service.ids import new_image_id, new_public_token
-from alphacut.service.memory import Cost, operation_cost, removal_cost
+from alphacut.service.inference import Inference, InferenceJob
+from alphacut.service.memory import Cost, operation_cost
 from alphacut.service.work import WorkQueue, checkpoint
 from alphacut.storage.blobs import BlobNotFoundError, BlobStore
 from alphacut.storage.database import Database, ImageRecord, Page, utcnow
@@ -48,14 +48,14 @@ class ImageService:
         db: Database,
         blobs: BlobStore,
         image_queue: WorkQueue,
-        inference_queue: WorkQueue,
+        inference: Inference,
         fetcher: UrlFetcher | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.blobs = blobs
         self.image_queue = image_queue
-        self.inference_queue = inference_queue
+        self.inference = inference
         self.fetcher = fetcher or UrlFetcher(settings)
         self.limits = Limits(settings.max_input_bytes, settings.max_input_pixels)
 
@@ -209,16 +209,15 @@ class ImageService:
         self, key_id: str, image_id: str, name: str | None, model: str | None
     ) -> ImageRecord:
         source = self.get(key_id, image_id)
-        remover = Remover(model, settings=self.settings)  # validates the model name
-        cost = removal_cost(remover.model, remover.refine, source.width * source.height)
-
-        def work() -> tuple[bytes, tuple[int, int]]:
-            cut = remover.remove(self.read(source))
-            checkpoint()  # the caller already has its 504: no encoding for nobody
-            return cut.to_bytes("png"), cut.size
-
-        data, (width, height) = self.inference_queue.run(work, cost=cost)
-        return self._store(key_id, name or source.name, "png", width, height, data)
+        job = InferenceJob(
+            model=model or self.settings.default_model,
+            blob_key=source.blob_key,
+            pixels=source.width * source.height,
+        )
+        result = self.inference.submit(job)
+        return self._store(
+            key_id, name or source.name, "png", result.width, result.height, result.outputs[0]
+        )
 
     def _encode(
         self, image: Image.Image, fmt: OutputFormat, quality: int | None, icc: bytes | None

@@ -170,10 +170,11 @@ def held(budget: MemoryBudget | None, nbytes: int) -> AbstractContextManager[Non
     return budget.hold(nbytes) if budget is not None else nullcontext()
 
 
-def default_budget_bytes(share: float = 0.7) -> int:
-    """``share`` of what this process may still take: the smallest of the room left under
-    RLIMIT_AS (measured against the address space in use), under a cgroup memory limit and
-    in physical memory (both measured against the resident size)."""
+def default_budget_bytes(share: float = 0.7, reserved: int = 0) -> int:
+    """``share`` of what this process may still take, less ``reserved`` bytes it will take
+    anyway (models it loads at start-up): the smallest of the room left under RLIMIT_AS
+    (measured against the address space in use), under a cgroup memory limit and in
+    physical memory (both measured against the resident size)."""
     room: list[int] = []
     soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
     vm_size = _status_kib("VmSize") or 0
@@ -188,7 +189,7 @@ def default_budget_bytes(share: float = 0.7) -> int:
         room.append(physical - rss)
     except (ValueError, OSError):
         pass
-    return max(64 * MB, int(share * min(room))) if room else 8 * 1024 * MB
+    return max(64 * MB, int(share * (min(room) - reserved))) if room else 8 * 1024 * MB
 
 
 _M_MMAP_THRESHOLD = -3

@@ -166,7 +166,10 @@ def rotate(
     unit: Literal["degrees", "radians"] = "degrees",
     alpha_ok: bool,
     max_pixels: int,
+    background: RGBA | None = None,
 ) -> Image.Image:
+    """Rotated clockwise, the canvas grown to hold it; uncovered corners get ``background``
+    (default: transparent where the format holds it, else black)."""
     degrees = math.degrees(angle) if unit == "radians" else angle
     rotate_size(image.size, degrees, max_pixels)
     clockwise = degrees % 360
@@ -176,9 +179,13 @@ def rotate(
         return image.copy()
     if clockwise in quarter:
         return image.transpose(quarter[clockwise])  # exact, no resampling
-    source = image.convert("RGBA") if alpha_ok else image
-    fill = TRANSPARENT if alpha_ok else BLACK[: len(source.getbands())]
-    return source.rotate(-clockwise, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=fill)
+    colour = background or (TRANSPARENT if alpha_ok else BLACK)
+    source = image.convert("RGBA") if alpha_ok or image.mode == "RGBA" else image.convert("RGB")
+    fill = colour if source.mode == "RGBA" else colour[:3]
+    rotated = source.rotate(
+        -clockwise, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=fill
+    )
+    return rotated if alpha_ok or rotated.mode == "RGB" else rotated.convert("RGB")
 
 
 def mirror(image: Image.Image, mode: MirrorMode) -> Image.Image:
@@ -200,6 +207,8 @@ class Modulation:
     contrast: float = 0.0  # -100..100, 0: unchanged
     exposure: float = 1.0  # multiplier of the light (in linear light), 1: unchanged
     saturation: float = 1.0  # multiplier of the colourfulness, 1: unchanged
+    hue: float = 0.0  # rotation of the hue, degrees
+    lightness: float = 0.0  # added to every colour value, percent of full scale
 
 
 def _srgb_to_linear(v: np.ndarray) -> np.ndarray:
@@ -218,16 +227,34 @@ def modulate(image: Image.Image, m: Modulation) -> Image.Image:
         levels = _linear_to_srgb(np.clip(_srgb_to_linear(levels) * m.exposure, 0.0, 1.0))
     if m.brightness:
         levels = levels * (1.0 + m.brightness / 100.0)
-    if m.exposure != 1.0 or m.brightness:
+    if m.lightness:
+        levels = levels + m.lightness / 100.0
+    if m.exposure != 1.0 or m.brightness or m.lightness:
         table = np.clip(np.round(levels * 255.0), 0, 255).astype(np.uint8).tolist()
         rgb = rgb.point(table * 3)
     if m.contrast:
         rgb = ImageEnhance.Contrast(rgb).enhance(1.0 + m.contrast / 100.0)
     if m.saturation != 1.0:
         rgb = ImageEnhance.Color(rgb).enhance(m.saturation)
+    if m.hue % 360:
+        rgb = _rotate_hue(rgb, m.hue)
     if alpha is not None:
         rgb.putalpha(alpha)
     return rgb
+
+
+def _rotate_hue(image: Image.Image, degrees: float) -> Image.Image:
+    """Hue rotated by ``degrees`` with the matrix of CSS's ``hue-rotate()`` (W3C Filter
+    Effects): a rotation about the grey axis that keeps luminance, as browsers apply it."""
+    a = math.radians(degrees)
+    c, s = math.cos(a), math.sin(a)
+    rows = (
+        (0.213 + c*0.787 - s*0.213, 0.715 - c*0.715 - s*0.715, 0.072 - c*0.072 + s*0.928),
+        (0.213 - c*0.213 + s*0.143, 0.715 + c*0.285 + s*0.140, 0.072 - c*0.072 - s*0.283),
+        (0.213 - c*0.213 - s*0.787, 0.715 - c*0.715 + s*0.715, 0.072 + c*0.928 + s*0.072),
+    )  # fmt: skip
+    matrix = tuple(value for row in rows for value in (*row, 0.0))
+    return image.convert("RGB", matrix)
 
 
 @dataclass(frozen=True)

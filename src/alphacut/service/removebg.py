@@ -26,17 +26,12 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Literal
 
-import numpy as np
-
 from alphacut.config import Settings
-from alphacut.engine.decode import probe_size, sniff
-from alphacut.engine.encode import OutputFormat, encode_image, parse_format
-from alphacut.engine.pipeline import Cutout, Remover
+from alphacut.engine.encode import OutputFormat, parse_format
 from alphacut.errors import AlphacutError, ImageTooLargeError, InvalidInputError, ServiceBusyError
 from alphacut.service.fetcher import UrlFetcher
-from alphacut.service.memory import OUTPUT_BYTES_PER_PX, Cost, held, removal_cost
+from alphacut.service.inference import Inference, InferenceJob, OutputSpec
 from alphacut.service.results import ResultStore
-from alphacut.service.work import WorkQueue
 
 log = logging.getLogger(__name__)
 _DATA_URI = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.IGNORECASE)
@@ -113,12 +108,12 @@ class RemoveBgService:
         self,
         settings: Settings,
         results: ResultStore,
-        inference_queue: WorkQueue,
+        inference: Inference,
         fetcher: UrlFetcher | None = None,
     ) -> None:
         self.settings = settings
         self.results = results
-        self.inference_queue = inference_queue
+        self.inference = inference
         self.fetcher = fetcher or UrlFetcher(settings)
 
     def check_request(self, body: Any) -> tuple[list[dict[str, Any]], Options]:
@@ -144,20 +139,16 @@ class RemoveBgService:
     ) -> BatchResult:
         started = time.perf_counter()
         records, options = self.check_request(body)
-        capacity = self.inference_queue.capacity
-        if self.inference_queue.pending >= capacity:
-            raise ServiceBusyError(
-                f"the server is busy; retry in {self.inference_queue.retry_after} s",
-                self.inference_queue.retry_after,
-            )
+        if self.inference.busy():
+            retry = self.settings.retry_after_seconds
+            raise ServiceBusyError(f"the server is busy; retry in {retry} s", retry)
         request_id = str(uuid.uuid4())
-        remover = Remover(model, settings=self.settings)
         workers = min(len(records), max(2, 2 * self.settings.inference_workers))
         with ThreadPoolExecutor(workers, thread_name_prefix="alphacut-batch") as pool:
             answered = list(
                 pool.map(
                     lambda record: self._record(
-                        record, options, key_id, remover, request_id, url_for
+                        record, options, key_id, model, request_id, url_for
                     ),
                     records,
                 )
@@ -180,7 +171,7 @@ class RemoveBgService:
         record: dict[str, Any],
         defaults: Options,
         key_id: str,
-        remover: Remover,
+        model: str,
         request_id: str,
         url_for: Callable[[str, str], str],
     ) -> dict[str, Any]:
@@ -188,36 +179,21 @@ class RemoveBgService:
         answer["_id"] = record.get("_id") or str(uuid.uuid4())
         try:
             options = Options.parse(record, defaults)
-            data = self._image_bytes(record)
-            cut = self.inference_queue.run(
-                lambda: remover.remove(data), wait=_SLOT_WAIT_S, cost=self._cost(remover, data)
+            names, specs = _outputs_for(options)
+            job = InferenceJob(
+                model=model, data=self._image_bytes(record), outputs=specs, queue_wait=_SLOT_WAIT_S
             )
-            # Encoding happens outside the model's slot: the cut-out (RGBA + mask, 5 B/px)
-            # and one encoder at a time count against the memory budget meanwhile.
-            encoding = (5 + OUTPUT_BYTES_PER_PX) * cut.size[0] * cut.size[1]
-            with held(self.inference_queue.budget, encoding):
-                answer.update(self._outputs(cut, options, key_id, url_for))
+            result = self.inference.submit(job)
+            for name, spec, data in zip(names, specs, result.outputs, strict=True):
+                answer[name] = self._save(key_id, data, spec.format, url_for)
             answer["_status"] = _status(200, request_id)
-            answer["_width"], answer["_height"] = cut.size
+            answer["_width"], answer["_height"] = result.width, result.height
         except AlphacutError as exc:
             answer["_status"] = _status(exc.status, request_id, exc.message)
         except Exception:
             log.exception("record %s failed", answer["_id"])
             answer["_status"] = _status(500, request_id, "an internal error occurred")
         return answer
-
-    @staticmethod
-    def _cost(remover: Remover, data: bytes) -> Cost | None:
-        """The removal's cost from the image's header (None when it has none we read: the
-        decoder then refuses it)."""
-        try:
-            size = probe_size(data, sniff(data[:64]))
-        except AlphacutError:
-            return None
-        pixels = size[0] * size[1] if size else 0
-        if not 0 < pixels <= remover.settings.max_input_pixels:
-            return None  # the decoder refuses it from the header, naming the limit
-        return removal_cost(remover.model, remover.refine, pixels)
 
     def _image_bytes(self, record: Mapping[str, Any]) -> bytes:
         limit = self.settings.max_input_bytes
@@ -228,37 +204,26 @@ class RemoveBgService:
             return self.fetcher.fetch(url, limit)
         raise InvalidInputError("the record needs an image: _url or _base64")
 
-    def _outputs(
-        self,
-        cut: Cutout,
-        options: Options,
-        key_id: str,
-        url_for: Callable[[str, str], str],
-    ) -> dict[str, str]:
-        quality = options.image_quality
-        urls: dict[str, str] = {}
-        cut_format = options.image_format or "png"
-        cut_bytes = cut.to_bytes(cut_format, quality if cut_format != "png" else None)
-        urls["_output_url"] = self._save(key_id, cut_bytes, cut_format, url_for)
-        if options.binary_mask:
-            fmt = options.image_format or "jpeg"
-            binary = np.where(cut.array[..., 3] >= 128, 255, 0).astype(np.uint8)
-            data = encode_image(
-                binary,
-                fmt,
-                quality=quality if fmt != "png" else None,
-                png_level=self.settings.png_compress_level,
-                threads=self.settings.image_threads,
-            )
-            urls["_output_url_mask"] = self._save(key_id, data, fmt, url_for)
-        if options.white_background:
-            fmt = options.image_format or "jpeg"
-            data = cut.to_bytes(fmt, quality if fmt != "png" else None, background="#ffffff")
-            urls["_output_url_whitebg"] = self._save(key_id, data, fmt, url_for)
-        return urls
-
     def _save(
         self, key_id: str, data: bytes, fmt: OutputFormat, url_for: Callable[[str, str], str]
     ) -> str:
         record = self.results.save(key_id, data, fmt)
         return url_for(record.token, record.blob_key.rsplit(".", 1)[1])
+
+
+def _outputs_for(options: Options) -> tuple[tuple[str, ...], tuple[OutputSpec, ...]]:
+    """The record's output URL fields and what each holds: the cut-out (PNG unless a format
+    is asked for; a JPEG one is on white), then the 0/255 mask and the subject on white
+    (JPEG unless a format is asked for)."""
+    quality = options.image_quality
+    cut_format = options.image_format or "png"
+    names = ["_output_url"]
+    specs = [OutputSpec("cutout", cut_format, quality)]
+    other = options.image_format or "jpeg"
+    if options.binary_mask:
+        names.append("_output_url_mask")
+        specs.append(OutputSpec("binary_mask", other, quality))
+    if options.white_background:
+        names.append("_output_url_whitebg")
+        specs.append(OutputSpec("background", other, quality, background="#ffffff"))
+    return tuple(names), tuple(specs)

@@ -48,10 +48,15 @@ class ResultStore:
             raise
         return record
 
-    def get(self, token: str, now: datetime | None = None) -> tuple[ResultRecord, bytes]:
+    def find(self, token: str, now: datetime | None = None) -> ResultRecord:
+        """The result's record (404 when there is none or it has expired)."""
         record = self.db.result(token) if len(token) == 48 else None
         if record is None or record.expires_at <= (now or utcnow()):
             raise NotFoundError("no such result, or it has expired")
+        return record
+
+    def get(self, token: str, now: datetime | None = None) -> tuple[ResultRecord, bytes]:
+        record = self.find(token, now)
         try:
             return record, self.blobs.get(record.blob_key)
         except BlobNotFoundError:  # swept meanwhile

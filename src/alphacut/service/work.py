@@ -65,13 +65,27 @@ class WorkQueue:
         """Jobs running or waiting."""
         return self._pending
 
-    def run(self, fn: Callable[[], T], *, wait: float | None = None, cost: Cost | None = None) -> T:
+    @property
+    def timeout_or_forever(self) -> float:
+        """The time limit of a job, in seconds (a very long one when there is none)."""
+        return self.timeout if self.timeout is not None else 365 * 24 * 3600.0
+
+    def run(
+        self,
+        fn: Callable[[], T],
+        *,
+        wait: float | None = None,
+        cost: Cost | None = None,
+        deadline: float | None = None,
+    ) -> T:
         """Run ``fn`` on a worker and return its result. When every slot is taken, refuse at
         once with :class:`ServiceBusyError`, or with ``wait`` wait up to that many seconds
         for a slot first (for work already admitted, such as a batch's later records).
-        ``cost``: the job's expected peak memory and time (see the module docstring)."""
+        ``cost``: the job's expected peak memory and time (see the module docstring).
+        ``deadline`` (``time.monotonic()``): when a job that is one step of a longer one
+        must end; default: this queue's time limit from now."""
         if cost is not None:
-            self._admit(cost)
+            self.admit(cost)
         acquired = (
             self._slots.acquire(blocking=False)
             if wait is None
@@ -84,8 +98,9 @@ class WorkQueue:
             )
         with self._lock:
             self._pending += 1
+        if deadline is None and self.timeout is not None:
+            deadline = time.monotonic() + self.timeout
         try:
-            deadline = time.monotonic() + self.timeout if self.timeout is not None else None
             future = self._pool.submit(self._job, fn, cost, deadline)
         except BaseException:
             self._release()
@@ -93,14 +108,17 @@ class WorkQueue:
         # The slot is freed when the work ends, not when a caller stops waiting: a thread
         # cannot be interrupted, and a timed-out job still occupies its worker.
         future.add_done_callback(lambda _future: self._release())
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
-            return future.result(timeout=self.timeout)
+            return future.result(timeout=left)
         except FutureTimeout:
             raise ProcessingTimeoutError(
-                f"processing took longer than the limit of {self.timeout:g} s"
+                f"processing took longer than the limit of {self.timeout_or_forever:g} s"
             ) from None
 
-    def _admit(self, cost: Cost) -> None:
+    def admit(self, cost: Cost) -> None:
+        """Refuse (413), before it is queued, a job that could never fit the memory budget
+        or that would outlast the time limit."""
         if self.budget is not None:
             self.budget.check(cost.bytes)
         if self.timeout is not None and cost.seconds > self.timeout:

@@ -1,4 +1,4 @@
-"""Image files behind a small interface, so that an object store can follow as one module."""
+"""Image files behind a small interface: local files here, an S3 bucket in :mod:`.s3`."""
 
 from __future__ import annotations
 
@@ -65,6 +65,15 @@ class BlobStore(Protocol):
 
     def free_bytes(self) -> int | None:
         """Free space where files are written; ``None`` where the store cannot tell."""
+
+    def check(self) -> str | None:
+        """``None`` when files can be read and written now; else a short reason (for
+        ``/readyz``: nothing secret, no path)."""
+
+    def presigned_url(self, key: str, seconds: int, media_type: str, disposition: str) -> str:
+        """A URL that serves ``key`` without alphacut for ``seconds``, with these
+        Content-Type and Content-Disposition headers; :class:`NotImplementedError` where the
+        store cannot make one."""
 
 
 def check_key(key: str) -> str:
@@ -178,6 +187,12 @@ class LocalBlobStore:
 
     def free_bytes(self) -> int | None:
         return shutil.disk_usage(self.root).free
+
+    def check(self) -> str | None:
+        return None if self.root.is_dir() and os.access(self.root, os.W_OK) else "not writable"
+
+    def presigned_url(self, key: str, seconds: int, media_type: str, disposition: str) -> str:
+        raise NotImplementedError("local files have no presigned URLs")
 
     def _scan(self) -> Iterator[tuple[str, Entry]]:
         """Every entry under the root, without following a symlink: files named like keys,

@@ -1,9 +1,10 @@
 """The metadata store: API keys, images and usage, in any database SQLAlchemy speaks.
 
 SQLite (the embedded default) runs in WAL mode with foreign keys on; PostgreSQL needs only a
-``ALPHACUT_DATABASE_URL``. The schema is created and upgraded by Alembic migrations at
-start-up, never by ``create_all``, so that a later schema change is a migration, not a
-rewrite. Callers get plain frozen records, never ORM rows tied to a session.
+``ALPHACUT_DATABASE_URL``. The schema is created and upgraded by Alembic migrations (at
+start-up for SQLite, by ``alphacut db upgrade`` for PostgreSQL), never by ``create_all``, so
+that a later schema change is a migration, not a rewrite. Callers get plain frozen records,
+never ORM rows tied to a session.
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ from typing import Any, Literal, TypeVar
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, delete, event, func, make_url, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from alphacut.errors import InsufficientStorageError
+from alphacut.errors import AlphacutError, InsufficientStorageError
 from alphacut.files import write_atomic
 from alphacut.storage.models import ApiKeyRow, ImageRow, ResultRow, UsageRow
 
@@ -52,6 +55,13 @@ _DISK_FULL_MESSAGE = (
     "the server's database is out of disk space: nothing more can be stored until space is "
     "freed (reading and deleting images still work)"
 )
+
+
+class SchemaOutdatedError(AlphacutError):
+    """The database cannot be used as it is (not migrated, or not a supported kind)."""
+
+    status = 503
+    code = "database_not_ready"
 
 
 def _disk_full(exc: DBAPIError) -> bool:
@@ -173,10 +183,16 @@ class Database:
     """Engine, migrations and every query the service makes."""
 
     def __init__(self, url: str) -> None:
+        if make_url(url).drivername == "postgresql":  # psycopg 3, not SQLAlchemy's psycopg2
+            url = make_url(url).set(drivername="postgresql+psycopg").render_as_string(False)
         self.url = url
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        if self.engine.dialect.name not in ("sqlite", "postgresql"):
+            raise SchemaOutdatedError(
+                f"unsupported database {self.engine.dialect.name!r}: use SQLite or PostgreSQL"
+            )
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -184,14 +200,46 @@ class Database:
         self.file = Path(database) if database and database != ":memory:" else None
         self.reserve = self.file.with_name(f"{self.file.name}-reserve") if self.file else None
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest migration (idempotent), and keep the reserve."""
+    @property
+    def migrates_itself(self) -> bool:
+        """SQLite (one machine, the embedded default) is migrated by whatever opens it; a
+        database server shared by replicas only by `alphacut db upgrade` (Alembic's advice:
+        migrations run once, explicitly, not by every replica racing at start-up)."""
+        return self.engine.dialect.name == "sqlite"
+
+    def _alembic(self) -> Config:
         config = Config()
         config.set_main_option("script_location", str(_MIGRATIONS))
+        return config
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (idempotent), and keep the reserve."""
+        config = self._alembic()
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
         self.ensure_reserve()
+
+    def revisions(self) -> tuple[str | None, str]:
+        """(the schema's migration, the newest this version of alphacut has)."""
+        head = ScriptDirectory.from_config(self._alembic()).get_current_head() or ""
+        with self.engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+        return current, head
+
+    def prepare(self) -> None:
+        """Ready for use: SQLite is migrated; a database server must already be at the
+        newest migration, else :class:`SchemaOutdatedError` says what to run."""
+        if self.migrates_itself:
+            self.migrate()
+            return
+        current, head = self.revisions()
+        if current != head:
+            raise SchemaOutdatedError(
+                f"the database schema is at {current or 'nothing (empty database)'}, this "
+                f"alphacut needs {head}: run `alphacut db upgrade` (once, before starting "
+                "the replicas)"
+            )
 
     def ping(self) -> None:
         with self.engine.connect() as connection:
@@ -449,7 +497,14 @@ class Database:
         caller's to delete)."""
         with self.session() as session:
             rows = list(
-                session.scalars(select(ResultRow).where(ResultRow.expires_at <= now).limit(limit))
+                session.scalars(
+                    select(ResultRow)
+                    .where(ResultRow.expires_at <= now)
+                    .limit(limit)
+                    # Replicas sweeping at once take different rows (PostgreSQL; SQLite has
+                    # one writer and no FOR UPDATE).
+                    .with_for_update(skip_locked=True)
+                )
             )
             records = [ResultRecord.of(row) for row in rows]
             if rows:

@@ -10,7 +10,7 @@ const PARALLEL = 2; // images processed at once; the server queues and bounds th
 
 const $ = (selector, root = document) => root.querySelector(selector);
 
-const state = { key: null, keySource: null, queue: [], running: 0, cards: 0 };
+const state = { key: null, keySource: null, queue: [], running: 0, cards: 0, scrollToNext: false };
 
 // API ----------------------------------------------------------------------------------------
 
@@ -22,17 +22,40 @@ class ApiError extends Error {
   }
 }
 
+// Errors that can pass by themselves or once a key is set: only these offer "Try again".
+// A file that is not an image, too big or refused stays so however often it is sent.
+const PASSING = new Set([401, 408, 429, 502, 503, 504]);
+
+function canPass(error) {
+  return !(error instanceof ApiError) || PASSING.has(error.status);
+}
+
+// The server's messages are sentence fragments ("the image is larger than..."): one sentence.
+function sentence(text) {
+  const trimmed = String(text || "").trim();
+  if (!trimmed) return "";
+  const first = trimmed.startsWith("alphacut") ? trimmed : trimmed[0].toUpperCase() + trimmed.slice(1);
+  return /[.!?]$/.test(first) ? first : `${first}.`;
+}
+
+// "unsupported image format (the data is GIF); alphacut accepts JPEG, PNG and WebP" says
+// "unsupported" once: "Unsupported format: the file is GIF. alphacut accepts JPEG, PNG and WebP."
+function unsupported(message) {
+  const parts = /^unsupported image format \((?:the data is )?([^)]*)\);?\s*(.*)$/i.exec(message || "");
+  if (!parts) return `Unsupported format: ${sentence(message).replace(/^Unsupported format:?\s*/i, "")}`;
+  return `Unsupported format: the file is ${parts[1]}. ${sentence(parts[2])}`.trim();
+}
+
 function friendlyError(error) {
-  if (!(error instanceof ApiError)) return "Network error: is the server still running?";
+  if (!(error instanceof ApiError)) return "Could not reach the server: is it still running?";
   const wait = error.retryAfter ? ` Try again in ${error.retryAfter} s.` : "";
   switch (error.status) {
     case 401: return "The API key was refused. Set a valid key (button at the top).";
-    case 413: return `Too big: ${error.message}`;
-    case 415: return `Unsupported format: ${error.message}`;
-    case 422: return `The file could not be read: ${error.message}`;
+    case 413: return `Too big: ${sentence(error.message)}`;
+    case 415: return unsupported(error.message);
     case 429: return `Rate limit reached.${wait}`;
     case 503: return `The server is busy.${wait}`;
-    default: return error.message || `The server answered ${error.status}.`;
+    default: return sentence(error.message) || `The server answered ${error.status}.`;
   }
 }
 
@@ -77,10 +100,21 @@ function setKey(key, source) {
     localStorage.removeItem(KEY_STORAGE);
     localStorage.removeItem(KEY_SOURCE);
   }
-  $("#key-label").textContent = key
-    ? `Key ${key.slice(0, 9)}…${source === "link" ? " (from link)" : ""}`
-    : "No API key";
-  $("#key-button").textContent = key ? "Change key" : "Set key";
+  showKeyStatus(key ? "ok" : "missing");
+}
+
+// A working key is nobody's concern: the header says nothing of it, only its button (whose
+// description still names the key for those who ask). A missing or refused key is said.
+function showKeyStatus(status) {
+  const label = $("#key-label");
+  label.textContent = {
+    ok: `Key ${(state.key || "").slice(0, 9)}…${state.keySource === "link" ? " (from link)" : ""}`,
+    missing: "No API key",
+    refused: "API key refused",
+  }[status];
+  label.hidden = status === "ok";
+  label.classList.toggle("alert", status !== "ok");
+  $("#key-button").textContent = status === "ok" ? "API key" : "Set key";
 }
 
 // `alphacut serve` prints http://host:port/#key=...: a fragment is never sent to a server (nor
@@ -117,6 +151,9 @@ function setUpKeyDialog() {
     try {
       await request("GET", "/v1/images?take=1");
       dialog.close();
+      // Cards that failed for want of a key go again with this one.
+      document.querySelectorAll('.card[data-state="error"][data-status="401"] .retry')
+        .forEach((button) => button.click());
     } catch (error) {
       setKey(...previous);
       $("#key-error").textContent = friendlyError(error);
@@ -133,35 +170,86 @@ function createCard(title) {
   card.querySelectorAll(".background input[type=radio]").forEach((input) => { input.name = `bg-${id}`; });
   $(".card-title", card).textContent = title;
   $("#results").prepend(card);
-  $("#empty").hidden = true;
 
   const compare = $(".compare", card);
-  const after = $(".after", card);
-  const applyCompare = () => { after.style.clipPath = `inset(0 0 0 ${compare.value}%)`; };
-  compare.addEventListener("input", applyCompare);
-  applyCompare();
+  const stage = $(".stage", card);
+  const setSplit = (percent) => {
+    const value = Math.min(100, Math.max(0, percent));
+    compare.value = String(Math.round(value));
+    card.style.setProperty("--split", `${value}%`);
+  };
+  compare.addEventListener("input", () => setSplit(Number(compare.value)));
+  setUpDrag(card, stage, setSplit);
+  stage.addEventListener("dblclick", (event) => toggleZoom(card, event));
+  $(".zoom", card).addEventListener("click", () => toggleZoom(card));
+  $(".before", card).addEventListener("load", () => setRatio(card, $(".before", card)));
 
   card.querySelectorAll(".view input").forEach((input) =>
     input.addEventListener("change", () => showView(card, input.value)));
-  const colour = $(".background input[type=color]", card);
-  const applyBackground = () => {
-    const solid = $(".background input[value=color]", card).checked;
-    after.classList.toggle("checker", !solid);
-    after.style.backgroundColor = solid ? colour.value : "";
-  };
   card.querySelectorAll(".background input").forEach((input) =>
-    input.addEventListener("input", () => {
-      if (input.type === "color") $(".background input[value=color]", card).checked = true;
-      applyBackground();
-    }));
+    input.addEventListener("input", () => applyBackground(card)));
   card.querySelectorAll(".downloads button").forEach((button) =>
     button.addEventListener("click", () => download(card, button.dataset.format)));
-  $(".dismiss", card).addEventListener("click", () => {
-    for (const url of [card.dataset.beforeUrl, card.dataset.cutUrl]) if (url) URL.revokeObjectURL(url);
-    card.remove();
-    $("#empty").hidden = $("#results").children.length > 0;
-  });
+  $(".dismiss", card).addEventListener("click", () => removeCard(card));
+  updateBatch();
   return card;
+}
+
+function removeCard(card) {
+  for (const url of [card.dataset.beforeUrl, card.dataset.cutUrl]) if (url) URL.revokeObjectURL(url);
+  card.remove();
+  updateBatch();
+}
+
+// Drag anywhere on the image to move the before/after divider (on a phone, a sideways drag:
+// an upright one still scrolls the page). Zoomed in, a drag pans and only the knob moves it.
+function setUpDrag(card, stage, setSplit) {
+  let dragging = false;
+  const follow = (event) => {
+    const box = stage.getBoundingClientRect();
+    setSplit(((event.clientX - box.left) / box.width) * 100);
+  };
+  stage.addEventListener("pointerdown", (event) => {
+    if (card.dataset.state !== "done" || event.button !== 0) return;
+    if (card.classList.contains("zoomed") && !event.target.closest(".knob")) return;
+    dragging = true;
+    stage.setPointerCapture(event.pointerId);
+    follow(event);
+    event.preventDefault();
+  });
+  stage.addEventListener("pointermove", (event) => { if (dragging) follow(event); });
+  for (const name of ["pointerup", "pointercancel"]) {
+    stage.addEventListener(name, () => { dragging = false; });
+  }
+}
+
+function setRatio(card, image) {
+  if (!image.naturalWidth || !image.naturalHeight) return;
+  card.style.setProperty("--ratio", String(image.naturalWidth / image.naturalHeight));
+  card.style.setProperty("--natural-width", String(image.naturalWidth));
+}
+
+// Fit (the whole image in the window) or 100% (one image pixel per CSS pixel, scrolled so
+// that the point double-clicked stays under the pointer).
+function toggleZoom(card, event = null) {
+  if (card.dataset.state !== "done") return;
+  const viewer = $(".viewer", card);
+  const stage = $(".stage", card);
+  const box = stage.getBoundingClientRect();
+  const at = event
+    ? { x: (event.clientX - box.left) / box.width, y: (event.clientY - box.top) / box.height }
+    : { x: 0.5, y: 0.5 };
+  const zoomed = card.classList.toggle("zoomed");
+  const button = $(".zoom", card);
+  button.setAttribute("aria-pressed", String(zoomed));
+  button.textContent = zoomed ? "Fit to window" : "Zoom to 100%";
+  if (zoomed) {
+    const view = viewer.getBoundingClientRect();
+    const offsetX = event ? event.clientX - view.left : view.width / 2;
+    const offsetY = event ? event.clientY - view.top : view.height / 2;
+    viewer.scrollLeft = at.x * stage.offsetWidth - offsetX;
+    viewer.scrollTop = at.y * stage.offsetHeight - offsetY;
+  }
 }
 
 function setStatus(card, text, progress = null) {
@@ -173,39 +261,94 @@ function setStatus(card, text, progress = null) {
 
 function fail(card, error) {
   card.dataset.state = "error";
+  card.dataset.status = error instanceof ApiError ? String(error.status) : "network";
   setStatus(card, "Failed");
   $(".error", card).textContent = friendlyError(error);
-  $(".retry", card).hidden = false;
+  $(".retry", card).hidden = !canPass(error);
+  updateBatch();
   if (error instanceof ApiError && error.status === 401) {
-    openKeyDialog(state.keySource === "link"
-      ? "The server refused the key of its link: it has been restarted since. "
-        + "Open the link it printed this time, or enter a key."
-      : "The server refused the key.");
+    showKeyStatus(state.key ? "refused" : "missing");
+    if (!state.key) openKeyDialog("The page needs an API key to remove backgrounds.");
+    else {
+      openKeyDialog(state.keySource === "link"
+        ? "The server refused the key of its link: it has been restarted since. "
+          + "Open the link it printed this time, or enter a key."
+        : "The server refused the key.");
+    }
   }
+}
+
+function currentView(card) {
+  return $(".view input:checked", card).value;
+}
+
+// The colour controls do something only for a cut-out, and the picker only with "Colour".
+function applyBackground(card) {
+  const mask = currentView(card) === "mask";
+  const solid = $(".background input[value=color]", card).checked;
+  const colour = $(".background input[type=color]", card);
+  $(".background", card).disabled = mask;
+  colour.disabled = mask || !solid;
+  const after = $(".after", card);
+  after.classList.toggle("checker", !solid && !mask);
+  after.style.backgroundColor = solid && !mask ? colour.value : "";
 }
 
 function showView(card, view) {
   const mask = $(".mask", card);
-  if (view === "mask" && !card.dataset.maskReady) drawMask(card);
+  if (view === "mask") drawMask(card);
   mask.hidden = view !== "mask";
   $(".cut", card).hidden = view === "mask";
+  $(".downloads", card).setAttribute("aria-label",
+    view === "mask" ? "Download the mask at full resolution" : "Download at full resolution");
+  applyBackground(card);
 }
 
-function drawMask(card) {
+// The mask is the cut-out's alpha channel, drawn once in grey.
+function maskAlpha(card) {
+  if (card.maskAlpha) return card.maskAlpha;
   const cut = $(".cut", card);
-  const canvas = $(".mask", card);
+  const canvas = document.createElement("canvas");
   canvas.width = cut.naturalWidth;
   canvas.height = cut.naturalHeight;
   const context = canvas.getContext("2d", { willReadFrequently: true });
   context.drawImage(cut, 0, 0);
-  const pixels = context.getImageData(0, 0, canvas.width, canvas.height);
+  const data = context.getImageData(0, 0, canvas.width, canvas.height).data;
+  const alpha = new Uint8Array(canvas.width * canvas.height);
+  for (let i = 0; i < alpha.length; i += 1) alpha[i] = data[i * 4 + 3];
+  card.maskAlpha = alpha;
+  return alpha;
+}
+
+function drawMask(card) {
+  if (card.dataset.maskReady) return;
+  const cut = $(".cut", card);
+  const canvas = $(".mask", card);
+  canvas.width = cut.naturalWidth;
+  canvas.height = cut.naturalHeight;
+  const alpha = maskAlpha(card);
+  const context = canvas.getContext("2d");
+  const pixels = context.createImageData(canvas.width, canvas.height);
   const data = pixels.data;
-  for (let i = 0; i < data.length; i += 4) {
-    const alpha = data[i + 3];
-    data[i] = alpha; data[i + 1] = alpha; data[i + 2] = alpha; data[i + 3] = 255;
+  for (let i = 0; i < alpha.length; i += 1) {
+    data[i * 4] = alpha[i]; data[i * 4 + 1] = alpha[i]; data[i * 4 + 2] = alpha[i]; data[i * 4 + 3] = 255;
   }
   context.putImageData(pixels, 0, 0);
   card.dataset.maskReady = "1";
+}
+
+// Batch: how many, and what can be done with all of them.
+function updateBatch() {
+  const cards = [...document.querySelectorAll("#results .card")];
+  const done = cards.filter((card) => card.dataset.state === "done").length;
+  const failed = cards.filter((card) => card.dataset.state === "error").length;
+  $("#empty").hidden = cards.length > 0;
+  document.body.classList.toggle("has-results", cards.length > 0);
+  $("#batch").hidden = cards.length < 2;
+  $("#download-all").disabled = done === 0;
+  const parts = [`${cards.length} images`, `${done} done`];
+  if (failed) parts.push(`${failed} failed`);
+  $("#batch-count").textContent = parts.join(", ");
 }
 
 // Processing ---------------------------------------------------------------------------------
@@ -214,16 +357,17 @@ function selectedModel() {
   return document.querySelector("input[name=model]:checked").value;
 }
 
-function enqueue(job) {
-  state.queue.push(job);
+function enqueue(card, run) {
+  state.queue.push({ card, run });
   pump();
 }
 
 function pump() {
   while (state.running < PARALLEL && state.queue.length) {
     const job = state.queue.shift();
+    if (!job.card.isConnected) continue; // removed (or cleared) while it waited
     state.running += 1;
-    job().finally(() => { state.running -= 1; pump(); });
+    job.run().finally(() => { state.running -= 1; pump(); });
   }
 }
 
@@ -231,7 +375,7 @@ function addFile(file) {
   const card = createCard(file.name || "pasted image");
   card.dataset.beforeUrl = URL.createObjectURL(file);
   // A file the browser cannot show (not an image) gets no broken preview, only its error.
-  $(".before", card).onerror = () => { $(".stage", card).hidden = true; };
+  $(".before", card).onerror = () => { $(".viewer", card).hidden = true; };
   $(".before", card).src = card.dataset.beforeUrl;
   $(".before", card).alt = `Original: ${file.name || "pasted image"}`;
   const model = selectedModel();
@@ -241,9 +385,9 @@ function addFile(file) {
     form.append("image", file);
     return request("POST", "/v1/images/upload", { body: form, onUpload });
   });
-  $(".retry", card).onclick = () => { resetCard(card); enqueue(run); };
+  $(".retry", card).onclick = () => { resetCard(card); enqueue(card, run); };
   setStatus(card, "Waiting…", 0);
-  enqueue(run);
+  enqueue(card, run);
 }
 
 function addUrl(url) {
@@ -251,16 +395,28 @@ function addUrl(url) {
   const model = selectedModel();
   const name = (url.split("/").pop() || "image").split("?")[0].slice(0, 30) || "image";
   const run = () => process(card, model, () => request("POST", "/v1/images", { json: { name, url } }), true);
-  $(".retry", card).onclick = () => { resetCard(card); enqueue(run); };
+  $(".retry", card).onclick = () => { resetCard(card); enqueue(card, run); };
   setStatus(card, "Waiting…", 0);
-  enqueue(run);
+  enqueue(card, run);
 }
 
 function resetCard(card) {
   card.dataset.state = "working";
+  delete card.dataset.status;
   $(".error", card).textContent = "";
   $(".retry", card).hidden = true;
   setStatus(card, "Waiting…", 0);
+  updateBatch();
+}
+
+// The first result of what was just added scrolls into view (on a phone it is below the fold).
+function reveal(card) {
+  if (!state.scrollToNext) return;
+  state.scrollToNext = false;
+  const box = card.getBoundingClientRect();
+  if (box.top >= 0 && box.bottom <= window.innerHeight) return;
+  const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+  card.scrollIntoView({ block: "start", behavior: still ? "auto" : "smooth" });
 }
 
 async function process(card, model, create, needsOriginal = false) {
@@ -280,6 +436,7 @@ async function process(card, model, create, needsOriginal = false) {
     created.push(result.id);
     setStatus(card, "Fetching the result…", null);
     const blob = await request("GET", `/v1/images/${result.id}/download`, { responseType: "blob" });
+    if (!card.isConnected) return;
     card.dataset.cutUrl = URL.createObjectURL(blob);
     card.cutBlob = blob;
     const cut = $(".cut", card);
@@ -289,10 +446,13 @@ async function process(card, model, create, needsOriginal = false) {
       cut.onerror = () => reject(new ApiError(500, "the result could not be displayed"));
       cut.src = card.dataset.cutUrl;
     });
+    setRatio(card, cut);
     card.dataset.state = "done";
     card.dataset.width = String(result.width);
     card.dataset.height = String(result.height);
     setStatus(card, `Done: ${result.width}×${result.height}`);
+    updateBatch();
+    reveal(card);
   } catch (error) {
     fail(card, error);
   } finally {
@@ -303,39 +463,222 @@ async function process(card, model, create, needsOriginal = false) {
 
 // Downloads ----------------------------------------------------------------------------------
 
-async function download(card, format) {
-  const solid = $(".background input[value=color]", card).checked;
-  const colour = $(".background input[type=color]", card).value;
-  const base = ($(".card-title", card).textContent.split("/").pop() || "image")
+function baseName(card) {
+  return ($(".card-title", card).textContent.split("/").pop() || "image")
     .replace(/\.[A-Za-z0-9]+$/, "").replace(/[^A-Za-z0-9._-]+/g, "_") || "image";
-  const extension = { png: "png", webp: "webp", jpeg: "jpg" }[format];
-  let blob = card.cutBlob;
-  if (format !== "png" || solid) {
-    // Composite at full resolution; JPEG cannot be transparent, so it goes on white by default.
+}
+
+// A browser that cannot write a type gives a PNG instead (Safari for WebP): refuse that.
+function canvasBlob(canvas, type, quality) {
+  return new Promise((resolve, reject) => canvas.toBlob((blob) => {
+    if (!blob) reject(new Error("the image could not be encoded"));
+    else if (blob.type !== type) reject(new Error(`this browser cannot write ${type}; use PNG`));
+    else resolve(blob);
+  }, type, quality));
+}
+
+// What a card shows, as a lossless PNG at full resolution: the mask (8-bit grey, as the
+// command line's --mask writes it), the cut-out on its colour, or the server's cut-out itself.
+async function shownPng(card) {
+  if (currentView(card) === "mask") {
     const cut = $(".cut", card);
-    const canvas = document.createElement("canvas");
-    canvas.width = cut.naturalWidth;
-    canvas.height = cut.naturalHeight;
-    const context = canvas.getContext("2d");
-    if (solid || format === "jpeg") {
-      context.fillStyle = solid ? colour : "#ffffff";
-      context.fillRect(0, 0, canvas.width, canvas.height);
-    }
-    context.drawImage(cut, 0, 0);
-    blob = await new Promise((resolve) => canvas.toBlob(resolve, `image/${format}`, 0.92));
+    return greyPng(maskAlpha(card), cut.naturalWidth, cut.naturalHeight);
   }
+  if (!$(".background input[value=color]", card).checked) return card.cutBlob;
+  return canvasBlob(composite(card, $(".background input[type=color]", card).value), "image/png");
+}
+
+function composite(card, background) {
+  const source = currentView(card) === "mask" ? (drawMask(card), $(".mask", card)) : $(".cut", card);
+  const canvas = document.createElement("canvas");
+  canvas.width = source.naturalWidth || source.width;
+  canvas.height = source.naturalHeight || source.height;
+  const context = canvas.getContext("2d");
+  if (background) {
+    context.fillStyle = background;
+    context.fillRect(0, 0, canvas.width, canvas.height);
+  }
+  context.drawImage(source, 0, 0);
+  return canvas;
+}
+
+async function download(card, format) {
+  const mask = currentView(card) === "mask";
+  const name = `${baseName(card)}-${mask ? "mask" : "cutout"}`;
+  const extension = { png: "png", webp: "webp", jpeg: "jpg" }[format];
+  const buttons = card.querySelectorAll(".downloads button");
+  const note = $(".download-status", card);
+  buttons.forEach((button) => { button.disabled = true; });
+  note.textContent = "";
+  try {
+    let blob;
+    if (format === "png") blob = await shownPng(card);
+    else {
+      // The browser encodes these, lossy at any quality (Chromium's WebP at 1.0 too; the page
+      // says so beside the buttons). JPEG has no transparency: the cut-out goes on its colour,
+      // or on white. The images API's `convert` is no better: its WebP is always lossy (at
+      // quality 90 unless told otherwise).
+      const solid = !mask && $(".background input[value=color]", card).checked;
+      const colour = solid ? $(".background input[type=color]", card).value : null;
+      const background = format === "jpeg" ? colour || "#ffffff" : colour;
+      blob = await canvasBlob(composite(card, background), `image/${format}`, format === "webp" ? 1.0 : 0.92);
+    }
+    save(blob, `${name}.${extension}`);
+    note.textContent = "";
+  } catch (error) {
+    const why = error instanceof ApiError ? friendlyError(error) : error.message;
+    note.textContent = `The ${format.toUpperCase()} could not be made: ${why}`;
+  } finally {
+    buttons.forEach((button) => { button.disabled = false; });
+  }
+}
+
+function save(blob, filename) {
   const link = document.createElement("a");
   link.href = URL.createObjectURL(blob);
-  link.download = `${base}-cutout.${extension}`;
+  link.download = filename;
   document.body.append(link);
   link.click();
   link.remove();
   setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
 }
 
+async function downloadAll() {
+  const button = $("#download-all");
+  const cards = [...document.querySelectorAll('#results .card[data-state="done"]')].reverse();
+  button.disabled = true;
+  try {
+    const used = new Set();
+    const files = [];
+    for (const card of cards) {
+      const stem = `${baseName(card)}-${currentView(card) === "mask" ? "mask" : "cutout"}`;
+      let name = `${stem}.png`;
+      for (let n = 2; used.has(name); n += 1) name = `${stem}-${n}.png`;
+      used.add(name);
+      files.push({ name, data: new Uint8Array(await (await shownPng(card)).arrayBuffer()) });
+    }
+    save(zipStored(files), "alphacut-cutouts.zip");
+  } finally {
+    updateBatch();
+  }
+}
+
+function clearAll() {
+  state.queue = [];
+  document.querySelectorAll("#results .card").forEach(removeCard);
+}
+
+// Encoders -----------------------------------------------------------------------------------
+
+const CRC_TABLE = (() => {
+  const table = new Uint32Array(256);
+  for (let n = 0; n < 256; n += 1) {
+    let c = n;
+    for (let k = 0; k < 8; k += 1) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c >>> 0;
+  }
+  return table;
+})();
+
+function crc32(bytes, crc = 0) {
+  let c = ~crc >>> 0;
+  for (let i = 0; i < bytes.length; i += 1) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
+// A ZIP of stored (uncompressed) entries: PNG and WebP are compressed already. No ZIP64, so
+// the archive must stay under 4 GiB, far above what a tab holds.
+function zipStored(files) {
+  const encoder = new TextEncoder();
+  const parts = [];
+  const central = [];
+  let offset = 0;
+  const now = new Date();
+  const time = (now.getHours() << 11) | (now.getMinutes() << 5) | (now.getSeconds() >> 1);
+  const date = ((now.getFullYear() - 1980) << 9) | ((now.getMonth() + 1) << 5) | now.getDate();
+  for (const file of files) {
+    const name = encoder.encode(file.name);
+    const crc = crc32(file.data);
+    const local = new DataView(new ArrayBuffer(30));
+    local.setUint32(0, 0x04034b50, true);
+    local.setUint16(4, 20, true);
+    local.setUint16(6, 0x0800, true); // names in UTF-8
+    local.setUint16(8, 0, true); // stored
+    local.setUint16(10, time, true);
+    local.setUint16(12, date, true);
+    local.setUint32(14, crc, true);
+    local.setUint32(18, file.data.length, true);
+    local.setUint32(22, file.data.length, true);
+    local.setUint16(26, name.length, true);
+    local.setUint16(28, 0, true);
+    parts.push(local, name, file.data);
+    const entry = new DataView(new ArrayBuffer(46));
+    entry.setUint32(0, 0x02014b50, true);
+    entry.setUint16(4, 20, true);
+    entry.setUint16(6, 20, true);
+    entry.setUint16(8, 0x0800, true);
+    entry.setUint16(10, 0, true);
+    entry.setUint16(12, time, true);
+    entry.setUint16(14, date, true);
+    entry.setUint32(16, crc, true);
+    entry.setUint32(20, file.data.length, true);
+    entry.setUint32(24, file.data.length, true);
+    entry.setUint16(28, name.length, true);
+    entry.setUint32(42, offset, true); // the other fields (extra, comment, attributes) are 0
+    central.push(entry, name);
+    offset += 30 + name.length + file.data.length;
+  }
+  const centralSize = central.reduce((sum, part) => sum + part.byteLength, 0);
+  const end = new DataView(new ArrayBuffer(22));
+  end.setUint32(0, 0x06054b50, true);
+  end.setUint16(8, files.length, true);
+  end.setUint16(10, files.length, true);
+  end.setUint32(12, centralSize, true);
+  end.setUint32(16, offset, true);
+  return new Blob([...parts, ...central, end], { type: "application/zip" });
+}
+
+function pngChunk(type, data) {
+  const head = new DataView(new ArrayBuffer(8));
+  head.setUint32(0, data.length);
+  const typed = new TextEncoder().encode(type);
+  new Uint8Array(head.buffer).set(typed, 4);
+  const tail = new DataView(new ArrayBuffer(4));
+  tail.setUint32(0, crc32(data, crc32(typed)));
+  return [head, data, tail];
+}
+
+// An 8-bit greyscale PNG (what a canvas cannot write: it always writes RGBA), deflated by the
+// browser's CompressionStream; each row "Sub"-filtered, which turns a mask's flat runs to zeros.
+async function greyPng(grey, width, height) {
+  const rows = new Uint8Array((width + 1) * height);
+  for (let y = 0; y < height; y += 1) {
+    const row = y * (width + 1);
+    const from = y * width;
+    rows[row] = 1;
+    rows[row + 1] = grey[from];
+    for (let x = 1; x < width; x += 1) rows[row + 1 + x] = (grey[from + x] - grey[from + x - 1]) & 0xff;
+  }
+  const deflated = new Uint8Array(
+    await new Response(new Blob([rows]).stream().pipeThrough(new CompressionStream("deflate"))).arrayBuffer());
+  const header = new DataView(new ArrayBuffer(13));
+  header.setUint32(0, width);
+  header.setUint32(4, height);
+  header.setUint8(8, 8); // bit depth
+  header.setUint8(9, 0); // greyscale; compression, filter and interlace 0
+  const signature = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  return new Blob([
+    signature,
+    ...pngChunk("IHDR", new Uint8Array(header.buffer)),
+    ...pngChunk("IDAT", deflated),
+    ...pngChunk("IEND", new Uint8Array(0)),
+  ], { type: "image/png" });
+}
+
 // Intake -------------------------------------------------------------------------------------
 
 function addFiles(files) {
+  if (files.length) state.scrollToNext = true;
   for (const file of files) addFile(file);
 }
 
@@ -367,6 +710,7 @@ function setUpIntake() {
   $("#url-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const field = $("#url-input");
+    state.scrollToNext = true;
     addUrl(field.value.trim());
     field.value = "";
   });
@@ -375,6 +719,8 @@ function setUpIntake() {
 function start() {
   setUpKeyDialog();
   setUpIntake();
+  $("#download-all").addEventListener("click", downloadAll);
+  $("#clear-all").addEventListener("click", clearAll);
   const linked = keyFromLink();
   const stored = localStorage.getItem(KEY_STORAGE);
   if (linked) setKey(linked, "link");

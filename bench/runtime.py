@@ -1,0 +1,225 @@
+"""Model runtimes side by side: onnxruntime fp32, OpenVINO fp32, OpenVINO bf16 (issue 14).
+
+Not a test: it prints numbers. For each model, over a data set (a folder with ``pairs.csv``,
+as ``alphacut eval`` reads; default: ../shared/evaldata/davis345):
+
+- quality: the model's plain mask (``refine=none``: the runtime's only effect) under each
+  runtime, its mean IoU against the hand-made masks (alphacut.evaluation), and the IoU of each
+  reduced-precision mask against the fp32 reference (onnxruntime's) at 0.5: minimum, mean,
+  the worst images, and how many fall below 0.98. The issue's rule for bf16: mean IoU within
+  0.002 of fp32's, and no image below 0.98 against fp32.
+- speed: seconds per model call (``run`` on a ready tensor at the model's input size), median
+  of ``--repeat`` calls per runtime, interleaved so that a noisy neighbour hits all alike.
+
+    .venv/bin/python bench/runtime.py                      # all pairs, all three runtimes
+    .venv/bin/python bench/runtime.py --limit 0 --repeat 9 # speed only
+    .venv/bin/python bench/runtime.py --runtimes onnxruntime-fp32 openvino-bf16
+
+OpenVINO's bf16 needs a CPU with native bf16 (AVX512_BF16 or AMX); elsewhere it is emulated
+(slow) and this script says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from alphacut import Remover
+from alphacut.config import Device, Runtime, Settings
+from alphacut.engine import sessions
+from alphacut.engine.sessions import LoadedModel, RuntimeChoice, SessionCache
+from alphacut.evaluation import iou, load_pairs, load_truth, spread
+from alphacut.models.registry import MODELS
+
+REPO = Path(__file__).resolve().parents[1]
+RUNTIMES = ("onnxruntime-fp32", "openvino-fp32", "openvino-bf16")
+FLOOR = 0.98  # no image's reduced-precision mask below this IoU with the fp32 mask
+MEAN_TOLERANCE = 0.002  # mean IoU against the truth within this of fp32's
+
+
+class FixedRuntime(SessionCache):
+    """A session cache that always builds one given runtime and precision, whatever the
+    settings say (the service resolves ``runtime`` instead)."""
+
+    def __init__(self, name: str, threads: int) -> None:
+        super().__init__()
+        self.name = name
+        self.threads = threads
+        self._fixed: dict[Path, LoadedModel] = {}
+
+    def get(
+        self,
+        path: Path,
+        *,
+        output: str | None,
+        device: Device,
+        threads: int,
+        runtime: Runtime,
+        bf16: bool = False,
+    ) -> LoadedModel:
+        loaded = self._fixed.get(path)
+        if loaded is None:
+            runtime_name, precision = self.name.split("-")
+            if runtime_name == "onnxruntime":
+                loaded = sessions._load(path, output=output, device="cpu", threads=self.threads)
+            else:
+                choice = RuntimeChoice("openvino", precision, "cpu", "bench")  # type: ignore[arg-type]
+                loaded = sessions._load_openvino(
+                    path, output=output, threads=self.threads, choice=choice
+                )
+            self._fixed[path] = loaded
+        return loaded
+
+
+def _binary_iou(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8]) -> float:
+    first, second = a >= 128, b >= 128
+    union = np.count_nonzero(first | second)
+    return 1.0 if union == 0 else float(np.count_nonzero(first & second) / union)
+
+
+def quality(
+    model: str, removers: dict[str, Remover], pairs: list[Any], progress: bool
+) -> dict[str, Any]:
+    reference = next(name for name in removers if name.endswith("fp32"))
+    truth_iou: dict[str, list[float]] = {name: [] for name in removers}
+    agreement: dict[str, list[tuple[float, str]]] = {n: [] for n in removers if n != reference}
+    started = time.perf_counter()
+    for index, pair in enumerate(pairs):
+        truth = load_truth(pair.mask)
+        with Image.open(pair.image) as opened:
+            image = opened.convert("RGB")
+        masks = {name: np.asarray(r.predict_mask(image)) for name, r in removers.items()}
+        for name, mask in masks.items():
+            truth_iou[name].append(iou(mask, truth))
+            if name != reference:
+                agreement[name].append((_binary_iou(mask, masks[reference]), pair.image.name))
+        if progress and (index + 1) % 25 == 0:
+            elapsed = time.perf_counter() - started
+            so_far = "; ".join(
+                f"{name} IoU {statistics.fmean(values):.4f}"
+                + (f", min agreement {min(agreement[name])[0]:.4f}" if name in agreement else "")
+                for name, values in truth_iou.items()
+            )
+            print(
+                f"  {model}: {index + 1}/{len(pairs)} in {elapsed:.0f} s: {so_far}", file=sys.stderr
+            )
+    result: dict[str, Any] = {"reference": reference, "images": len(pairs), "runtimes": {}}
+    for name, values in truth_iou.items():
+        row: dict[str, Any] = {"mean_iou": statistics.fmean(values)}
+        if name in agreement:
+            pairs_iou = sorted(agreement[name])
+            row |= {
+                "mean_iou_delta": row["mean_iou"] - statistics.fmean(truth_iou[reference]),
+                "min_agreement": pairs_iou[0][0],
+                "mean_agreement": statistics.fmean(v for v, _ in pairs_iou),
+                "below_floor": sum(v < FLOOR for v, _ in pairs_iou),
+                "worst": [(name, round(v, 4)) for v, name in pairs_iou[:5]],
+            }
+            row["passes"] = abs(row["mean_iou_delta"]) <= MEAN_TOLERANCE and not row["below_floor"]
+        result["runtimes"][name] = row
+    return result
+
+
+def speed(
+    model: str, removers: dict[str, Remover], image: Image.Image, repeat: int
+) -> dict[str, float]:
+    tensors = {}
+    for name, remover in removers.items():
+        tensors[name] = remover.recipe.preprocess(image)
+        loaded = remover.load()
+        loaded.run(tensors[name])  # first call: allocations, kernels
+        loaded.run(tensors[name])
+    seconds: dict[str, list[float]] = {name: [] for name in removers}
+    for _ in range(repeat):
+        for name, remover in removers.items():
+            loaded = remover.load()
+            started = time.perf_counter()
+            loaded.run(tensors[name])
+            seconds[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in seconds.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "folder", nargs="?", type=Path, default=REPO.parent / "shared" / "evaldata" / "davis345"
+    )
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), choices=RUNTIMES)
+    parser.add_argument("--limit", type=int, default=None, help="pairs (spread); 0: speed only")
+    parser.add_argument("--repeat", type=int, default=5, help="timed calls per runtime (0: none)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    if not any(name.endswith("fp32") for name in args.runtimes):
+        parser.error("name at least one fp32 runtime: the reference")
+
+    flags = sessions.cpu_flags()
+    native = sessions.native_bf16()
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"{args.threads} threads; native bf16: {native or 'no (bf16 is emulated: slow)'}; "
+          f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; "
+          f"AVX-512: {'avx512f' in flags}")  # fmt: skip
+    pairs = spread(load_pairs(args.folder), args.limit) if args.limit != 0 else []
+    settings = Settings(inference_threads=args.threads)
+    report: dict[str, Any] = {}
+    for model in args.models:
+        removers = {
+            name: Remover(
+                model, refine="none", settings=settings, sessions=FixedRuntime(name, args.threads)
+            )
+            for name in args.runtimes
+        }
+        report[model] = {}
+        if pairs:
+            report[model]["quality"] = quality(model, removers, pairs, progress=True)
+        if args.repeat:
+            with Image.open(
+                pairs[0].image if pairs else REPO / "tests" / "fixtures" / "rembg" / "cloth-1.jpg"
+            ) as opened:
+                image = opened.convert("RGB")
+            report[model]["seconds"] = speed(model, removers, image, args.repeat)
+        _print(model, MODELS[model].input_size, report[model])
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+def _print(model: str, size: int, result: dict[str, Any]) -> None:
+    print(f"\n{model} ({size} px)")
+    rows: dict[str, dict[str, Any]] = result.get("quality", {}).get("runtimes", {})
+    seconds: dict[str, float] = result.get("seconds", {})
+    if "quality" in result:
+        q = result["quality"]
+        print(f"  {q['images']} images; agreement = IoU at 0.5 with {q['reference']}'s mask")
+    for name in dict.fromkeys([*rows, *seconds]):
+        row = rows.get(name, {})
+        parts = [f"  {name:<17}"]
+        if "mean_iou" in row:
+            parts.append(f"mean IoU {row['mean_iou']:.4f}")
+        if "min_agreement" in row:
+            verdict = "PASS" if row["passes"] else "FAIL"
+            parts.append(
+                f"(delta {row['mean_iou_delta']:+.4f}); agreement min {row['min_agreement']:.4f} "
+                f"mean {row['mean_agreement']:.4f}, {row['below_floor']} below {FLOOR}: {verdict}"
+            )
+        if name in seconds:
+            parts.append(f"{seconds[name]:.3f} s/call")
+        print(" ".join(parts))
+        if row.get("worst"):
+            print("    worst: " + ", ".join(f"{image} {value}" for image, value in row["worst"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,315 @@
+"""Background removal behind a port: a data-only job goes in, encoded outputs come out.
+
+Both APIs (and through them the web page) call :class:`Inference` and nothing else of the
+engine, so that inference can run in this process (:class:`LocalInference`) or elsewhere: a
+job names its input by blob key (or carries its bytes, for requests that bring an image
+inline) and says which outputs it wants; it holds no object, callback or open file, so it
+can be serialised as it is.
+
+:class:`LocalInference` runs a job in three hops: decoding and, at the end, encoding on the
+image queue, and only the model's work (the passes of the model and the refinements built
+on them) on the inference queue, so a model slot is never held by a PNG encoder. The whole
+job is costed and holds its share of the memory budget from the first hop to the last. Its
+:class:`~alphacut.engine.pipeline.Remover` objects are made once per (model, refinement)
+and kept; the models named in ``ALPHACUT_LOAD_MODELS`` are loaded at start-up, and
+:meth:`LocalInference.readiness` says ``loading`` until they are (``/readyz`` answers 503
+meanwhile).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Literal, Protocol, TypeVar
+
+import numpy as np
+from PIL import Image
+
+from alphacut.config import Settings
+from alphacut.engine.decode import DecodedImage, Limits, decode, probe_size, sniff
+from alphacut.engine.encode import OutputFormat, encode_image
+from alphacut.engine.pipeline import Cutout, Remover
+from alphacut.engine.resize import resize
+from alphacut.errors import AlphacutError, NotFoundError
+from alphacut.service.memory import MemoryBudget, held, removal_cost
+from alphacut.service.work import WorkQueue, checkpoint
+from alphacut.storage.blobs import BlobNotFoundError, BlobStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+OutputKind = Literal["cutout", "mask", "binary_mask", "background"]
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One encoded output of a removal.
+
+    ``cutout``: the subject with transparency (a JPEG cut-out goes on white); ``mask``: the
+    greyscale alpha; ``binary_mask``: the alpha at 0.5, as 0/255; ``background``: the subject
+    over the colour ``background`` (``#rrggbb[aa]`` or a CSS name)."""
+
+    kind: OutputKind = "cutout"
+    format: OutputFormat = "png"
+    quality: int | None = None  # JPEG/WebP quality; None: the format's default (WebP lossless)
+    background: str | None = None
+
+
+@dataclass(frozen=True)
+class InferenceJob:
+    """What to cut out, with which model, and which outputs to send back. Exactly one of
+    ``blob_key`` (an image in the blob store) and ``data`` (the image's bytes)."""
+
+    model: str
+    outputs: tuple[OutputSpec, ...] = (OutputSpec(),)
+    blob_key: str | None = None
+    data: bytes | None = None
+    refine: str | None = None  # None: ALPHACUT_REFINE
+    crop: bool = False
+    crop_margin: str = "0"
+    # Downscale the input to at most this many pixels before removal (never upscales): the
+    # remove.bg API's ``size``; None: the input's own size.
+    max_pixels: int | None = None
+    queue_wait: float | None = None  # may wait this long for a worker; None: 503 at once
+    pixels: int | None = None  # the input's size if known (a stored image's), to cost the job
+    timeout: float | None = None  # seconds it may take; None: ALPHACUT_REQUEST_TIMEOUT_SECONDS
+
+
+class InferenceUrlError(AlphacutError):
+    """``ALPHACUT_INFERENCE_URL`` names no engine alphacut can use."""
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    outputs: tuple[bytes, ...]  # in the order the job asked for them
+    width: int
+    height: int
+    model: str
+    refine: str
+    timings: Mapping[str, float] = field(default_factory=dict)
+
+
+class Inference(Protocol):
+    def submit(self, job: InferenceJob) -> InferenceResult:
+        """Run ``job``; raises the service's errors (``ServiceBusyError`` when the queue is
+        full, ``ProcessingTimeoutError`` past the request limit, ``ImageTooLargeError``,
+        ``NotFoundError`` for a blob that is gone, decoding errors...)."""
+
+    def busy(self) -> bool:
+        """Whether a job submitted now would be refused at once (503)."""
+
+    def start(self) -> None:
+        """Begin loading the models the settings name (returns at once)."""
+
+    def readiness(self) -> str:
+        """``ok`` once the models named in the settings are loaded, else why not."""
+
+    def shutdown(self) -> None: ...
+
+
+class LocalInference:
+    """Inference in this process, on its bounded queues (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        blobs: BlobStore,
+        image_queue: WorkQueue,
+        inference_queue: WorkQueue,
+        budget: MemoryBudget | None = None,
+    ) -> None:
+        self.settings = settings
+        self.blobs = blobs
+        self.image_queue = image_queue
+        self.inference_queue = inference_queue
+        self.budget = budget
+        self.limits = Limits(settings.max_input_bytes, settings.max_input_pixels)
+        self._removers: dict[tuple[str, str | None], Remover] = {}
+        self._lock = threading.Lock()
+        self._state = "loading" if settings.load_models else "ok"
+        self._loader: threading.Thread | None = None
+
+    # Models ------------------------------------------------------------------------------
+
+    def remover(self, model: str, refine: str | None = None) -> Remover:
+        """The ready :class:`Remover` for ``model`` and ``refine`` (made once; raises for an
+        unknown model or a refinement the model cannot do)."""
+        with self._lock:
+            remover = self._removers.get((model, refine))
+            if remover is None:
+                remover = Remover(model, refine=refine, settings=self.settings)
+                self._removers[model, refine] = remover
+            return remover
+
+    def start(self) -> None:
+        if self._loader is None and self.settings.load_models:
+            self._loader = threading.Thread(
+                target=self._load, name="alphacut-load-models", daemon=True
+            )
+            self._loader.start()
+
+    def load(self) -> None:
+        """Load the models the settings name now, in the caller's thread (a worker process
+        does, before it takes a job); :meth:`readiness` says how it went."""
+        self._load()
+
+    def _load(self) -> None:
+        started = time.perf_counter()
+        try:
+            for model in self.settings.load_models:
+                self.remover(model).load()
+        except AlphacutError as exc:
+            self._state = f"error: {exc.message}"
+            log.error("models could not be loaded: %s", exc.message)
+            return
+        except Exception as exc:  # a broken file, onnxruntime failing: say so, keep serving
+            self._state = f"error: {type(exc).__name__}"
+            log.exception("models could not be loaded")
+            return
+        self._state = "ok"
+        names = ", ".join(self.settings.load_models)
+        log.info("models loaded (%s) in %.1f s", names, time.perf_counter() - started)
+
+    def readiness(self) -> str:
+        return self._state
+
+    def busy(self) -> bool:
+        queue = self.inference_queue
+        return bool(queue.pending >= queue.capacity)
+
+    def shutdown(self) -> None:
+        """Wait for a model still loading (a process must not exit in the middle of
+        onnxruntime's start-up); the queues belong to the runtime, which shuts them down."""
+        if self._loader is not None:
+            self._loader.join(timeout=120)
+
+    # Jobs --------------------------------------------------------------------------------
+
+    def submit(self, job: InferenceJob) -> InferenceResult:
+        if (job.data is None) == (job.blob_key is None):
+            raise ValueError("an inference job needs exactly one of data and blob_key")
+        limit = self.inference_queue.timeout_or_forever
+        deadline = time.monotonic() + (limit if job.timeout is None else min(job.timeout, limit))
+        remover = self.remover(job.model, job.refine)
+        pixels = job.pixels if job.data is None else _pixels(job.data)
+        cost = None
+        if pixels is not None and 0 < pixels <= self.limits.max_pixels:
+            cost = removal_cost(remover.model, remover.refine, pixels)
+            self.inference_queue.admit(cost)
+        timings: dict[str, float] = {}
+        with held(self.budget, cost.bytes if cost is not None else 0):
+
+            def load() -> DecodedImage:
+                # A stored image is read here, once the job has a worker: deleted while the
+                # job waited, it is a 404.
+                data = self._input(job)
+                decoded = _timed(timings, "decode", lambda: decode(data, self.limits))
+                return downscaled(decoded, job.max_pixels, self.settings.image_threads)
+
+            decoded = self.image_queue.run(load, wait=job.queue_wait, deadline=deadline)
+            mask = self.inference_queue.run(
+                lambda: remover.predict(decoded, timings),
+                wait=job.queue_wait,
+                deadline=deadline,
+            )
+
+            def finish() -> tuple[Cutout, tuple[bytes, ...]]:
+                cut = remover.compose(decoded, mask, timings)
+                if job.crop:
+                    cut = cut.crop(job.crop_margin)
+                return cut, _timed(timings, "encode", lambda: self._encode(cut, job.outputs))
+
+            # Admitted work: it waits for an image worker rather than being refused now.
+            cut, outputs = self.image_queue.run(
+                finish, wait=max(0.0, deadline - time.monotonic()), deadline=deadline
+            )
+        return InferenceResult(
+            outputs, cut.width, cut.height, remover.model, remover.refine, timings
+        )
+
+    def _input(self, job: InferenceJob) -> bytes:
+        if job.data is not None:
+            return job.data
+        assert job.blob_key is not None  # noqa: S101 - submit checked it, for the type checker
+        try:
+            data: bytes = self.blobs.get(job.blob_key)
+            return data
+        except BlobNotFoundError:
+            raise NotFoundError("the image was deleted before it could be processed") from None
+
+    def _encode(self, cut: Cutout, specs: tuple[OutputSpec, ...]) -> tuple[bytes, ...]:
+        encoded = []
+        for spec in specs:
+            checkpoint()  # the caller has its 504 already: stop encoding for nobody
+            quality = None if spec.format == "png" else spec.quality
+            if spec.kind == "binary_mask":
+                binary = np.where(cut.array[..., 3] >= 128, 255, 0).astype(np.uint8)
+                encoded.append(
+                    encode_image(
+                        binary,
+                        spec.format,
+                        quality=quality,
+                        png_level=self.settings.png_compress_level,
+                        threads=self.settings.image_threads,
+                    )
+                )
+            elif spec.kind == "mask":
+                encoded.append(cut.to_bytes(spec.format, quality, mask=True))
+            elif spec.kind == "background":
+                encoded.append(cut.to_bytes(spec.format, quality, background=spec.background))
+            else:
+                encoded.append(cut.to_bytes(spec.format, quality))
+        return tuple(encoded)
+
+
+def downscaled(decoded: DecodedImage, max_pixels: int | None, threads: int = 1) -> DecodedImage:
+    """``decoded`` shrunk (Lanczos, aspect kept) to at most ``max_pixels``; never enlarged."""
+    width, height = decoded.image.size
+    if not max_pixels or width * height <= max_pixels:
+        return decoded
+    factor = math.sqrt(max_pixels / (width * height))
+    size = (max(1, math.floor(width * factor)), max(1, math.floor(height * factor)))
+    image = resize(decoded.image, size, Image.Resampling.LANCZOS, threads=threads)
+    return replace(decoded, image=image)
+
+
+def _pixels(data: bytes) -> int | None:
+    """Pixels of an encoded image, from its header; None when there is none to read (the
+    decoder then refuses it with its own message)."""
+    try:
+        size = probe_size(data, sniff(data[:64]))
+    except AlphacutError:
+        return None
+    return size[0] * size[1] if size else None
+
+
+def _timed(timings: dict[str, float], stage: str, fn: Callable[[], T]) -> T:
+    started = time.perf_counter()
+    try:
+        return fn()
+    finally:
+        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - started
+
+
+def open_inference(
+    settings: Settings,
+    blobs: BlobStore,
+    image_queue: WorkQueue,
+    inference_queue: WorkQueue,
+    budget: MemoryBudget | None = None,
+) -> Inference:
+    """The implementation ``ALPHACUT_INFERENCE_URL`` names: unset, this process
+    (:class:`LocalInference`); ``redis://host:port/db``, a Celery fleet of ``alphacut
+    worker`` processes (:class:`~alphacut.service.remote_inference.CeleryInference`)."""
+    url = settings.inference_url
+    if not url:
+        return LocalInference(settings, blobs, image_queue, inference_queue, budget)
+    if url.split("://", 1)[0] not in ("redis", "rediss"):  # the URL may hold a password
+        raise InferenceUrlError("ALPHACUT_INFERENCE_URL must be redis://host:port/db")
+    from alphacut.service.remote_inference import CeleryInference  # celery: the fleet extra
+
+    return CeleryInference(settings, blobs, url)

@@ -1,0 +1,181 @@
+"""``alphacut worker``: a Celery worker that runs removals for API replicas elsewhere.
+
+Each pool process builds one :class:`~alphacut.service.inference.LocalInference` when it
+starts and loads the models named in ``ALPHACUT_LOAD_MODELS`` before it takes a job; a job
+reads its input from the shared blob store, and the encoded outputs go back there under
+``inference/<job id>/`` (see :mod:`alphacut.service.remote_inference`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import replace
+from typing import Any
+
+import redis
+from celery import Celery, bootsteps
+from celery.signals import worker_process_init
+
+from alphacut.config import Settings
+from alphacut.errors import AlphacutError, ProcessingTimeoutError
+from alphacut.service.inference import LocalInference
+from alphacut.service.memory import MemoryBudget, default_budget_bytes
+from alphacut.service.remote_inference import (
+    ALIVE_EVERY_S,
+    ALIVE_PREFIX,
+    ALIVE_TTL_S,
+    QUEUE,
+    TASK,
+    celery_app,
+    error_payload,
+    job_from_payload,
+    output_keys,
+)
+from alphacut.service.work import WorkQueue
+from alphacut.storage.blobs import BlobStore
+from alphacut.storage.factory import open_blob_store
+
+log = logging.getLogger(__name__)
+
+
+class _Process:
+    """What one pool process holds: its settings (set before the pool forks), its blob
+    store and its inference, made in the process itself (onnxruntime sessions are not
+    shared across a fork)."""
+
+    settings: Settings | None = None
+    boot = uuid.uuid4().hex  # this node's start: made in the main process, before the forks
+    blobs: BlobStore | None = None
+    inference: LocalInference | None = None
+
+
+def _start_process(**_: Any) -> None:
+    settings = _Process.settings
+    if settings is None:
+        return
+    blobs = open_blob_store(settings)
+    budget = MemoryBudget(
+        settings.memory_budget_bytes or default_budget_bytes(),
+        settings.memory_wait_seconds,
+        settings.retry_after_seconds,
+    )
+    timeout = settings.request_timeout_seconds
+    retry = settings.retry_after_seconds
+    # One job at a time per process (prefetch 1): its queues never refuse it.
+    image_queue = WorkQueue("image", settings.image_workers, 4, retry, timeout, budget)
+    inference_queue = WorkQueue("inference", 1, 4, retry, timeout, budget)
+    inference = LocalInference(settings, blobs, image_queue, inference_queue, budget)
+    started = time.perf_counter()
+    inference.load()
+    log.info(
+        "worker process %d ready (%s) in %.1f s",
+        os.getpid(),
+        inference.readiness(),
+        time.perf_counter() - started,
+    )
+    _Process.blobs, _Process.inference = blobs, inference
+
+
+def run_job(job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """One job, in a pool process: its answer (output keys and sizes, or an error)."""
+    inference, blobs = _Process.inference, _Process.blobs
+    if inference is None or blobs is None:
+        raise RuntimeError("the worker process was not initialised")
+    job, deadline = job_from_payload(payload)
+    late = ProcessingTimeoutError("processing took longer than the request's limit")
+    left = deadline - time.time()
+    if left <= 0:
+        return {"error": error_payload(late)}
+    try:  # stops at its next step once the replica has stopped waiting
+        result = inference.submit(replace(job, timeout=left))
+    except AlphacutError as exc:
+        return {"error": error_payload(exc)}
+    keys = output_keys(job_id, job.outputs)
+    for key, data in zip(keys, result.outputs, strict=True):
+        blobs.put(key, data)
+    if time.time() > deadline:  # nobody reads these any more
+        for key in keys:
+            blobs.delete(key)
+        return {"error": error_payload(late)}
+    return {
+        "outputs": keys,
+        "width": result.width,
+        "height": result.height,
+        "model": result.model,
+        "refine": result.refine,
+        "timings": dict(result.timings),
+    }
+
+
+class Alive(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Keeps this node's ``alphacut:alive:<node>`` key in Redis, from the node's own event
+    loop (no thread beside the pool's forks); a node killed outright lets it lapse."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self.entry: Any = None
+        self.client: redis.Redis | None = None
+
+    def start(self, parent: Any) -> None:
+        self.client = redis.Redis.from_url(
+            parent.app.conf.broker_url, socket_timeout=2, socket_connect_timeout=2
+        )
+        key = ALIVE_PREFIX + _Process.boot
+        self.beat(key)
+        self.entry = parent.timer.call_repeatedly(ALIVE_EVERY_S, self.beat, (key,))
+
+    def beat(self, key: str) -> None:
+        if self.client is not None:
+            try:
+                self.client.set(key, "1", ex=ALIVE_TTL_S)
+            except redis.RedisError:
+                log.warning("could not renew %s in Redis", key)
+
+    def stop(self, parent: Any) -> None:
+        if self.entry is not None:
+            self.entry.cancel()
+        if self.client is not None:
+            self.client.close()
+
+
+def create_worker_app(settings: Settings) -> Celery:
+    if not settings.inference_url:
+        raise AlphacutError("ALPHACUT_INFERENCE_URL is not set: the worker needs the broker")
+    app = celery_app(settings.inference_url, settings)
+
+    @app.task(name=TASK, bind=True)  # type: ignore[untyped-decorator]
+    def remove(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
+        # Where the job runs, for the replica waiting on it (and Celery's tools).
+        where = {"pid": os.getpid(), "hostname": self.request.hostname, "node": _Process.boot}
+        self.update_state(state="STARTED", meta=where)
+        return run_job(str(self.request.id), payload)
+
+    app.steps["consumer"].add(Alive)
+    _Process.settings = settings
+    worker_process_init.connect(_start_process, weak=False)
+    return app
+
+
+def run_worker(settings: Settings, concurrency: int, name: str | None = None) -> None:
+    """Run a worker node with ``concurrency`` pool processes until it is stopped."""
+    app = create_worker_app(settings)
+    hostname = name or f"alphacut-{os.getpid()}@{socket.gethostname()}"
+    app.worker_main(
+        [
+            "worker",
+            "--loglevel=INFO",
+            "--pool=prefork",
+            f"--concurrency={concurrency}",
+            f"--queues={QUEUE}",
+            f"--hostname={hostname}",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
+    )

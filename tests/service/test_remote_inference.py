@@ -1,0 +1,122 @@
+"""The remote side of the inference port, without a fleet: jobs and errors on the wire, the
+one factory, and the worker command's refusals (the fleet itself: tests/fleet/)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from alphacut.config import Settings
+from alphacut.errors import (
+    AlphacutError,
+    ImageTooLargeError,
+    NotFoundError,
+    ProcessingTimeoutError,
+    ServiceBusyError,
+)
+from alphacut.service.inference import (
+    InferenceJob,
+    InferenceUrlError,
+    LocalInference,
+    OutputSpec,
+    open_inference,
+)
+from alphacut.service.remote_inference import (
+    CeleryInference,
+    error_from_payload,
+    error_payload,
+    job_from_payload,
+    job_payload,
+    output_keys,
+)
+from alphacut.service.work import OutOfMemoryError, WorkQueue
+from alphacut.storage.blobs import LocalBlobStore, check_key
+
+
+def test_a_job_crosses_the_broker_as_json() -> None:
+    job = InferenceJob(
+        model="precise",
+        outputs=(OutputSpec("cutout", "webp", 80), OutputSpec("background", "jpeg", 70, "#fff")),
+        blob_key="images/ab/image_ab.png",
+        refine="edges",
+        crop=True,
+        crop_margin="5%",
+        max_pixels=250_000,
+        pixels=1_000_000,
+        queue_wait=300.0,
+    )
+    payload = json.loads(json.dumps(job_payload(job, "images/ab/image_ab.png", 1234.5)))
+    back, deadline = job_from_payload(payload)
+    assert back == InferenceJob(**{**job.__dict__, "queue_wait": None})
+    assert deadline == 1234.5
+    keys = output_keys("0123abcd", job.outputs)
+    assert keys == ["inference/0123abcd/0.webp", "inference/0123abcd/1.jpg"]
+    assert all(check_key(key) for key in keys)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        NotFoundError("the image was deleted"),
+        ImageTooLargeError("too large"),
+        ProcessingTimeoutError("late"),
+        ServiceBusyError("busy", 7),
+        OutOfMemoryError("no memory", 3),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+def test_a_workers_error_comes_back_as_the_same_error(error: AlphacutError) -> None:
+    back = error_from_payload(json.loads(json.dumps(error_payload(error))), 5)
+    assert type(back) is type(error)
+    assert (back.status, back.code, back.message) == (error.status, error.code, error.message)
+    assert getattr(back, "retry_after", None) == getattr(error, "retry_after", None)
+
+
+def test_an_unknown_error_keeps_its_status_and_code() -> None:
+    payload = {"type": "Newer", "status": 418, "code": "teapot", "message": "short and stout"}
+    back = error_from_payload(payload, 5)
+    assert (back.status, back.code, back.message) == (418, "teapot", "short and stout")
+
+
+def test_one_factory_picks_the_implementation(tmp_path: Path) -> None:
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    queues = (WorkQueue("image", 1, 1, 1), WorkQueue("inference", 1, 1, 1))
+    try:
+        local = open_inference(Settings(data_dir=tmp_path), blobs, *queues)
+        assert isinstance(local, LocalInference)
+        remote = open_inference(
+            Settings(data_dir=tmp_path, inference_url="redis://127.0.0.1:1/0"), blobs, *queues
+        )
+        assert isinstance(remote, CeleryInference)
+        assert remote.busy(), "an unreachable broker takes no job"
+        assert remote.readiness() == "inference broker unreachable"
+        remote.shutdown()
+        with pytest.raises(InferenceUrlError, match="redis://") as caught:
+            open_inference(
+                Settings(data_dir=tmp_path, inference_url="amqp://user:secret@host//"),
+                blobs,
+                *queues,
+            )
+        assert "secret" not in caught.value.message
+    finally:
+        for queue in queues:
+            queue.shutdown()
+
+
+def test_worker_needs_the_broker_url(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "ALPHACUT_INFERENCE_URL"}
+    env["ALPHACUT_DATA_DIR"] = str(tmp_path)
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("alphacut")), "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "ALPHACUT_INFERENCE_URL is not set" in done.stderr

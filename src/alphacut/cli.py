@@ -840,7 +840,10 @@ def serve(
         secret, key = service.create("first key", "test")
         err.print(
             f"[bold]No API key existed, so one was created ({key.id}). It is shown only now:"
-            f"[/bold]\n\n  {secret}\n\nTry it:\n\n"
+            f"[/bold]\n\n  {secret}\n\nTry it, one call with a cut-out back (remove.bg's API):\n\n"
+            f"  curl -s -H 'X-Api-Key: {secret}' -F image_file=@photo.jpg "
+            f"{base}/v1.0/removebg -o cutout.png\n\n"
+            "or store the image first (the IMG Processing API):\n\n"
             f"  curl -s -H 'x-api-key: {secret}' -F name=photo -F image=@photo.jpg "
             f"{base}/v1/images/upload\n\n"
             f"API docs: {base}/docs\n"

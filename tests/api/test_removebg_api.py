@@ -342,3 +342,31 @@ def test_a_body_over_the_limit_is_remove_bgs_400(make_server: Any) -> None:
     )
     assert response.status_code == 400, response.text
     assert response.json()["errors"][0]["code"] == "file_too_large"
+
+
+def test_a_background_of_extreme_shape_is_not_scaled_whole(
+    rb: httpx.Client, photo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 1 x 100,000 px background covering a 480x360 photo: scaled whole first, it would be
+    480 x 48,000,000 px (92 GB); only the part that shows is scaled (as `resize`'s cover)."""
+    largest = [0]
+    original = Image.Image.resize
+
+    def resize(self: Image.Image, size: tuple[int, int], *args: Any, **kwargs: Any) -> Any:
+        largest[0] = max(largest[0], size[0] * size[1])
+        if size[0] * size[1] > 50_000_000:
+            raise AssertionError(f"a resize to {size}")
+        return original(self, size, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "resize", resize)
+    response = rb.post(
+        URL,
+        files={
+            "image_file": ("p.jpg", photo.read_bytes()),
+            "bg_image_file": ("bg.png", _png((0, 200, 0), (1, 100_000))),
+        },
+        data={"format": "png"},
+    )
+    assert response.status_code == 200, response.text
+    assert _image(response).size == (480, 360)
+    assert largest[0] <= 480 * 360 * 4

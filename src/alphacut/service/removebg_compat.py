@@ -28,7 +28,6 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import math
 import re
 import zipfile
 from collections.abc import Mapping
@@ -43,6 +42,7 @@ from alphacut.engine.compose import Box, on_background, parse_color, subject_box
 from alphacut.engine.decode import Limits, decode, probe_size, sniff
 from alphacut.engine.encode import encode_image
 from alphacut.errors import AlphacutError, ImageTooLargeError, InvalidInputError
+from alphacut.service import operations as ops
 from alphacut.service.fetcher import UrlFetcher
 from alphacut.service.inference import Inference, InferenceJob, OutputSpec
 from alphacut.service.memory import operation_cost
@@ -412,14 +412,15 @@ class RemoveBgCompat:
         its aspect ratio kept (remove.bg's rule), unless it already has the canvas's size."""
         background = decode(data, self.limits).image.convert("RGBA")
         if background.size != cut.size:
-            factor = max(cut.width / background.width, cut.height / background.height)
-            size = (
-                max(cut.width, math.ceil(background.width * factor)),
-                max(cut.height, math.ceil(background.height * factor)),
+            # Only the part that stays visible is scaled (operations.resize's cover): scaling
+            # the whole background first would make a 1 x 50,000,000 px one 5e11 px tall.
+            background = ops.resize(
+                background,
+                width=cut.width,
+                height=cut.height,
+                fit="cover",
+                max_pixels=self.limits.max_pixels,
             )
-            background = background.resize(size, Image.Resampling.LANCZOS)
-            x, y = (size[0] - cut.width) // 2, (size[1] - cut.height) // 2
-            background = background.crop((x, y, x + cut.width, y + cut.height))
         return Image.alpha_composite(background, cut)
 
 

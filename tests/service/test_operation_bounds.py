@@ -245,3 +245,25 @@ def test_costs_grow_with_pixels_and_cover_the_measured_peaks() -> None:
     assert removal_cost("fast", "edges", mp50).bytes >= 50 * mp50
     assert removal_cost("precise", "consensus", mp50).bytes >= 82 * mp50
     assert removal_cost("fast", "none", 1000).bytes < removal_cost("fast", "none", 10**6).bytes
+
+
+def test_a_removal_of_an_extreme_shape_never_builds_more_than_the_limit(
+    largest_buffer: list[int], fast: Any
+) -> None:
+    """The model input of a 1 x 2,000,000 px photo: Pillow's rows-first order would make a
+    320 x 2,000,000 px image on the way to 320 x 320 (the engine's resize orders the passes)."""
+    line = Image.new("RGB", (1, 2_000_000), (200, 30, 30))
+    cut = fast.remove(line)
+    assert cut.size == (1, 2_000_000)
+    assert largest_buffer[0] <= LIMIT
+
+
+def test_the_engine_keeps_pillows_exact_result_for_ordinary_shapes() -> None:
+    from alphacut.engine.resize import resize
+
+    rng = np.random.default_rng(3)
+    photo = Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8))
+    ours = resize(photo, (320, 320), Image.Resampling.LANCZOS, threads=2)
+    assert (
+        np.asarray(ours) == np.asarray(photo.resize((320, 320), Image.Resampling.LANCZOS))
+    ).all()

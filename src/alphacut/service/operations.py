@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
 from alphacut.engine.compose import RGBA, parse_color
+from alphacut.engine.resize import Box, resample_ordered
 from alphacut.errors import ImageTooLargeError, InvalidInputError
 
 Fit = Literal["fill", "contain", "cover"]
@@ -65,23 +66,11 @@ def resize_size(
     return width, height
 
 
-Box = tuple[float, float, float, float]
-
-
 def resample(image: Image.Image, size: tuple[int, int], box: Box | None = None) -> Image.Image:
-    """LANCZOS from ``box`` (default: the whole image) to ``size``, in two passes ordered so
-    that the image between them is the smaller one. Pillow always scales rows first, so that
-    its intermediate is ``size[0]`` x the box's height: 1 x 50,000,000 px to 50,000,000 x 1
-    would ask for 2.5e15 px. Ordered, the intermediate is at most sqrt(source x output)
-    pixels, never more than the larger of the two."""
-    x0, y0, x1, y1 = box or (0.0, 0.0, float(image.width), float(image.height))
-    if size[0] * (y1 - y0) <= (x1 - x0) * size[1]:
-        return image.resize(size, Image.Resampling.LANCZOS, box=(x0, y0, x1, y1))
-    left, right = math.floor(x0), math.ceil(x1)  # columns first: whole columns, rows scaled
-    tall = image.resize(
-        (right - left, size[1]), Image.Resampling.LANCZOS, box=(left, y0, right, y1)
-    )
-    return tall.resize(size, Image.Resampling.LANCZOS, box=(x0 - left, 0, x1 - left, size[1]))
+    """LANCZOS from ``box`` to ``size`` with the smaller intermediate image: Pillow always
+    scales rows first, so that 1 x 50,000,000 px to 50,000,000 x 1 would ask for 2.5e15 px
+    (:func:`alphacut.engine.resize.resample_ordered`)."""
+    return resample_ordered(image, size, box)
 
 
 def resize(

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import http.server
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import uvicorn
@@ -70,3 +74,29 @@ def start_server(settings: Settings, *, wait_for_models: bool = True) -> Server:
             time.sleep(0.05)
     db = Database(settings.resolved_database_url)
     return Server(url, settings, KeyService(db), server, thread)
+
+
+@contextmanager
+def file_origin(files: dict[str, bytes]) -> Iterator[str]:
+    """A plain HTTP origin on a free loopback port serving ``files`` (path -> bytes, 404
+    otherwise), for the URL-fetching tests; yields its ``host:port``."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = files.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(body or b"")))
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import base64
-import http.server
 import io
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
-from servers import Server
+from servers import Server, file_origin
 
 Json = dict[str, Any]
 
@@ -34,29 +32,12 @@ def _get_image(url: str) -> Image.Image:
     return image
 
 
-class _Origin(http.server.BaseHTTPRequestHandler):
-    files: ClassVar[dict[str, bytes]] = {}
-
-    def do_GET(self) -> None:
-        body = self.files.get(self.path)
-        self.send_response(200 if body is not None else 404)
-        self.send_header("Content-Type", "image/jpeg")
-        self.send_header("Content-Length", str(len(body or b"")))
-        self.end_headers()
-        self.wfile.write(body or b"")
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def origin(photo: Path, portrait: Path) -> Iterator[str]:
-    _Origin.files = {"/car.jpg": photo.read_bytes(), "/person.jpg": portrait.read_bytes()}
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Origin)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with file_origin(
+        {"/car.jpg": photo.read_bytes(), "/person.jpg": portrait.read_bytes()}
+    ) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

@@ -4,37 +4,20 @@ HTTP: each parameter, the headers, the JSON form, and remove.bg's errors."""
 from __future__ import annotations
 
 import base64
-import http.server
 import io
-import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
-from servers import Server
+from servers import Server, file_origin
 
 URL = "/v1.0/removebg"
-
-
-class _Origin(http.server.BaseHTTPRequestHandler):
-    files: ClassVar[dict[str, bytes]] = {}
-
-    def do_GET(self) -> None:
-        body = self.files.get(self.path)
-        self.send_response(200 if body is not None else 404)
-        self.send_header("Content-Type", "image/jpeg")
-        self.send_header("Content-Length", str(len(body or b"")))
-        self.end_headers()
-        self.wfile.write(body or b"")
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
 
 def _png(color: tuple[int, int, int], size: tuple[int, int] = (64, 48)) -> bytes:
@@ -45,12 +28,8 @@ def _png(color: tuple[int, int, int], size: tuple[int, int] = (64, 48)) -> bytes
 
 @pytest.fixture(scope="module")
 def origin(photo: Path) -> Iterator[str]:
-    _Origin.files = {"/car.jpg": photo.read_bytes(), "/green.png": _png((0, 200, 0))}
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Origin)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with file_origin({"/car.jpg": photo.read_bytes(), "/green.png": _png((0, 200, 0))}) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

@@ -82,6 +82,13 @@ bench-memory: models
 bench-load: models
 	$(BIN)/python bench/load.py
 
+# alphacut against rembg 2.0.86 side by side (HTTP, folders, one photo, start-up, RSS): issue
+# 14's targets table (about 20 minutes; COMPARE_ARGS=--quick: about 2).
+.PHONY: bench-compare
+bench-compare:
+	@$(MAKE) --no-print-directory models EXTRAS=dev,bench
+	$(BIN)/python bench/compare.py $(COMPARE_ARGS)
+
 # Re-pin every transitive dependency after changing pyproject.toml.
 constraints: | $(BIN)/python
 	$(PIP) install -e '.[dev,bench]'

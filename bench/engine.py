@@ -37,7 +37,8 @@ from PIL import Image
 from alphacut import Remover
 from alphacut.config import get_settings
 from alphacut.engine.png import encode_png
-from alphacut.models.registry import MODELS
+from alphacut.engine.recipes import preprocess
+from alphacut.models.registry import DEFAULT_TARGETS, MODELS
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PHOTO = REPO / "tests" / "fixtures" / "rembg" / "cloth-1.jpg"
@@ -72,7 +73,7 @@ def bench_alphacut(model: str, data: bytes, repeat: int, refine: str) -> dict[st
     remover = Remover(model, refine=refine)
     loaded = remover.load()
     with Image.open(io.BytesIO(data)) as image:
-        tensor = remover.recipe.preprocess(image.convert("RGB"))
+        tensor = preprocess(remover.recipe, image.convert("RGB"))
     runs: list[dict[str, float]] = []
     for index in range(repeat + 1):
         started = time.perf_counter()
@@ -104,7 +105,9 @@ def rembg_sessions(models: list[str]) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="alphacut-bench-u2net-"))
     model_dir = get_settings().model_dir
     for model in models:
-        (home / f"{REMBG_NAMES[model]}.onnx").symlink_to(model_dir / MODELS[model].filename)
+        (home / f"{REMBG_NAMES[model]}.onnx").symlink_to(
+            model_dir / MODELS[DEFAULT_TARGETS.get(model, model)].filename
+        )
     os.environ["U2NET_HOME"] = str(home)
     os.environ["MODEL_CHECKSUM_DISABLED"] = "1"
     try:

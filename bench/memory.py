@@ -51,12 +51,12 @@ if "/" in op:
     cut = remover.remove(data)
     cut.to_bytes("png")
     pixels = cut.size[0] * cut.size[1]
-    cost = removal_cost(remover.model, remover.refine, pixels)
+    cost = removal_cost(remover.spec, remover.refine, pixels, remover.checker_spec)
     # The session was loaded before the measurement: its share of the estimate is left out.
-    from alphacut.service.memory import REMOVAL_FIXED_BYTES
-    fixed = REMOVAL_FIXED_BYTES[remover.model]
-    if remover.refine == "consensus":
-        fixed += REMOVAL_FIXED_BYTES["fast"]
+    from alphacut.service.memory import session_bytes
+    fixed = session_bytes(remover.spec)
+    if remover.checker_spec is not None:
+        fixed += session_bytes(remover.checker_spec)
     estimate = cost.bytes - fixed
 else:
     image = decode(data, Limits(10**9, 10**9)).image

@@ -39,9 +39,10 @@ from PIL import Image
 from alphacut import Remover
 from alphacut.config import Device, Runtime, Settings
 from alphacut.engine import sessions
+from alphacut.engine.recipes import preprocess
 from alphacut.engine.sessions import LoadedModel, RuntimeChoice, SessionCache
 from alphacut.evaluation import iou, load_pairs, load_truth, spread
-from alphacut.models.registry import MODELS
+from alphacut.models.registry import DEFAULT_TARGETS, MODELS
 
 REPO = Path(__file__).resolve().parents[1]
 RUNTIMES = ("onnxruntime-fp32", "openvino-fp32", "openvino-bf16")
@@ -68,6 +69,7 @@ class FixedRuntime(SessionCache):
         threads: int,
         runtime: Runtime,
         bf16: bool = False,
+        max_loaded: int | None = None,
     ) -> LoadedModel:
         loaded = self._fixed.get(path)
         if loaded is None:
@@ -137,7 +139,7 @@ def speed(
 ) -> dict[str, float]:
     tensors = {}
     for name, remover in removers.items():
-        tensors[name] = remover.recipe.preprocess(image)
+        tensors[name] = preprocess(remover.recipe, image)
         loaded = remover.load()
         loaded.run(tensors[name])  # first call: allocations, kernels
         loaded.run(tensors[name])
@@ -156,7 +158,9 @@ def main() -> None:
     parser.add_argument(
         "folder", nargs="?", type=Path, default=REPO.parent / "shared" / "evaldata" / "davis345"
     )
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument(
+        "--models", nargs="+", default=list(DEFAULT_TARGETS), choices=[*DEFAULT_TARGETS, *MODELS]
+    )
     parser.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), choices=RUNTIMES)
     parser.add_argument("--limit", type=int, default=None, help="pairs (spread); 0: speed only")
     parser.add_argument("--repeat", type=int, default=5, help="timed calls per runtime (0: none)")
@@ -191,7 +195,7 @@ def main() -> None:
             ) as opened:
                 image = opened.convert("RGB")
             report[model]["seconds"] = speed(model, removers, image, args.repeat)
-        _print(model, MODELS[model].input_size, report[model])
+        _print(model, MODELS[DEFAULT_TARGETS.get(model, model)].recipe.size, report[model])
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
 

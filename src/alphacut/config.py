@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ModelName = Literal["fast", "precise"]
+from alphacut.models.registry import CATALOGUE, DEFAULT_TARGETS
+
 Device = Literal["auto", "cpu", "cuda"]
 Runtime = Literal["auto", "onnxruntime", "openvino"]
 Refine = Literal["auto", "none", "edges", "zoom", "consensus"]
@@ -30,11 +31,28 @@ class Settings(BaseSettings):
         default_factory=_default_model_dir,
         description="Directory holding the verified model weights.",
     )
-    default_model: ModelName = Field("precise", description="Model used when none is named.")
-    load_models: list[ModelName] = Field(
-        default_factory=lambda: list(get_args(ModelName)),
+    fast_model: str = Field(
+        DEFAULT_TARGETS["fast"],
+        description="The catalogue model that the name `fast` stands for (alphacut models list).",
+    )
+    precise_model: str = Field(
+        DEFAULT_TARGETS["precise"],
+        description="The catalogue model that the name `precise` stands for.",
+    )
+    default_model: str = Field(
+        "precise", description="Model used when none is named: fast, precise or a catalogue name."
+    )
+    load_models: list[str] = Field(
+        default_factory=lambda: ["fast", "precise"],
         description="Models the service loads at start-up (/readyz is 503 until they are); "
         "others load on first use.",
+    )
+    max_loaded_models: int = Field(
+        3,
+        ge=1,
+        le=64,
+        description="Most model sessions kept loaded at once; loading one more unloads the "
+        "least recently used (large models take GBs each: docs/models.md).",
     )
     refine: Refine = Field(
         "auto",
@@ -226,6 +244,28 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(
         300.0, gt=0, description="How often expired result files are deleted."
     )
+
+    @model_validator(mode="after")
+    def _known_models(self) -> Self:
+        targets = (("fast_model", self.fast_model), ("precise_model", self.precise_model))
+        for setting, name in targets:
+            if name not in CATALOGUE:
+                raise ValueError(
+                    f"{setting}={name!r} is not a catalogue model; choose one of: "
+                    + ", ".join(CATALOGUE)
+                )
+        for name in (self.default_model, *self.load_models):
+            if name not in CATALOGUE and name not in DEFAULT_TARGETS:
+                raise ValueError(
+                    f"unknown model {name!r}; choose fast, precise or one of: "
+                    + ", ".join(CATALOGUE)
+                )
+        return self
+
+    @property
+    def model_aliases(self) -> dict[str, str]:
+        """What ``fast`` and ``precise`` stand for."""
+        return {"fast": self.fast_model, "precise": self.precise_model}
 
     @property
     def resolved_database_url(self) -> str:

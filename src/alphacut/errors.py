@@ -63,6 +63,14 @@ class ModelNotInstalledError(AlphacutError):
     code = "model_not_installed"
 
 
+class ModelUnavailableError(AlphacutError):
+    """A request named a catalogue model this server has not installed (the client can
+    choose another; the server's own models missing is :class:`ModelNotInstalledError`)."""
+
+    status = 400
+    code = "model_unavailable"
+
+
 class ModelInstallError(AlphacutError):
     """Fetching or verifying model weights failed."""
 

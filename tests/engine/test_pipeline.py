@@ -209,7 +209,7 @@ def test_module_level_remove(photo: Path, cut: Cutout) -> None:
 
 def test_missing_model_names_the_command(tmp_path: Path, photo: Path) -> None:
     remover = Remover("fast", settings=Settings(model_dir=tmp_path))
-    with pytest.raises(ModelNotInstalledError, match="alphacut models install fast"):
+    with pytest.raises(ModelNotInstalledError, match="alphacut models install u2netp"):
         remover.remove(photo)
 
 

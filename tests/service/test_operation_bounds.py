@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from alphacut.errors import ImageTooLargeError, ProcessingTimeoutError, ServiceBusyError
+from alphacut.models.registry import MODELS
 from alphacut.service import operations as ops
 from alphacut.service.memory import Cost, MemoryBudget, operation_cost, removal_cost
 from alphacut.service.work import WorkQueue, checkpoint
@@ -242,9 +243,16 @@ def test_costs_grow_with_pixels_and_cover_the_measured_peaks() -> None:
     # (address space), fast+edges 50 B/px and precise+consensus 82 B/px with their sessions.
     mp50 = 50_000_000
     assert operation_cost("rotate", mp50, mp50).bytes >= 28 * mp50
-    assert removal_cost("fast", "edges", mp50).bytes >= 50 * mp50
-    assert removal_cost("precise", "consensus", mp50).bytes >= 82 * mp50
-    assert removal_cost("fast", "none", 1000).bytes < removal_cost("fast", "none", 10**6).bytes
+    fast, precise = MODELS["u2netp"], MODELS["isnet-general-use"]
+    assert removal_cost(fast, "edges", mp50, None).bytes >= 50 * mp50
+    assert removal_cost(precise, "consensus", mp50, fast).bytes >= 82 * mp50
+    assert (
+        removal_cost(fast, "none", 1000, None).bytes < removal_cost(fast, "none", 10**6, None).bytes
+    )
+    # A large downloadable model is costed like the packaged model of its input size, plus
+    # its own (much larger) session.
+    large = removal_cost(MODELS["birefnet-general"], "none", mp50, None)
+    assert large.bytes > removal_cost(precise, "none", mp50, None).bytes
 
 
 def test_a_removal_of_an_extreme_shape_never_builds_more_than_the_limit(

@@ -470,3 +470,23 @@ def test_errors_are_said_once_and_try_again_only_when_it_can_pass(
     page.unroute("**/v1/images/upload")
     refused.get_by_role("button", name="Try again").click()
     wait_done(refused)
+
+
+def test_installed_models_beyond_fast_and_precise_are_offered(
+    make_server: Callable[..., Server], page_on: Callable[..., Page], photo: Path
+) -> None:
+    """With both aliases on u2netp, the installed isnet-general-use is no alias target: the
+    page lists it by name after Fast and Precise, and a photo sent with it is cut out by it."""
+    server = make_server(precise_model="u2netp", default_model="fast", load_models=["fast"])
+    if server.settings.inference_url:
+        pytest.skip("on a fleet the workers hold the models: /v1/models cannot say which")
+    page = page_on(server, key=server.new_key())
+    choice = page.get_by_label("isnet-general-use")
+    expect(choice).to_be_visible()
+    expect(page.locator("fieldset.model input[type=radio]")).to_have_count(3)
+    choice.check()
+    add_files(page, photo)
+    card = page.locator(".card", has_text=photo.name)
+    wait_done(card)
+    expect(card.locator(".card-status")).to_contain_text("480×360")  # noqa: RUF001
+    assert page.outside_requests == []  # type: ignore[attr-defined]

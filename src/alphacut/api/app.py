@@ -12,21 +12,22 @@ from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from alphacut import __version__
-from alphacut.api import errors, images, openapi, public, removebg_compat, web, ximilar
+from alphacut.api import errors, images, models, openapi, public, removebg_compat, web, ximilar
 from alphacut.api.compat import OmittedQueryValues
 from alphacut.api.deps import Services
 from alphacut.api.limits import BodyLimitMiddleware, RateLimiter
 from alphacut.config import Settings, get_settings
 from alphacut.engine.pipeline import check_refine
+from alphacut.models.store import ModelStore
 from alphacut.service.fetcher import UrlFetcher
 from alphacut.service.images import ImageService
 from alphacut.service.inference import open_inference
 from alphacut.service.keys import KeyService
 from alphacut.service.memory import (
     MB,
-    REMOVAL_FIXED_BYTES,
     MemoryBudget,
     default_budget_bytes,
+    session_bytes,
     tune_malloc,
 )
 from alphacut.service.removebg import RemoveBgService
@@ -99,7 +100,8 @@ def build_runtime(settings: Settings) -> Runtime:
     # The models loaded at start-up take their share of the room before any job does (on a
     # fleet's replica, none: the workers load them).
     loaded = set() if settings.inference_url else set(settings.load_models)
-    sessions = sum(REMOVAL_FIXED_BYTES.get(model, 0) for model in loaded)
+    store = ModelStore(settings.model_dir, aliases=settings.model_aliases)
+    sessions = sum(session_bytes(store.spec(model)) for model in loaded)
     budget = MemoryBudget(
         settings.memory_budget_bytes or default_budget_bytes(reserved=sessions),
         settings.memory_wait_seconds,
@@ -161,6 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     openapi.install(app)
     app.include_router(images.router)
+    app.include_router(models.router)
     app.include_router(public.router)
     app.include_router(ximilar.router)
     app.include_router(removebg_compat.router)

@@ -21,10 +21,10 @@ from starlette.datastructures import UploadFile
 from alphacut.api.deps import ServicesDep, admit, client_gone
 from alphacut.api.openapi import errors
 from alphacut.errors import ImageTooLargeError, InvalidInputError
+from alphacut.models.registry import ALIASES, CATALOGUE
 from alphacut.service.removebg_compat import (
     CHANNELS,
     FORMATS,
-    MODELS,
     REFINES,
     SHADOW_TYPES,
     SIZES,
@@ -95,7 +95,10 @@ def _params(boolean: dict[str, Any]) -> dict[str, Any]:
         "semitransparency": boolean,
         "bg_color": _string("Hex (81d4fa, fff, 81d4fa77) or a CSS colour name."),
         "bg_image_url": _string("http(s) URL of a background image (covers the canvas)."),
-        "model": _string("alphacut extension: the model.", enum=list(MODELS)),
+        "model": _string(
+            "alphacut extension: fast, precise or a model installed on this server.",
+            enum=[*ALIASES, *CATALOGUE],
+        ),
         "refine": _string("alphacut extension: the refinement.", enum=list(REFINES)),
     }
 

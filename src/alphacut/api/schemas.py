@@ -67,8 +67,12 @@ class CreateFromUrl(Strict):
 
 class RemoveBackground(Strict):
     name: ImageName | None = None
-    model: Literal["fast", "precise"] | None = Field(
-        None, description="fast (U2-Netp) or precise (IS-Net, the default)."
+    model: str | None = Field(
+        None,
+        max_length=64,
+        pattern=r"^[a-z0-9][a-z0-9._-]*$",
+        description="fast (U2-Netp), precise (IS-Net, the default) or any model installed on "
+        "this server (alphacut models list), e.g. birefnet-general.",
     )
 
 

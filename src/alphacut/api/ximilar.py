@@ -20,6 +20,7 @@ from alphacut.api.openapi import errors
 from alphacut.api.public import PRESIGNED_REDIRECT, presigned_redirect
 from alphacut.engine.encode import MEDIA_TYPES, parse_format
 from alphacut.errors import NotFoundError, UnauthorizedError
+from alphacut.models.registry import ALIASES, CATALOGUE
 from alphacut.storage.database import ApiKey, utcnow
 
 router = APIRouter(tags=["removebg"])
@@ -52,6 +53,12 @@ _REQUEST_SCHEMA: dict[str, Any] = {
         "white_background": {"type": "boolean", "default": False},
         "image_format": _FORMAT_SCHEMA,
         "image_quality": {"type": "integer", "minimum": 1, "maximum": 100, "default": 85},
+        "model": {
+            "type": "string",
+            "enum": [*ALIASES, *CATALOGUE],
+            "description": "alphacut extension: the model, over the path's fast/precise "
+            "(any model installed on this server: alphacut models list).",
+        },
     },
 }
 _STATUS_SCHEMA: dict[str, Any] = {

@@ -29,13 +29,13 @@ from alphacut.engine.encode import (
     parse_format,
 )
 from alphacut.engine.foreground import estimate_foreground
-from alphacut.engine.recipes import Recipe, recipe_for
+from alphacut.engine.recipes import postprocess, preprocess
 from alphacut.engine.refine import agree, firm_alpha, zoom_box
 from alphacut.engine.sessions import SESSIONS, LoadedModel, SessionCache
 from alphacut.errors import InvalidInputError, ModelNotInstalledError
 from alphacut.files import write_atomic
-from alphacut.models.registry import MODELS
-from alphacut.models.store import ModelStore
+from alphacut.models.registry import ModelSpec, Recipe
+from alphacut.models.store import ModelStatus, ModelStore
 
 _WHITE: RGBA = (255, 255, 255, 255)
 REFINES = ("none", "edges", "zoom", "consensus")
@@ -58,10 +58,11 @@ def resolve_refine(requested: str, model_default: str) -> str:
 
 
 def check_refine(settings: Settings) -> None:
-    """Raise :class:`InvalidInputError` if ``settings.refine`` is one that some model cannot
-    honour (``consensus`` for a model without a checker): services call this at start, so the
-    mistake is reported once instead of failing every request."""
-    for name in MODELS:
+    """Raise :class:`InvalidInputError` if ``settings.refine`` is one that a configured model
+    (default, fast, precise, loaded at start) cannot honour (``consensus`` for a model without
+    a checker): services call this at start, so the mistake is reported once instead of
+    failing every request. Other models chosen per request answer 400 for it."""
+    for name in {settings.default_model, "fast", "precise", *settings.load_models}:
         Remover(name, settings=settings)
 
 
@@ -218,18 +219,18 @@ class Remover:
         sessions: SessionCache = SESSIONS,
     ) -> None:
         self.settings = settings or get_settings()
-        self.model = model or self.settings.default_model
-        self._store = ModelStore(self.settings.model_dir)
+        self.model = model or self.settings.default_model  # as asked: an alias or a name
+        self._store = ModelStore(self.settings.model_dir, aliases=self.settings.model_aliases)
         self.spec = self._store.spec(self.model)
         self.refine = resolve_refine(refine or self.settings.refine, self.spec.refine)
-        self.recipe: Recipe = recipe_for(self.spec.family, self.spec.input_size)
+        self.recipe: Recipe = self.spec.recipe
         self._sessions = sessions
         self._checker: Remover | None = None
         if self.refine == "consensus":
             if self.spec.checker is None:
                 raise InvalidInputError(
-                    f"refine consensus needs a second model to check {self.model!r} with and "
-                    "it has none; choose edges or zoom (auto picks consensus where it can)"
+                    f"refine consensus needs a second model to check {self.spec.name} with and "
+                    "it has none; choose none, edges or zoom (auto picks each model's best)"
                 )
             self._checker = Remover(
                 self.spec.checker, refine="none", settings=self.settings, sessions=sessions
@@ -238,6 +239,16 @@ class Remover:
         self._limits = Limits(
             self.settings.max_input_bytes, self.settings.max_input_pixels, ALL_FORMATS
         )
+
+    @property
+    def checker_spec(self) -> ModelSpec | None:
+        """The second model that ``consensus`` runs, if this remover runs one."""
+        return self._checker.spec if self._checker is not None else None
+
+    def installed(self) -> bool:
+        """Whether this remover's model files (its checker's too) are installed and intact."""
+        specs = [self.spec] if self.checker_spec is None else [self.spec, self.checker_spec]
+        return all(self._store.status(spec) is ModelStatus.INSTALLED for spec in specs)
 
     def load(self) -> LoadedModel:
         """Load (or fetch from the cache) the model's session (and its checker's, for
@@ -249,6 +260,7 @@ class Remover:
             threads=self.settings.inference_threads,
             runtime=self.settings.runtime,
             bf16=self.spec.bf16,
+            max_loaded=self.settings.max_loaded_models,
         )
         if self._checker is not None:
             try:
@@ -275,9 +287,14 @@ class Remover:
         or a numpy array (RGB/RGBA/grey; uint8, uint16 or float in 0..1)."""
         timings: dict[str, float] = {}
         with _timed(timings, "decode"):
-            decoded = decode(source, self._limits)
+            decoded = self.decode(source)
         cutout = self.compose(decoded, self.predict(decoded, timings), timings)
         return cutout.crop(crop_margin) if crop else cutout
+
+    def decode(self, source: ImageSource) -> DecodedImage:
+        """``source`` decoded within the library's limits (every format the engine reads): the
+        first of :meth:`remove`'s three steps, with :meth:`predict` and :meth:`compose`."""
+        return decode(source, self._limits)
 
     def predict(
         self, decoded: DecodedImage, timings: dict[str, float] | None = None
@@ -340,11 +357,11 @@ class Remover:
         """One pass of the model over ``image``: its mask at the model's input size."""
         loaded = self.load()
         with _timed(timings, "preprocess"):
-            tensor = self.recipe.preprocess(image, threads=self.settings.image_threads)
+            tensor = preprocess(self.recipe, image, threads=self.settings.image_threads)
         with _timed(timings, "inference"):
             output = loaded.run(tensor)
         with _timed(timings, "postprocess"):
-            return self.recipe.postprocess(output)
+            return postprocess(self.recipe, output)
 
     def _model_mask(self, image: Image.Image, timings: dict[str, float]) -> Image.Image:
         """One pass of the model over ``image``: its mask at the image's size."""
@@ -377,7 +394,8 @@ def remove(
     crop: bool = False,
     crop_margin: int | float | str = 0,
 ) -> Cutout:
-    """Cut the subject out of ``source`` with ``model`` (``"fast"`` or ``"precise"``)."""
+    """Cut the subject out of ``source`` with ``model`` (``"fast"``, ``"precise"`` or any
+    installed catalogue model: ``alphacut models list``)."""
     name = model or get_settings().default_model
     remover = _removers.get(name)
     if remover is None:

@@ -1,58 +1,44 @@
-"""Each model family's exact pre- and post-processing (as ``MODELS.md`` specifies it).
+"""A model's pre- and post-processing, run from its :class:`~alphacut.models.registry.Recipe`.
 
-U2-Net (``fast``) reproduces rembg's u2netp pipeline bit for bit (the parity tests prove it):
-LANCZOS to 320x320, divide by the image's maximum value, ImageNet mean/std, and a min-max
-normalised first output. IS-Net (``precise``) follows the export's own recipe: bilinear to
-1024x1024, ``(x - 128) / 256``, output ``output`` already in 0..1.
+For the u2net family this reproduces rembg's pipeline bit for bit (``test_parity.py`` runs the
+real U2-Netp against rembg's outputs); for every catalogue model ``tests/models/test_recipes.py``
+feeds rembg's own session class and alphacut the same photo through a stand-in session and
+compares the tensors and the masks.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
 from alphacut.engine.resize import resize
-from alphacut.models.registry import Family
+from alphacut.models.registry import Recipe
 
-_IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-_IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-
-
-@dataclass(frozen=True)
-class Recipe:
-    family: Family
-    size: int
-    output: str | None  # the graph output to read; None means the first
-
-    def preprocess(self, image: Image.Image, threads: int = 1) -> npt.NDArray[np.float32]:
-        """An RGB image -> the model's NCHW float32 input tensor."""
-        square = (self.size, self.size)
-        if self.family == "u2net":
-            small = resize(image, square, Image.Resampling.LANCZOS, threads=threads)
-            x = np.asarray(small, dtype=np.float32)
-            x /= max(float(x.max()), 1e-6)
-            x -= _IMAGENET_MEAN
-            x /= _IMAGENET_STD
-        else:
-            small = resize(image, square, Image.Resampling.BILINEAR, threads=threads)
-            x = np.asarray(small, dtype=np.float32)
-            x -= 128.0
-            x /= 256.0
-        return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
-
-    def postprocess(self, output: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
-        """The model's raw output -> a ``size x size`` uint8 mask (0 background, 255 subject)."""
-        prediction = output.reshape(output.shape[-2:])
-        if self.family == "u2net":
-            low, high = float(prediction.min()), float(prediction.max())
-            prediction = (prediction - low) / max(high - low, 1e-12)
-        else:
-            prediction = np.clip(prediction, 0.0, 1.0)
-        return (prediction * 255).astype(np.uint8)
+_RESAMPLE = {"lanczos": Image.Resampling.LANCZOS, "bilinear": Image.Resampling.BILINEAR}
 
 
-def recipe_for(family: Family, size: int) -> Recipe:
-    return Recipe(family=family, size=size, output="output" if family == "isnet" else None)
+def preprocess(recipe: Recipe, image: Image.Image, threads: int = 1) -> npt.NDArray[np.float32]:
+    """An RGB image -> the model's NCHW float32 input tensor."""
+    square = (recipe.size, recipe.size)
+    small = resize(image, square, _RESAMPLE[recipe.resample], threads=threads)
+    x = np.asarray(small, dtype=np.float32)
+    divisor = recipe.divisor if recipe.divisor is not None else max(float(x.max()), 1e-6)
+    x /= divisor
+    x -= np.asarray(recipe.mean, dtype=np.float32)
+    x /= np.asarray(recipe.std, dtype=np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+
+def postprocess(recipe: Recipe, output: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
+    """The model's raw output -> a ``size x size`` uint8 mask (0 background, 255 subject):
+    channel 0 of the first image, activated, then stretched or clipped to 0..1."""
+    prediction = output[0, 0] if output.ndim == 4 else output.reshape(output.shape[-2:])
+    if recipe.activation == "sigmoid":
+        prediction = 1.0 / (1.0 + np.exp(-prediction))
+    if recipe.output_range == "minmax":
+        low, high = float(prediction.min()), float(prediction.max())
+        prediction = (prediction - low) / max(high - low, 1e-12)
+    else:
+        prediction = np.clip(prediction, 0.0, 1.0)
+    return (prediction * 255).astype(np.uint8)

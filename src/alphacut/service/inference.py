@@ -34,8 +34,9 @@ from alphacut.engine.decode import DecodedImage, Limits, decode, probe_size, sni
 from alphacut.engine.encode import OutputFormat, encode_image
 from alphacut.engine.pipeline import Cutout, Remover
 from alphacut.engine.resize import resize
-from alphacut.errors import AlphacutError, NotFoundError
-from alphacut.service.memory import MemoryBudget, held, removal_cost
+from alphacut.errors import AlphacutError, ModelUnavailableError, NotFoundError
+from alphacut.models.store import ModelStore
+from alphacut.service.memory import MB, MemoryBudget, held, removal_cost
 from alphacut.service.work import WorkQueue, checkpoint
 from alphacut.storage.blobs import BlobNotFoundError, BlobStore
 
@@ -129,6 +130,9 @@ class LocalInference:
         self.budget = budget
         self.limits = Limits(settings.max_input_bytes, settings.max_input_pixels)
         self._removers: dict[tuple[str, str | None], Remover] = {}
+        self._store = ModelStore(settings.model_dir, aliases=settings.model_aliases)
+        # The models this configuration names: fast, precise, the default, those loaded.
+        self._configured = {"fast", "precise", settings.default_model, *settings.load_models}
         self._lock = threading.Lock()
         self._state = "loading" if settings.load_models else "ok"
         self._loader: threading.Thread | None = None
@@ -143,7 +147,30 @@ class LocalInference:
             if remover is None:
                 remover = Remover(model, refine=refine, settings=self.settings)
                 self._removers[model, refine] = remover
-            return remover
+        if model not in self._configured and not remover.installed():
+            # The server's own models missing is its problem (503 at load); a catalogue model
+            # it never installed is the request's: 400, naming what it can choose.
+            raise ModelUnavailableError(
+                f"model {remover.spec.name} is not installed on this server; choose fast, "
+                f"precise or an installed model ({', '.join(self._installed_names())})"
+            )
+        return remover
+
+    def _check_model_fits(self, remover: Remover) -> None:
+        """A model whose own memory is over the whole budget could never run here: the
+        request's 400, saying so, rather than a 413 about the image's size."""
+        if self.budget is None:
+            return
+        model = removal_cost(remover.spec, remover.refine, 0, remover.checker_spec).bytes
+        if model > self.budget.total:
+            raise ModelUnavailableError(
+                f"model {remover.spec.name} needs about {model // MB:,} MB of memory and this "
+                f"server allows {self.budget.total // MB:,} MB per job "
+                "(ALPHACUT_MEMORY_BUDGET_BYTES); choose a smaller model"
+            )
+
+    def _installed_names(self) -> list[str]:
+        return [spec.name for spec in self._store.installed()]
 
     def start(self) -> None:
         if self._loader is None and self.settings.load_models:
@@ -198,7 +225,8 @@ class LocalInference:
         pixels = job.pixels if job.data is None else _pixels(job.data)
         cost = None
         if pixels is not None and 0 < pixels <= self.limits.max_pixels:
-            cost = removal_cost(remover.model, remover.refine, pixels)
+            cost = removal_cost(remover.spec, remover.refine, pixels, remover.checker_spec)
+            self._check_model_fits(remover)
             self.inference_queue.admit(cost)
         timings: dict[str, float] = {}
         with held(self.budget, cost.bytes if cost is not None else 0):

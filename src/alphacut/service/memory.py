@@ -27,8 +27,12 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alphacut.errors import ImageTooLargeError, ServiceBusyError
+
+if TYPE_CHECKING:
+    from alphacut.models.registry import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -57,19 +61,18 @@ OUTPUT_NS_PER_PX = 120
 # Operations whose own work dominates (ns per output pixel on top of the above).
 OPERATION_NS_PER_PX = {"rotate": 250, "blur": 80, "watermark": 60, "modulate": 60, "resize": 80}
 # Background removal, per input pixel, by (model, refinement): measured peaks at 50 MP were
-# 50 (fast, edges) and 82 (precise, consensus) bytes per pixel including the model's session.
+# 50 (u2netp, edges) and 82 (isnet-general-use, consensus) bytes per pixel including the
+# model's session. Other models use the figures of the packaged model of their input size.
 REMOVAL_BYTES_PER_PX = {
-    ("fast", "none"): 32,
-    ("fast", "edges"): 56,
-    ("fast", "zoom"): 60,
-    ("precise", "none"): 64,
-    ("precise", "edges"): 72,
-    ("precise", "consensus"): 90,
+    ("u2netp", "none"): 32,
+    ("u2netp", "edges"): 56,
+    ("u2netp", "zoom"): 60,
+    ("isnet-general-use", "none"): 64,
+    ("isnet-general-use", "edges"): 72,
+    ("isnet-general-use", "zoom"): 76,
+    ("isnet-general-use", "consensus"): 90,
 }
-REMOVAL_NS_PER_PX = {"fast": 250, "precise": 500}
-# What a model session itself takes once loaded (onnxruntime arena and weights).
-REMOVAL_FIXED_BYTES = {"fast": 200 * MB, "precise": 900 * MB}
-REMOVAL_FIXED_SECONDS = {"fast": 0.5, "precise": 3.0}
+REMOVAL_NS_PER_PX = {"u2netp": 250, "isnet-general-use": 500}
 
 
 def operation_cost(operation: str, in_pixels: int, out_pixels: int, extra_bytes: int = 0) -> Cost:
@@ -83,14 +86,25 @@ def operation_cost(operation: str, in_pixels: int, out_pixels: int, extra_bytes:
     return Cost(peak, ns / 1e9)
 
 
-def removal_cost(model: str, refine: str, pixels: int) -> Cost:
-    per_px = REMOVAL_BYTES_PER_PX.get((model, refine), max(REMOVAL_BYTES_PER_PX.values()))
-    fixed = REMOVAL_FIXED_BYTES.get(model, max(REMOVAL_FIXED_BYTES.values()))
-    if refine == "consensus":  # the checking model runs too
-        fixed += REMOVAL_FIXED_BYTES["fast"]
-    ns = REMOVAL_NS_PER_PX.get(model, max(REMOVAL_NS_PER_PX.values())) * pixels
-    seconds = REMOVAL_FIXED_SECONDS.get(model, 3.0) + ns / 1e9
-    return Cost(per_px * pixels + fixed, seconds)
+def session_bytes(spec: ModelSpec) -> int:
+    """What a loaded session of ``spec`` takes with its buffers for one call (the registry's
+    figure: measured for the packaged models, estimated for the others)."""
+    return spec.memory_mb * MB
+
+
+def removal_cost(spec: ModelSpec, refine: str, pixels: int, checker: ModelSpec | None) -> Cost:
+    """One background removal with ``spec`` and ``refine`` on ``pixels`` (``checker``: the
+    second model that ``consensus`` runs)."""
+    like = (
+        spec.name
+        if spec.name in REMOVAL_NS_PER_PX
+        else ("u2netp" if spec.recipe.size <= 512 else "isnet-general-use")
+    )
+    per_px = REMOVAL_BYTES_PER_PX.get((like, refine), max(REMOVAL_BYTES_PER_PX.values()))
+    fixed = session_bytes(spec) + (session_bytes(checker) if checker is not None else 0)
+    seconds = spec.seconds + (checker.seconds if checker is not None else 0.0)
+    ns = REMOVAL_NS_PER_PX[like] * pixels
+    return Cost(per_px * pixels + fixed, seconds + ns / 1e9)
 
 
 class MemoryBudget:

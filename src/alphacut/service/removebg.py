@@ -24,11 +24,12 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, Literal
+from typing import Any
 
 from alphacut.config import Settings
 from alphacut.engine.encode import OutputFormat, parse_format
 from alphacut.errors import AlphacutError, ImageTooLargeError, InvalidInputError, ServiceBusyError
+from alphacut.models.registry import is_model_name, model_choices
 from alphacut.service.fetcher import UrlFetcher
 from alphacut.service.inference import Inference, InferenceJob, OutputSpec
 from alphacut.service.results import ResultStore
@@ -133,12 +134,17 @@ class RemoveBgService:
     def run(
         self,
         key_id: str,
-        model: Literal["fast", "precise"],
+        model: str,
         body: Any,
         url_for: Callable[[str, str], str],
     ) -> BatchResult:
         started = time.perf_counter()
         records, options = self.check_request(body)
+        chosen = body.get("model") if isinstance(body, dict) else None
+        if chosen is not None:  # alphacut's extension: any installed model, over the path's
+            if not is_model_name(chosen):
+                raise InvalidInputError(f"unknown model; choose one of: {model_choices()}")
+            model = chosen
         if self.inference.busy():
             retry = self.settings.retry_after_seconds
             raise ServiceBusyError(f"the server is busy; retry in {retry} s", retry)

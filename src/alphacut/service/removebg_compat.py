@@ -42,6 +42,7 @@ from alphacut.engine.compose import Box, on_background, parse_color, subject_box
 from alphacut.engine.decode import Limits, decode, probe_size, sniff
 from alphacut.engine.encode import encode_image
 from alphacut.errors import AlphacutError, ImageTooLargeError, InvalidInputError
+from alphacut.models.registry import is_model_name, model_choices
 from alphacut.service import operations as ops
 from alphacut.service.fetcher import UrlFetcher
 from alphacut.service.inference import Inference, InferenceJob, OutputSpec
@@ -77,7 +78,6 @@ TYPE_LEVELS = ("none", "1", "2", "latest")
 FORMATS = ("auto", "png", "jpg", "webp", "zip")
 CHANNELS = ("rgba", "alpha")
 SHADOW_TYPES = ("car", "3D", "drop")
-MODELS = ("fast", "precise")
 REFINES = ("none", "edges", "consensus")
 BOOLEANS = ("crop", "add_shadow", "semitransparency")
 MEDIA_TYPES = {
@@ -166,6 +166,16 @@ def _choice(fields: Mapping[str, Any], name: str, allowed: tuple[str, ...], defa
     return text
 
 
+def _model(fields: Mapping[str, Any]) -> str | None:
+    """alphacut's extension: ``model`` = fast, precise or any installed catalogue model."""
+    text = _text(fields, "model")
+    if text is None or text == "":
+        return None
+    if not is_model_name(text):
+        raise _bad("model", text, "one of " + model_choices())
+    return text
+
+
 def _flag(fields: Mapping[str, Any], name: str, default: bool, strict: bool) -> bool:
     value = fields.get(name)
     if value is None or value == "":
@@ -248,7 +258,7 @@ def parse_options(fields: Mapping[str, Any], *, json_body: bool) -> Options:
         shadow_opacity=opacity,
         semitransparency=_flag(fields, "semitransparency", True, json_body),
         bg_color=bg_color,
-        model=_choice(fields, "model", MODELS, "") or None,
+        model=_model(fields),
         refine=refine,
     )
 

@@ -101,6 +101,33 @@ function setKey(key, source) {
     localStorage.removeItem(KEY_SOURCE);
   }
   showKeyStatus(key ? "ok" : "missing");
+  if (key) showInstalledModels();
+}
+
+// Fast and Precise are always offered; any other model the server has installed (alphacut
+// models install birefnet-general...) is added after them, by name.
+async function showInstalledModels() {
+  let listing;
+  try {
+    listing = await request("GET", "/v1/models");
+  } catch {
+    return; // an old server, or a refused key (said elsewhere): the two built-in choices stay
+  }
+  const fieldset = $("fieldset.model");
+  const targets = new Set(Object.values(listing.aliases || {}));
+  for (const model of listing.models || []) {
+    if (!model.installed || targets.has(model.name)) continue;
+    if (fieldset.querySelector(`input[value="${CSS.escape(model.name)}"]`)) continue;
+    const label = document.createElement("label");
+    const input = document.createElement("input");
+    input.type = "radio";
+    input.name = "model";
+    input.value = model.name;
+    const note = document.createElement("small");
+    note.textContent = model.commercial_use ? model.summary : `${model.summary} (${model.licence})`;
+    label.append(input, ` ${model.name} `, note);
+    fieldset.append(label);
+  }
 }
 
 // A working key is nobody's concern: the header says nothing of it, only its button (whose

@@ -70,6 +70,7 @@ class FixedRuntime(SessionCache):
         runtime: Runtime,
         bf16: bool = False,
         max_loaded: int | None = None,
+        pinned: bool = False,
     ) -> LoadedModel:
         loaded = self._fixed.get(path)
         if loaded is None:

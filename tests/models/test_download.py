@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import os
 import random
 import re
 import socket
@@ -620,3 +621,27 @@ def test_an_accepted_licence_installs(origin: Origin, tmp_path: Path) -> None:
 
     (result,) = ModelInstaller(store, accept=fail).install(["nc"])
     assert result.action == "present"
+
+
+def test_a_special_file_as_from_is_refused_not_downloaded_around(
+    url_store: ModelStore, origin: Origin, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(ModelInstallError, match="neither a regular file nor a folder"):
+        ModelInstaller(url_store, from_path=fifo).install(["tiny"])
+    assert origin.seen == [], "no download in its place"
+
+
+def test_a_redirect_never_leads_to_plain_http_from_an_https_url() -> None:
+    check_url("http://127.0.0.1:9/m.onnx")  # asked for: a mirror on this machine
+    with pytest.raises(ModelInstallError, match="only https"):
+        check_url("http://127.0.0.1:9/m.onnx", loopback_http=False)  # an https URL's redirect
+
+
+def test_an_unusable_model_path_is_corrupt_not_an_error(url_store: ModelStore) -> None:
+    spec = url_store.spec("tiny")
+    url_store.root.mkdir(parents=True, exist_ok=True)
+    url_store.path(spec).mkdir()  # a folder where the file should be
+    assert url_store.status(spec) is ModelStatus.CORRUPT
+    assert spec not in url_store.installed()

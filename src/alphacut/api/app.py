@@ -101,7 +101,11 @@ def build_runtime(settings: Settings) -> Runtime:
     # fleet's replica, none: the workers load them).
     loaded = set() if settings.inference_url else set(settings.load_models)
     store = ModelStore(settings.model_dir, aliases=settings.model_aliases)
-    sessions = sum(session_bytes(store.spec(model)) for model in loaded)
+    specs = {store.spec(model).name: store.spec(model) for model in loaded}  # aliases once
+    specs |= {
+        spec.checker: store.spec(spec.checker) for spec in list(specs.values()) if spec.checker
+    }
+    sessions = sum(session_bytes(spec) for spec in specs.values())
     budget = MemoryBudget(
         settings.memory_budget_bytes or default_budget_bytes(reserved=sessions),
         settings.memory_wait_seconds,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Iterator
@@ -34,7 +35,7 @@ from alphacut.engine.refine import agree, firm_alpha, zoom_box
 from alphacut.engine.sessions import SESSIONS, LoadedModel, SessionCache
 from alphacut.errors import InvalidInputError, ModelNotInstalledError
 from alphacut.files import write_atomic
-from alphacut.models.registry import ModelSpec, Recipe
+from alphacut.models.registry import MODELS, ModelSpec, Recipe
 from alphacut.models.store import ModelStatus, ModelStore
 
 _WHITE: RGBA = (255, 255, 255, 255)
@@ -55,6 +56,26 @@ def resolve_refine(requested: str, model_default: str) -> str:
             f"unknown refine {requested!r}; choose auto, none, edges, zoom or consensus"
         )
     return chosen
+
+
+def configured_models(settings: Settings) -> frozenset[str]:
+    """The catalogue names the configuration uses: the targets of fast and precise, the
+    default, the models loaded at start-up, and the models that check them (``consensus``).
+    Their sessions are never unloaded to make room for a model chosen per request."""
+    return _configured(
+        settings.fast_model,
+        settings.precise_model,
+        settings.default_model,
+        tuple(settings.load_models),
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _configured(fast: str, precise: str, default: str, load: tuple[str, ...]) -> frozenset[str]:
+    aliases = {"fast": fast, "precise": precise}
+    names = {aliases.get(name, name) for name in ("fast", "precise", default, *load)}
+    checkers = {MODELS[name].checker for name in names if MODELS[name].checker}
+    return frozenset(names | {checker for checker in checkers if checker})
 
 
 def check_refine(settings: Settings) -> None:
@@ -261,6 +282,7 @@ class Remover:
             runtime=self.settings.runtime,
             bf16=self.spec.bf16,
             max_loaded=self.settings.max_loaded_models,
+            pinned=self.spec.name in configured_models(self.settings),
         )
         if self._checker is not None:
             try:

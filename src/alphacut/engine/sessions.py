@@ -38,7 +38,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from alphacut.config import Device, Runtime
-from alphacut.errors import AlphacutError
+from alphacut.errors import AlphacutError, ModelUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,13 @@ _CUDA = "CUDAExecutionProvider"
 class DeviceUnavailableError(AlphacutError):
     status = 503
     code = "device_unavailable"
+
+
+class ModelLoadError(AlphacutError):
+    """An installed, verified model file that the runtime could not load."""
+
+    status = 503
+    code = "model_load_failed"
 
 
 _BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of native bf16 math
@@ -194,7 +201,7 @@ def resolve_runtime(
             "openvino",
             "fp32",
             "cpu",
-            f"{how}: bf16 changes this model's masks (docs/performance.md)",
+            f"{how}: bf16 is not proven to keep this model's masks (docs/performance.md)",
         )
     return RuntimeChoice("openvino", "fp32", "cpu", f"{how}: the CPU has no native bf16")
 
@@ -229,14 +236,18 @@ _Key = tuple[str, str, str, int, bool]
 
 
 class SessionCache:
-    """Sessions keyed by (model file, runtime, device, threads, bf16 allowed); each built
-    once, under its own lock, and at most ``max_loaded`` kept: loading one more unloads the
-    least recently used (a call running on it keeps it alive until it returns)."""
+    """Sessions keyed by (model file, runtime, device, threads, bf16 allowed), each built
+    once. With ``max_loaded``, at most that many are kept: loading one more first unloads the
+    least recently used that is not ``pinned`` (the models the configuration names: never
+    unloaded); a call running on an unloaded session keeps it alive until it returns. Loads
+    run one at a time (they are seconds of CPU-bound compilation each), so concurrent requests
+    for different models cannot overshoot the limit."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._locks: dict[_Key, threading.Lock] = {}
+        self._lock = threading.Lock()  # guards _models and _pinned
+        self._load_lock = threading.Lock()  # one load (with its evictions) at a time
         self._models: OrderedDict[_Key, LoadedModel] = OrderedDict()
+        self._pinned: set[_Key] = set()
         self.costs: dict[str, int] = {}  # model file name -> resident bytes its load added
 
     def get(
@@ -249,48 +260,90 @@ class SessionCache:
         runtime: Runtime,
         bf16: bool = False,
         max_loaded: int | None = None,
+        pinned: bool = False,
     ) -> LoadedModel:
         """The model at ``path``, loaded once; ``bf16``: whether bf16 keeps this model's masks
         (else it runs in fp32 wherever it runs)."""
         key = (str(path), runtime, device, threads, bf16)
+        loaded = self._hit(key, pinned)
+        if loaded is not None:
+            return loaded
+        with self._load_lock:
+            loaded = self._hit(key, pinned)
+            if loaded is not None:
+                return loaded
+            if max_loaded is not None:
+                self._make_room(max_loaded, path.name, pinned)
+            loaded = self._load(path, output, device, threads, runtime, bf16)
+            with self._lock:
+                self._models[key] = loaded
+                if pinned:
+                    self._pinned.add(key)
+            return loaded
+
+    def _hit(self, key: _Key, pinned: bool) -> LoadedModel | None:
         with self._lock:
             loaded = self._models.get(key)
             if loaded is not None:
                 self._models.move_to_end(key)
-                return loaded
-            key_lock = self._locks.setdefault(key, threading.Lock())
-        with key_lock:
-            loaded = self._models.get(key)
-            if loaded is not None:
-                return loaded
-            if max_loaded is not None:
-                self._evict(max_loaded - 1)  # room first: the new one may be large
-            started, before = time.perf_counter(), resident_bytes()
-            choice = resolve_runtime(runtime, device, bf16=bf16)
-            if choice.runtime == "openvino":
-                loaded = _load_openvino(path, output=output, threads=threads, choice=choice)
-            else:
-                loaded = _load(path, output=output, device=device, threads=threads, choice=choice)
-            added = max(0, resident_bytes() - before)
-            self.costs[path.name] = added
-            log.info(
-                "model %s: %s, %d threads; loaded in %.2f s, +%d MB resident",
-                path.name,
-                loaded.choice.describe(),
-                threads,
-                time.perf_counter() - started,
-                added // 2**20,
-            )
-            with self._lock:
-                self._models[key] = loaded
+                if pinned:
+                    self._pinned.add(key)
             return loaded
 
-    def _evict(self, keep: int) -> None:
+    def _make_room(self, max_loaded: int, name: str, pinned: bool) -> None:
+        """Unload the least recently used unpinned sessions until one more fits; a model the
+        configuration names always loads, another finds no room if pinned ones fill it."""
         with self._lock:
-            while len(self._models) > max(keep, 0):
-                (path, *_), _model = self._models.popitem(last=False)
-                log.info("model %s unloaded (least recently used; max_loaded_models)", path)
-        gc.collect()  # the session's memory goes back now, not at some later collection
+            evictable = [key for key in self._models if key not in self._pinned]
+            while len(self._models) >= max_loaded and evictable:
+                key = evictable.pop(0)
+                del self._models[key]
+                log.info("model %s unloaded (least recently used; max_loaded_models)", key[0])
+            full = len(self._models) >= max_loaded
+        gc.collect()  # the unloaded sessions' memory goes back now, not at a later collection
+        if full and not pinned:
+            raise ModelUnavailableError(
+                f"model {name} cannot be loaded: the {max_loaded} model sessions this server "
+                "keeps (ALPHACUT_MAX_LOADED_MODELS) are taken by the models it is configured "
+                "with; choose one of those"
+            )
+
+    def _load(
+        self,
+        path: Path,
+        output: str | None,
+        device: Device,
+        threads: int,
+        runtime: Runtime,
+        bf16: bool,
+    ) -> LoadedModel:
+        started, before = time.perf_counter(), resident_bytes()
+        choice = resolve_runtime(runtime, device, bf16=bf16)
+        try:
+            if choice.runtime == "openvino":
+                loaded: LoadedModel = _load_openvino(
+                    path, output=output, threads=threads, choice=choice
+                )
+            else:
+                loaded = _load(path, output=output, device=device, threads=threads, choice=choice)
+        except AlphacutError:
+            raise
+        except Exception as exc:  # a file the runtime cannot read, memory: the server's problem
+            log.exception("model %s could not be loaded", path.name)
+            raise ModelLoadError(
+                f"model {path.name} could not be loaded ({type(exc).__name__})"
+            ) from exc
+        added = max(0, resident_bytes() - before)
+        self.costs[path.name] = added
+        log.info(
+            "model %s: %s, %d threads; loaded in %.2f s, +%d MB resident",
+            path.name,
+            loaded.choice.describe(),
+            threads,
+            time.perf_counter() - started,
+            added // 2**20,
+        )
+        return loaded
 
     def loaded(self) -> list[str]:
         """The model files loaded now, least recently used first."""
@@ -300,6 +353,7 @@ class SessionCache:
     def clear(self) -> None:
         with self._lock:
             self._models.clear()
+            self._pinned.clear()
 
 
 def _load(

@@ -66,13 +66,14 @@ class _TooLargeError(ModelInstallError):
     """The server offers more bytes than the model can have."""
 
 
-def check_url(url: str) -> None:
-    """Refuse anything but https (plain http only from a loopback host)."""
+def check_url(url: str, *, loopback_http: bool = True) -> None:
+    """Refuse anything but https (plain http only from a loopback host, and only where
+    ``loopback_http``: the URL asked for, never a redirect's)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     if parts.scheme == "https" and host:
         return
-    if parts.scheme == "http" and _loopback(host):
+    if parts.scheme == "http" and loopback_http and _loopback(host):
         return
     raise ModelInstallError(f"refusing to download {url}: only https:// URLs are fetched")
 
@@ -98,6 +99,9 @@ def download(
     """Fetch ``url`` into ``dest`` (atomically, verified). Resumes a kept partial download.
     ``name``: the model's, for the messages that say how to install it another way."""
     check_url(url)
+    # Plain http is for a mirror on this machine: its redirects may stay on it; an https
+    # upstream's redirects never lead to plain http (nor so to a local service).
+    local_mirror = urlsplit(url).scheme == "http"
     part = dest.with_name(f".{dest.name}.download")
     meta_path = dest.with_name(f".{dest.name}.download.json")
     meta = _read_meta(meta_path)
@@ -110,7 +114,9 @@ def download(
         max_redirects=_MAX_REDIRECTS,
         timeout=httpx.Timeout(_READ_TIMEOUT_S, connect=_CONNECT_TIMEOUT_S),
         headers={"User-Agent": "alphacut-models"},
-        event_hooks={"request": [lambda request: check_url(str(request.url))]},
+        event_hooks={
+            "request": [lambda request: check_url(str(request.url), loopback_http=local_mirror)]
+        },
     )
     try:
         _fetch(http, url, part, meta_path, meta, wanted, transfer, name)
@@ -131,6 +137,8 @@ def download(
             f"does not match the catalogue ({wanted.checksum.describe()}); it was deleted. "
             "Run the command again; if it fails the same way, the upstream file has changed"
         )
+    with part.open("rb") as data:  # a kept partial may come from a run cut off before its fsync
+        os.fsync(data.fileno())
     part.replace(dest)
     meta_path.unlink(missing_ok=True)
     fsync_dir(dest.parent)
@@ -149,8 +157,9 @@ def _fetch(
     have = part.stat().st_size if part.exists() else 0
     # The file's own bytes: a compressed answer's offsets and length are not the file's.
     headers = {"Accept-Encoding": "identity"}
-    if have and meta.get("validator"):
-        headers |= {"Range": f"bytes={have}-", "If-Range": meta["validator"]}
+    validator = meta.get("validator", "")
+    if have and validator and validator.isascii() and validator.isprintable():
+        headers |= {"Range": f"bytes={have}-", "If-Range": validator}
     host = urlsplit(url).hostname
     try:
         with http.stream("GET", url, headers=headers) as response:
@@ -170,8 +179,10 @@ def _fetch(
                     f"{wanted.most:,}: refusing it"
                 )
             _check_room(part.parent, (total or wanted.size) - have)
-            validator = response.headers.get("etag") or response.headers.get("last-modified")
-            _write_meta(meta_path, url, wanted, validator)
+            served = response.headers.get("etag") or response.headers.get("last-modified")
+            if served is not None and not (served.isascii() and served.isprintable()):
+                served = None  # not sendable back in If-Range: resume without one
+            _write_meta(meta_path, url, wanted, served)
             _receive(response, part, have, total, wanted, transfer)
     except httpx.ConnectError as exc:
         if _tls_failed(exc):  # reached a server, but not one we can trust: not "no network"

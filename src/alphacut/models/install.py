@@ -92,6 +92,8 @@ class ModelInstaller:
         specs = list({spec.name: spec for spec in map(self.store.spec, names)}.values())
         if self.from_path is not None and not self.from_path.exists():
             raise ModelInstallError(f"{self.from_path} does not exist")
+        if self.from_path is not None and not (self.from_path.is_file() or self.offline_dir):
+            raise ModelInstallError(f"{self.from_path} is neither a regular file nor a folder")
         if self.from_path is not None and self.from_path.is_file() and len(specs) != 1:
             raise ModelInstallError("--from FILE installs one model: name exactly one")
         for spec in specs:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import stat
 import threading
 from collections.abc import Mapping
 from enum import StrEnum
@@ -34,10 +35,11 @@ def matches(path: Path, spec: ModelSpec) -> bool:
     return file_digest(path, spec.checksum.algorithm) == spec.checksum.hexdigest
 
 
-# Verified files, keyed by what would change if the file did: hashing 88 MB costs ~0.1 s
-# (1 GB: ~1.5 s), worth paying once per process, not on every status call.
-_verified: set[tuple[str, int, int, int, Checksum]] = set()
-_verified_lock = threading.Lock()
+# Checked files and what they were found to be, keyed by what would change if the file did:
+# hashing 88 MB costs ~0.1 s (1 GB: ~1.5 s), worth paying once per process, not on every
+# status call (a bad file too: a request must not re-hash a corrupt 1 GB file).
+_checked: dict[tuple[str, int, int, int, Checksum], bool] = {}
+_checked_lock = threading.Lock()
 
 
 class ModelStore:
@@ -79,15 +81,19 @@ class ModelStore:
             st = path.stat()
         except FileNotFoundError:
             return ModelStatus.MISSING
-        key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino, spec.checksum)
-        with _verified_lock:
-            if key in _verified:
-                return ModelStatus.INSTALLED
-        if not matches(path, spec):
+        except OSError:
             return ModelStatus.CORRUPT
-        with _verified_lock:
-            _verified.add(key)
-        return ModelStatus.INSTALLED
+        key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino, spec.checksum)
+        # One hash per file at a time: concurrent first checks wait for the first one.
+        with _checked_lock:
+            good = _checked.get(key)
+            if good is None:
+                try:
+                    good = stat.S_ISREG(st.st_mode) and matches(path, spec)
+                except OSError:  # unreadable: not a model file that can be used
+                    good = False
+                _checked[key] = good
+        return ModelStatus.INSTALLED if good else ModelStatus.CORRUPT
 
     def installed(self) -> list[ModelSpec]:
         return [spec for spec in self.models.values() if self.status(spec) is ModelStatus.INSTALLED]

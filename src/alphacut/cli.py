@@ -385,8 +385,8 @@ def models_install(
         list[str] | None,
         typer.Argument(
             help="Models to install: catalogue names or fast/precise (`alphacut models list`). "
-            "Default: the models this configuration uses (fast, precise, the default and "
-            "ALPHACUT_LOAD_MODELS)."
+            "Default: the models this configuration uses (fast, precise, the default, "
+            "ALPHACUT_LOAD_MODELS and the model that checks precise)."
         ),
     ] = None,
     from_path: Annotated[
@@ -416,13 +416,11 @@ def models_install(
     from alphacut.config import get_settings
     from alphacut.models.install import ModelInstaller
     from alphacut.models.registry import ModelSpec
-    from alphacut.models.store import ModelStore
+    from alphacut.models.store import ModelStore, configured_models
 
     settings = get_settings()
-    store = ModelStore(settings.model_dir, aliases=settings.model_aliases)
-    wanted = names or list(
-        dict.fromkeys(["fast", "precise", settings.default_model, *settings.load_models])
-    )
+    store = ModelStore.for_settings(settings)
+    wanted = names or sorted(configured_models(settings))
 
     def accept(spec: ModelSpec) -> bool:
         err.print(f"[yellow]{spec.name}[/yellow]: licence {spec.licence} ({spec.upstream})")
@@ -481,7 +479,7 @@ def models_list(
     from alphacut.models.store import ModelStatus, ModelStore
 
     settings = get_settings()
-    store = ModelStore(settings.model_dir, aliases=settings.model_aliases)
+    store = ModelStore.for_settings(settings)
     statuses = {spec.name: store.status(spec) for spec in MODELS.values()}
     runtimes = _runtimes()
     if as_json:
@@ -824,7 +822,7 @@ def eval_command(
     try:
         pairs = spread(load_pairs(folder), limit)
         settings = get_settings()
-        store = ModelStore(settings.model_dir, aliases=settings.model_aliases)
+        store = ModelStore.for_settings(settings)
         names = model or ["fast", "precise"]
         # auto may name the same refinement as another option: each variant runs once.
         variants = list(
@@ -906,7 +904,7 @@ def serve(
     )
     from alphacut.config import get_settings
     from alphacut.engine.pipeline import check_refine
-    from alphacut.models.store import ModelStatus, ModelStore
+    from alphacut.models.store import ModelStatus, ModelStore, configured_models
 
     settings = get_settings()
     try:  # said here in one line, not in a worker's startup traceback
@@ -950,8 +948,8 @@ def serve(
             f"{base}/v1/images/upload\n\n"
             f"API docs: {base}/docs\n"
         )
-    store = ModelStore(settings.model_dir, aliases=settings.model_aliases)
-    used = dict.fromkeys(["fast", "precise", settings.default_model, *settings.load_models])
+    store = ModelStore.for_settings(settings)
+    used = sorted(configured_models(settings))
     missing = [n for n in used if store.status(store.spec(n)) is not ModelStatus.INSTALLED]
     if missing:
         err.print(

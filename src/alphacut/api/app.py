@@ -100,7 +100,7 @@ def build_runtime(settings: Settings) -> Runtime:
     # The models loaded at start-up take their share of the room before any job does (on a
     # fleet's replica, none: the workers load them).
     loaded = set() if settings.inference_url else set(settings.load_models)
-    store = ModelStore(settings.model_dir, aliases=settings.model_aliases)
+    store = ModelStore.for_settings(settings)
     specs = {store.spec(model).name: store.spec(model) for model in loaded}  # aliases once
     specs |= {
         spec.checker: store.spec(spec.checker) for spec in list(specs.values()) if spec.checker

@@ -22,7 +22,7 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 )
 def list_models(svc: ServicesDep, _key: KeyDep) -> dict[str, Any]:
     settings = svc.settings
-    store = ModelStore(settings.model_dir, aliases=settings.model_aliases)
+    store = ModelStore.for_settings(settings)
     fleet = settings.inference_url is not None  # the workers hold the files: not known here
     return {
         "default": settings.default_model,

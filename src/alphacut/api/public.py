@@ -82,7 +82,7 @@ def readyz(request: Request, svc: ServicesDep) -> JSONResponse:
         problem = type(exc).__name__
     checks["storage"] = "ok" if problem is None else f"error: {problem}"
     checks["disk"] = _disk(svc)
-    store = ModelStore(svc.settings.model_dir, aliases=svc.settings.model_aliases)
+    store = ModelStore.for_settings(svc.settings)
     status = store.status(store.spec(svc.settings.default_model))
     loaded = svc.inference.readiness()  # "loading" until the models named to load are
     fleet = svc.settings.inference_url is not None  # the workers hold the models: they answer

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections.abc import Iterator
@@ -35,8 +34,8 @@ from alphacut.engine.refine import agree, firm_alpha, zoom_box
 from alphacut.engine.sessions import SESSIONS, LoadedModel, SessionCache
 from alphacut.errors import InvalidInputError, ModelNotInstalledError
 from alphacut.files import write_atomic
-from alphacut.models.registry import MODELS, ModelSpec, Recipe
-from alphacut.models.store import ModelStatus, ModelStore
+from alphacut.models.registry import ModelSpec, Recipe
+from alphacut.models.store import ModelStatus, ModelStore, configured_models
 
 _WHITE: RGBA = (255, 255, 255, 255)
 REFINES = ("none", "edges", "zoom", "consensus")
@@ -56,26 +55,6 @@ def resolve_refine(requested: str, model_default: str) -> str:
             f"unknown refine {requested!r}; choose auto, none, edges, zoom or consensus"
         )
     return chosen
-
-
-def configured_models(settings: Settings) -> frozenset[str]:
-    """The catalogue names the configuration uses: the targets of fast and precise, the
-    default, the models loaded at start-up, and the models that check them (``consensus``).
-    Their sessions are never unloaded to make room for a model chosen per request."""
-    return _configured(
-        settings.fast_model,
-        settings.precise_model,
-        settings.default_model,
-        tuple(settings.load_models),
-    )
-
-
-@functools.lru_cache(maxsize=8)
-def _configured(fast: str, precise: str, default: str, load: tuple[str, ...]) -> frozenset[str]:
-    aliases = {"fast": fast, "precise": precise}
-    names = {aliases.get(name, name) for name in ("fast", "precise", default, *load)}
-    checkers = {MODELS[name].checker for name in names if MODELS[name].checker}
-    return frozenset(names | {checker for checker in checkers if checker})
 
 
 def check_refine(settings: Settings) -> None:
@@ -241,7 +220,7 @@ class Remover:
     ) -> None:
         self.settings = settings or get_settings()
         self.model = model or self.settings.default_model  # as asked: an alias or a name
-        self._store = ModelStore(self.settings.model_dir, aliases=self.settings.model_aliases)
+        self._store = ModelStore.for_settings(self.settings)
         self.spec = self._store.spec(self.model)
         self.refine = resolve_refine(refine or self.settings.refine, self.spec.refine)
         self.recipe: Recipe = self.spec.recipe

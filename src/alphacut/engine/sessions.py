@@ -295,12 +295,15 @@ class SessionCache:
         configuration names always loads, another finds no room if pinned ones fill it."""
         with self._lock:
             evictable = [key for key in self._models if key not in self._pinned]
-            while len(self._models) >= max_loaded and evictable:
-                key = evictable.pop(0)
+            evicted = 0
+            while len(self._models) >= max_loaded and evicted < len(evictable):
+                key = evictable[evicted]
                 del self._models[key]
+                evicted += 1
                 log.info("model %s unloaded (least recently used; max_loaded_models)", key[0])
             full = len(self._models) >= max_loaded
-        gc.collect()  # the unloaded sessions' memory goes back now, not at a later collection
+        if evicted:
+            gc.collect()  # the unloaded sessions' memory goes back now, not at a later one
         if full and not pinned:
             raise ModelUnavailableError(
                 f"model {name} cannot be loaded: the {max_loaded} model sessions this server "

@@ -35,7 +35,7 @@ from alphacut.engine.encode import OutputFormat, encode_image
 from alphacut.engine.pipeline import Cutout, Remover
 from alphacut.engine.resize import resize
 from alphacut.errors import AlphacutError, ModelUnavailableError, NotFoundError
-from alphacut.models.store import ModelStore
+from alphacut.models.store import ModelStore, configured_models
 from alphacut.service.memory import MB, MemoryBudget, held, removal_cost
 from alphacut.service.work import WorkQueue, checkpoint
 from alphacut.storage.blobs import BlobNotFoundError, BlobStore
@@ -130,9 +130,7 @@ class LocalInference:
         self.budget = budget
         self.limits = Limits(settings.max_input_bytes, settings.max_input_pixels)
         self._removers: dict[tuple[str, str | None], Remover] = {}
-        self._store = ModelStore(settings.model_dir, aliases=settings.model_aliases)
-        # The models this configuration names: fast, precise, the default, those loaded.
-        self._configured = {"fast", "precise", settings.default_model, *settings.load_models}
+        self._store = ModelStore.for_settings(settings)
         self._lock = threading.Lock()
         self._state = "loading" if settings.load_models else "ok"
         self._loader: threading.Thread | None = None
@@ -147,7 +145,7 @@ class LocalInference:
             if remover is None:
                 remover = Remover(model, refine=refine, settings=self.settings)
                 self._removers[model, refine] = remover
-        if model not in self._configured and not remover.installed():
+        if remover.spec.name not in configured_models(self.settings) and not remover.installed():
             # The server's own models missing is its problem (503 at load); a catalogue model
             # it never installed is the request's: 400, naming what it can choose.
             raise ModelUnavailableError(

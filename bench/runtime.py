@@ -14,6 +14,16 @@ as ``alphacut eval`` reads; default: ../shared/evaldata/davis345):
     .venv/bin/python bench/runtime.py                      # all pairs, all three runtimes
     .venv/bin/python bench/runtime.py --limit 0 --repeat 9 # speed only
     .venv/bin/python bench/runtime.py --runtimes onnxruntime-fp32 openvino-bf16
+    .venv/bin/python bench/runtime.py --models precise --runtimes openvino-fp32 openvino-bf16 \
+        --fp32-layers '^/stage1/' '^/side'   # mixed: these convolutions kept in fp32
+
+``--fp32-layers`` keeps the layers whose names match (regular expressions, on OpenVINO's
+names: ``Conv_12/WithoutBiases`` for U2-Netp, ``/stage1/rebnconv1/conv_s1/Conv/WithoutBiases``
+for IS-Net) in fp32 when the rest runs in bf16 or f16: OpenVINO's CPU plugin leaves a node in
+its original precision when it carries the ``precise`` runtime attribute (what
+``ov::disable_conversion`` sets from C++). Python cannot build that attribute, so the model
+goes through OpenVINO's IR text, where the attribute is written. Pooling and interpolation
+nodes lose the attribute in the plugin's own transformations and stay in reduced precision.
 
 OpenVINO's bf16 needs a CPU with native bf16 (AVX512_BF16 or AMX); elsewhere it is emulated
 (slow) and this script says so.
@@ -26,8 +36,10 @@ import datetime
 import json
 import os
 import platform
+import re
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -45,19 +57,21 @@ from alphacut.evaluation import iou, load_pairs, load_truth, spread
 from alphacut.models.registry import DEFAULT_TARGETS, MODELS
 
 REPO = Path(__file__).resolve().parents[1]
-RUNTIMES = ("onnxruntime-fp32", "openvino-fp32", "openvino-bf16")
+RUNTIMES = ("onnxruntime-fp32", "openvino-fp32", "openvino-bf16", "openvino-f16")
 FLOOR = 0.98  # no image's reduced-precision mask below this IoU with the fp32 mask
 MEAN_TOLERANCE = 0.002  # mean IoU against the truth within this of fp32's
 
 
 class FixedRuntime(SessionCache):
     """A session cache that always builds one given runtime and precision, whatever the
-    settings say (the service resolves ``runtime`` instead)."""
+    settings say (the service resolves ``runtime`` instead); ``fp32_layers``: patterns of
+    layer names kept in fp32 by a reduced precision (see the module docstring)."""
 
-    def __init__(self, name: str, threads: int) -> None:
+    def __init__(self, name: str, threads: int, fp32_layers: list[str] | None = None) -> None:
         super().__init__()
         self.name = name
         self.threads = threads
+        self.fp32_layers = [re.compile(pattern) for pattern in fp32_layers or []]
         self._fixed: dict[Path, LoadedModel] = {}
 
     def get(
@@ -71,19 +85,79 @@ class FixedRuntime(SessionCache):
         bf16: bool = False,
         max_loaded: int | None = None,
         pinned: bool = False,
+        cache_dir: Path | None = None,
     ) -> LoadedModel:
         loaded = self._fixed.get(path)
         if loaded is None:
             runtime_name, precision = self.name.split("-")
             if runtime_name == "onnxruntime":
                 loaded = sessions._load(path, output=output, device="cpu", threads=self.threads)
-            else:
+            elif precision == "fp32" or not self.fp32_layers:
                 choice = RuntimeChoice("openvino", precision, "cpu", "bench")  # type: ignore[arg-type]
-                loaded = sessions._load_openvino(
-                    path, output=output, threads=self.threads, choice=choice
-                )
+                if precision == "f16":  # not a precision alphacut offers: compiled here
+                    loaded = self._compile(path, output, None, choice)
+                else:
+                    loaded = sessions._load_openvino(
+                        path, output=output, threads=self.threads, choice=choice
+                    )
+            else:
+                choice = RuntimeChoice("openvino", "bf16", "cpu", "bench, mixed")
+                loaded = self._compile(path, output, self.fp32_layers, choice)
             self._fixed[path] = loaded
         return loaded
+
+    def _compile(
+        self,
+        path: Path,
+        output: str | None,
+        fp32_layers: list[re.Pattern[str]] | None,
+        choice: RuntimeChoice,
+    ) -> LoadedModel:
+        import openvino
+
+        core = openvino.Core()
+        model = core.read_model(str(path))
+        if fp32_layers:
+            model = _keep_in_fp32(core, model, fp32_layers)
+        precision = self.name.split("-")[1]
+        compiled = core.compile_model(
+            model,
+            "CPU",
+            {
+                "INFERENCE_PRECISION_HINT": precision,
+                "INFERENCE_NUM_THREADS": self.threads,
+                "PERFORMANCE_HINT": "LATENCY",
+            },
+        )
+        port = compiled.output(output) if output else compiled.output(0)
+        return sessions.OpenVinoModel(compiled, port, choice)
+
+
+def _keep_in_fp32(core: Any, model: Any, patterns: list[re.Pattern[str]]) -> Any:
+    """``model`` with the ``precise`` attribute on every layer whose name matches one of
+    ``patterns``, through OpenVINO's IR text (the only way to set it from Python)."""
+    import openvino
+
+    with tempfile.TemporaryDirectory() as tmp:
+        xml = Path(tmp) / "model.xml"
+        openvino.save_model(model, xml, compress_to_fp16=False)
+        text = xml.read_text(encoding="utf-8")
+        weights = openvino.Tensor(np.fromfile(xml.with_suffix(".bin"), np.uint8))
+    kept = 0
+
+    def mark(match: re.Match[str]) -> str:
+        nonlocal kept
+        if not any(pattern.search(match.group(1)) for pattern in patterns):
+            return match.group(0)
+        kept += 1
+        attribute = '<attribute name="precise" version="0" value="dynamic:dynamic" />'
+        return f"{match.group(0)}\n<rt_info>{attribute}</rt_info>"
+
+    text = re.sub(
+        r'<layer id="\d+" name="([^"]*)" type="(?!Parameter|Result)[^"]*"[^>]*>', mark, text
+    )
+    print(f"  {kept} layers kept in fp32", file=sys.stderr)
+    return core.read_model(text.encode("utf-8"), weights)
 
 
 def _binary_iou(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8]) -> float:
@@ -167,6 +241,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="timed calls per runtime (0: none)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--fp32-layers",
+        nargs="+",
+        default=[],
+        metavar="REGEX",
+        help="layers kept in fp32 under bf16/f16 (mixed precision; see above)",
+    )
     args = parser.parse_args()
     if not any(name.endswith("fp32") for name in args.runtimes):
         parser.error("name at least one fp32 runtime: the reference")
@@ -183,7 +264,10 @@ def main() -> None:
     for model in args.models:
         removers = {
             name: Remover(
-                model, refine="none", settings=settings, sessions=FixedRuntime(name, args.threads)
+                model,
+                refine="none",
+                settings=settings,
+                sessions=FixedRuntime(name, args.threads, args.fp32_layers),
             )
             for name in args.runtimes
         }

@@ -413,3 +413,17 @@ def test_any_model_name_is_passed_to_the_library(photos: Path) -> None:
     assert "unknown model 'no-such-model'" in done.stderr.decode()
     assert "Traceback" not in done.stderr.decode()
     assert not list(photos.rglob("*.cutout.*"))
+
+
+def test_a_model_that_will_not_load_fails_the_run_once(photos: Path, tmp_path: Path) -> None:
+    # The model loads beside the first decode; its failure still ends the run, with one
+    # message and no output (here: a runtime that cannot run on the device asked for).
+    done = run(
+        "remove", str(photos), "--out-dir", str(tmp_path / "out"), "-m", "fast",
+        env={"ALPHACUT_RUNTIME": "openvino", "ALPHACUT_DEVICE": "cuda"},
+    )  # fmt: skip
+    text = done.stderr.decode()
+    assert done.returncode == 1
+    assert text.count("needs runtime onnxruntime") == 1, text
+    assert "Traceback" not in text
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

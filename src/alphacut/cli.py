@@ -283,6 +283,8 @@ def remove(
         ),
     ] = False,
 ) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
     from PIL import Image
 
     from alphacut.batch import Outcome, run_pipeline
@@ -304,9 +306,15 @@ def remove(
             if not jobs:
                 return
         remover = Remover(model, refine=refine)
-        remover.load()  # fail once, clearly, if the model is missing
+        if not remover.installed():
+            remover.load()  # fail once, clearly: the model is missing
     except AlphacutError as exc:
         _fail(exc.message, 2 if isinstance(exc, InvalidInputError) else 1)
+    # The model loads (OpenVINO's import and compile, 0.2-0.5 s) while the first photo is read
+    # and decoded; the first prediction waits for it.
+    starter = ThreadPoolExecutor(1, thread_name_prefix="alphacut-model-load")
+    loading = starter.submit(remover.load)
+    starter.shutdown(wait=False)
 
     inputs_resolved = {job.source.resolve() for job in jobs if job.source is not None}
     failures = 0
@@ -321,6 +329,10 @@ def remove(
         return remover.decode(job.source if job.source is not None else sys.stdin.buffer)
 
     def predict(job: Job, decoded: DecodedImage) -> Image.Image:
+        try:
+            loading.result()
+        except AlphacutError as exc:  # a file that would not load: once, for the whole run
+            _fail(exc.message)
         return remover.predict(decoded)
 
     def finish(job: Job, decoded: DecodedImage, alpha: Image.Image) -> Cutout:

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from alphacut.models.registry import CATALOGUE, DEFAULT_TARGETS
@@ -17,9 +17,16 @@ Runtime = Literal["auto", "onnxruntime", "openvino"]
 Refine = Literal["auto", "none", "edges", "zoom", "consensus"]
 
 
+def _cache_home() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")) / "alphacut"
+
+
 def _default_model_dir() -> Path:
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "alphacut" / "models"
+    return _cache_home() / "models"
+
+
+def _default_compile_cache() -> Path:
+    return _cache_home() / "compiled"
 
 
 class Settings(BaseSettings):
@@ -71,6 +78,13 @@ class Settings(BaseSettings):
         description="Model runtime: auto (onnxruntime on CUDA where a GPU is used, else "
         "OpenVINO: bf16 for the models bf16 keeps where the CPU has native bf16 (AVX512_BF16 "
         "or AMX), else fp32), onnxruntime, or openvino (CPU only).",
+    )
+    compile_cache_dir: Path | None = Field(
+        default_factory=_default_compile_cache,
+        description="Where OpenVINO keeps the models it compiled for this CPU, so that the "
+        "next process loads them instead of compiling again (a CLI run starts about 0.5 s "
+        "sooner). Created private (0700); not used when others can write to it. Empty: no "
+        "cache.",
     )
     inference_threads: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
@@ -246,6 +260,11 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(
         300.0, gt=0, description="How often expired result files are deleted."
     )
+
+    @field_validator("compile_cache_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value in ("", None) else value
 
     @model_validator(mode="after")
     def _known_models(self) -> Self:

@@ -11,9 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-from PIL import Image
 
-from alphacut.engine.pipeline import Remover
+from alphacut.engine.sessions import OnnxModel, OpenVinoModel
 from alphacut.errors import ServiceBusyError
 from alphacut.service.work import WorkQueue
 from servers import Server
@@ -86,14 +85,16 @@ def test_full_inference_queue_answers_503_at_once(
     busy: Server = make_server(inference_workers=1, inference_queue=0, retry_after_seconds=3)
     release = threading.Event()
     entered = threading.Event()
-    real_predict = Remover.predict
+    # The model's pass is what holds the one slot: hold it there.
+    for kind in (OnnxModel, OpenVinoModel):
+        real_run = kind.run
 
-    def held_predict(self: Remover, *args: Any) -> Image.Image:
-        entered.set()
-        release.wait(30)
-        return real_predict(self, *args)
+        def held_run(self: Any, tensor: Any, _real: Any = real_run) -> Any:
+            entered.set()
+            release.wait(30)
+            return _real(self, tensor)
 
-    monkeypatch.setattr(Remover, "predict", held_predict)
+        monkeypatch.setattr(kind, "run", held_run)
     with busy.client(busy.new_key()) as api:
         image = api.post(
             "/v1/images/upload", data={"name": "a"}, files={"image": ("a", photo.read_bytes())}

@@ -43,10 +43,23 @@ def test_parse_color_rejects(bad: str | tuple[int, ...]) -> None:
 
 
 def test_cutout_zeroes_colour_where_fully_transparent() -> None:
-    rgb = Image.new("RGB", (3, 1), (10, 20, 30))
+    rgb = np.asarray(Image.new("RGB", (3, 1), (10, 20, 30)))
     alpha = np.array([[0, 1, 255]], dtype=np.uint8)
-    out = cutout_array(rgb, Image.fromarray(alpha))
+    out = cutout_array(rgb, alpha)
     assert out.tolist() == [[[0, 0, 0, 0], [10, 20, 30, 1], [10, 20, 30, 255]]]
+    assert out.flags.writeable and not np.shares_memory(out, rgb)
+
+
+def test_cutout_takes_views_and_matches_pillows_putalpha() -> None:
+    rng = np.random.default_rng(5)
+    photo = rng.integers(0, 256, (40, 60, 4), dtype=np.uint8)
+    rgb, alpha = photo[..., :3], photo[:, :, 3]  # strided views, as crops and channels are
+    alpha[::3] = 0
+    expected = Image.fromarray(np.ascontiguousarray(rgb))
+    expected.putalpha(Image.fromarray(np.ascontiguousarray(alpha)))
+    reference = np.array(expected)
+    reference[reference[..., 3] == 0] = 0
+    assert np.array_equal(cutout_array(rgb, alpha), reference)
 
 
 def test_background_blends_by_alpha() -> None:

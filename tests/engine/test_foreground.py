@@ -66,3 +66,15 @@ def test_a_mask_with_no_soft_pixels_changes_nothing() -> None:
     estimated = estimate_foreground(photo, mask)
     assert np.array_equal(estimated, photo)
     assert estimated is not photo
+
+
+def test_threads_share_the_tiles_and_change_no_pixel() -> None:
+    rng = np.random.default_rng(3)
+    photo = rng.integers(0, 256, (700, 900, 3), dtype=np.uint8)
+    noise = cv2.GaussianBlur(rng.random((700, 900), dtype=np.float32), (0, 0), 25)
+    mask = _u8(np.clip((noise - noise.mean()) * 40 + 0.5, 0, 1))  # soft, winding contours
+    one = estimate_foreground(photo, mask)
+    tiles = int(np.count_nonzero(((mask > 0) & (mask < 255))[::64, ::64]))
+    assert tiles >= 2 * 32, "enough soft tiles for two threads"
+    for threads in (2, 3, 8):
+        assert np.array_equal(estimate_foreground(photo, mask, threads=threads), one)

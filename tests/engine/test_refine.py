@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
+import numpy.typing as npt
 import pytest
 from PIL import Image
 
 from alphacut import Remover
 from alphacut.config import Settings
 from alphacut.engine.pipeline import resolve_refine
-from alphacut.engine.refine import ZOOM_PAD, agree, firm_alpha, zoom_box
+from alphacut.engine.refine import EDGE_BAND, EDGE_FADE, ZOOM_PAD, agree, firm_alpha, zoom_box
 from alphacut.errors import InvalidInputError, ModelNotInstalledError
 
 
@@ -92,6 +94,31 @@ def test_firming_never_moves_a_pixel_across_one_half() -> None:
     alpha = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
     firmed = _firm(alpha, 2.0)
     assert np.array_equal(firmed >= 128, alpha >= 128)
+
+
+def _firm_everywhere(alpha: npt.NDArray[np.uint8], model_pixel: float) -> npt.NDArray[np.uint8]:
+    """The definition of firm_alpha, computed for every pixel (the function itself touches
+    only the ring between band and band + fade)."""
+    hard = (alpha >= 128).astype(np.uint8)
+    distance = np.asarray(cv2.distanceTransform(hard, cv2.DIST_L2, 3), np.float32)
+    distance += np.asarray(cv2.distanceTransform(1 - hard, cv2.DIST_L2, 3), np.float32)
+    scale = max(model_pixel, 1.0)
+    keep = np.clip(1.0 - (distance - EDGE_BAND * scale) / (EDGE_FADE * scale), 0.0, 1.0)
+    settled = hard * np.float32(255.0)
+    firmed = np.clip(settled + (alpha - settled) * keep + 0.5, 0, 255)
+    return np.asarray(firmed, np.float32).astype(np.uint8)
+
+
+@pytest.mark.parametrize("model_pixel", [0.5, 1.0, 2.7, 12.5])
+def test_firming_only_the_ring_is_bit_exact_with_the_definition(model_pixel: float) -> None:
+    rng = np.random.default_rng(7)
+    noise = rng.integers(0, 256, (97, 131), dtype=np.uint8)
+    spots = ((rng.random((180, 240)) > 0.6) * 255).astype(np.uint8)
+    blobs = np.asarray(cv2.GaussianBlur(spots, (0, 0), 4), np.uint8)
+    strided = blobs[::2, 1::2]  # not contiguous
+    alphas: list[npt.NDArray[np.uint8]] = [noise, blobs, strided]
+    for alpha in alphas:
+        assert np.array_equal(firm_alpha(alpha, model_pixel), _firm_everywhere(alpha, model_pixel))
 
 
 def test_edges_is_the_plain_pass_firmed_and_without_the_old_backgrounds_colour(

@@ -191,6 +191,48 @@ def test_openvino_session_settings_and_threads(fast_path: Path, bf16: bool) -> N
         assert precision == "f32"
 
 
+def test_openvino_keeps_what_it_compiled_in_a_private_cache(
+    fast_path: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "compiled"
+    tensor = np.linspace(-2, 2, 3 * 320 * 320, dtype=np.float32).reshape(1, 3, 320, 320)
+    plain = SessionCache().get(fast_path, output=None, device="cpu", threads=1, runtime="openvino")
+    first = SessionCache().get(
+        fast_path, output=None, device="cpu", threads=1, runtime="openvino", cache_dir=cache
+    )
+    assert cache.stat().st_mode & 0o777 == 0o700
+    blobs = sorted(cache.iterdir())
+    assert blobs, "the compiled model was kept"
+    again = SessionCache().get(
+        fast_path, output=None, device="cpu", threads=1, runtime="openvino", cache_dir=cache
+    )
+    assert sorted(cache.iterdir()) == blobs  # loaded from the cache, not compiled anew
+    for loaded in (first, again):
+        np.testing.assert_array_equal(loaded.run(tensor), plain.run(tensor))
+
+
+def test_a_compile_cache_others_can_write_to_is_not_used(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    assert sessions.compile_cache(shared) is None
+    assert "chmod 700" in caplog.text
+    a_file = tmp_path / "file"
+    a_file.write_bytes(b"")
+    assert sessions.compile_cache(a_file) is None
+    assert sessions.compile_cache(a_file / "below") is None  # cannot be created
+    assert sessions.compile_cache(None) is None
+    private = tmp_path / "private" / "compiled"
+    assert sessions.compile_cache(private) == private
+
+
+def test_an_empty_compile_cache_setting_means_no_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALPHACUT_COMPILE_CACHE_DIR", "")
+    assert Settings().compile_cache_dir is None
+
+
 def test_openvino_runs_safely_from_many_threads(fast_path: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 

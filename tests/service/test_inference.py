@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from alphacut.config import Settings
+from alphacut.engine import pipeline
 from alphacut.engine.pipeline import Remover
 from alphacut.errors import NotFoundError
 from alphacut.service.inference import InferenceJob, LocalInference, OutputSpec
@@ -95,26 +96,53 @@ def test_removers_are_made_once_per_model_and_refinement(
 def test_only_model_work_holds_the_model_slot(
     local: LocalInference, photo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Decoding and encoding run while the model's queue is empty (its one slot free)."""
-    seen: dict[str, int] = {}
+    """Decoding, resizing to and from the model's size, refining, composing and encoding run
+    while the model's queue is empty (its one slot free); the model's pass alone holds it."""
+    seen: dict[str, list[int]] = {}
+
+    def watch(owner: Any, name: str) -> None:
+        original = getattr(owner, name)
+
+        def watching(*args: Any, **kwargs: Any) -> Any:
+            seen.setdefault(name, []).append(local.inference_queue.pending)
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, watching)
+
     remover = local.remover("fast")
-    for name in ("compose", "predict"):
-        original = getattr(remover, name)
-
-        def watching(*args: Any, _name: str = name, _original: Any = original) -> Any:
-            seen[_name] = local.inference_queue.pending
-            return _original(*args)
-
-        monkeypatch.setattr(remover, name, watching)
-    real_decode = Image.open
-
-    def watched_open(*args: Any, **kwargs: Any) -> Any:
-        seen.setdefault("decode", local.inference_queue.pending)
-        return real_decode(*args, **kwargs)
-
-    monkeypatch.setattr(Image, "open", watched_open)
+    loaded = remover.load()
+    watch(type(loaded), "run")
+    watch(remover, "compose")
+    for stage in ("preprocess", "postprocess", "firm_alpha"):
+        watch(pipeline, stage)
+    watch(Image, "open")
     local.submit(InferenceJob(model="fast", data=photo.read_bytes()))
-    assert seen == {"decode": 0, "predict": 1, "compose": 0}
+    assert seen == {
+        "open": [0],
+        "preprocess": [0],
+        "run": [1],
+        "postprocess": [0],
+        "firm_alpha": [0],
+        "compose": [0],
+    }
+
+
+def test_each_model_pass_takes_the_slot_on_its_own(
+    local: LocalInference, photo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """consensus runs two models: two passes, each in the slot, the work between outside."""
+    pending: list[int] = []
+    for kind in {type(local.remover("precise").load()), type(local.remover("fast").load())}:
+        original = kind.run
+
+        def watching(self: Any, tensor: Any, _original: Any = original) -> Any:
+            pending.append(local.inference_queue.pending)
+            return _original(self, tensor)
+
+        monkeypatch.setattr(kind, "run", watching)
+    local.submit(InferenceJob(model="precise", refine="consensus", data=photo.read_bytes()))
+    assert pending == [1, 1]
+    assert local.inference_queue.pending == 0
 
 
 def test_a_stored_image_deleted_before_its_turn_is_a_404(local: LocalInference) -> None:

@@ -762,11 +762,13 @@ def _upright(image: Image.Image) -> tuple[Image.Image, int]:
         )
     try:
         orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+        turned = isinstance(orientation, int) and 2 <= orientation <= 8
+        if not turned:  # upright already (exif_transpose would return a copy: 36 MB at 12 MP)
+            return image, 1
         upright = ImageOps.exif_transpose(image)
     except _DECODE_ERRORS:
         return image, 1  # unreadable EXIF: keep the pixels as stored
-    turned = isinstance(orientation, int) and 2 <= orientation <= 8
-    return upright, orientation if turned else 1
+    return upright, orientation
 
 
 def _to_rgb(image: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:

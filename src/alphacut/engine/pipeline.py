@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,6 +36,9 @@ from alphacut.errors import InvalidInputError, ModelNotInstalledError
 from alphacut.files import write_atomic
 from alphacut.models.registry import ModelSpec, Recipe
 from alphacut.models.store import ModelStatus, ModelStore, configured_models
+
+ModelRunner = Callable[[LoadedModel, npt.NDArray[np.float32]], npt.NDArray[np.float32]]
+"""How :meth:`Remover.predict` runs a model pass: ``run(model, tensor) -> output``."""
 
 _WHITE: RGBA = (255, 255, 255, 255)
 REFINES = ("none", "edges", "zoom", "consensus")
@@ -262,6 +265,7 @@ class Remover:
             bf16=self.spec.bf16,
             max_loaded=self.settings.max_loaded_models,
             pinned=self.spec.name in configured_models(self.settings),
+            cache_dir=self.settings.compile_cache_dir,
         )
         if self._checker is not None:
             try:
@@ -275,7 +279,7 @@ class Remover:
 
     def predict_mask(self, image: Image.Image) -> Image.Image:
         """The model's mask for an image, resized to the image's size (mode ``L``)."""
-        return self._predict(image.convert("RGB"), {})
+        return self._predict(image.convert("RGB"), {}, _run_here)
 
     def remove(
         self,
@@ -298,16 +302,21 @@ class Remover:
         return decode(source, self._limits)
 
     def predict(
-        self, decoded: DecodedImage, timings: dict[str, float] | None = None
+        self,
+        decoded: DecodedImage,
+        timings: dict[str, float] | None = None,
+        run: ModelRunner | None = None,
     ) -> Image.Image:
-        """The model's work alone: the refined mask (mode ``L``) of a decoded photo, at its
-        size. With :meth:`compose`, :meth:`remove` in two steps, so that a service can run
-        this one where its models are and decoding and encoding elsewhere."""
+        """The refined mask (mode ``L``) of a decoded photo, at its size: the model's pass(es)
+        and the image work around them. With :meth:`compose`, :meth:`remove` in two steps, so
+        that a service can run this one where its models are and decoding and encoding
+        elsewhere. ``run(model, tensor)`` runs each model pass (default: right here), so that
+        a service can hold its inference slot for the model's work alone."""
         image = decoded.image
         if image.mode == "RGBA":
             # Transparent areas may hold any colour; show the model what a viewer would see.
             image = on_background(image, _WHITE)
-        return self._predict(image, timings if timings is not None else {})
+        return self._predict(image, timings if timings is not None else {}, run or _run_here)
 
     def compose(
         self, decoded: DecodedImage, mask: Image.Image, timings: dict[str, float] | None = None
@@ -322,14 +331,16 @@ class Remover:
             input_alpha = image.getchannel("A")
             image = image.convert("RGB")
         with _timed(timings, "compose"):
+            rgb = np.asarray(image)
             if self.refine != "none":
                 # Where the model's alpha is soft the photo mixes subject and background; an
                 # input's own transparency mixes nothing, so it is applied after.
-                colours = estimate_foreground(np.asarray(image), np.asarray(mask))
-                image = Image.fromarray(colours, "RGB")
+                rgb = estimate_foreground(
+                    rgb, np.asarray(mask), threads=self.settings.image_threads
+                )
             if input_alpha is not None:
                 mask = ImageChops.multiply(mask, input_alpha)
-            rgba = cutout_array(image, mask)
+            rgba = cutout_array(rgb, np.asarray(mask))
         return Cutout(
             rgba,
             icc_profile=decoded.icc_profile,
@@ -338,35 +349,41 @@ class Remover:
             settings=self.settings,
         )
 
-    def _predict(self, image: Image.Image, timings: dict[str, float]) -> Image.Image:
-        mask = self._model_mask(image, timings)
+    def _predict(
+        self, image: Image.Image, timings: dict[str, float], run: ModelRunner
+    ) -> Image.Image:
+        mask = self._model_mask(image, timings, run)
         if self.refine == "zoom":
             with _timed(timings, "refine"):
                 box = zoom_box(mask)
             if box is not None:
-                detail = self._model_mask(image.crop(box), timings)
+                detail = self._model_mask(image.crop(box), timings, run)
                 with _timed(timings, "refine"):
                     mask.paste(detail, box[:2])
         if self._checker is not None:
             with _timed(timings, "check"):
-                found = self._checker._model_output(image, {})
+                found = self._checker._model_output(image, {}, run)
             with _timed(timings, "refine"):
                 mask = Image.fromarray(agree(np.asarray(mask), found), "L")
         return mask
 
-    def _model_output(self, image: Image.Image, timings: dict[str, float]) -> npt.NDArray[np.uint8]:
+    def _model_output(
+        self, image: Image.Image, timings: dict[str, float], run: ModelRunner | None = None
+    ) -> npt.NDArray[np.uint8]:
         """One pass of the model over ``image``: its mask at the model's input size."""
         loaded = self.load()
         with _timed(timings, "preprocess"):
             tensor = preprocess(self.recipe, image, threads=self.settings.image_threads)
         with _timed(timings, "inference"):
-            output = loaded.run(tensor)
+            output = (run or _run_here)(loaded, tensor)
         with _timed(timings, "postprocess"):
             return postprocess(self.recipe, output)
 
-    def _model_mask(self, image: Image.Image, timings: dict[str, float]) -> Image.Image:
+    def _model_mask(
+        self, image: Image.Image, timings: dict[str, float], run: ModelRunner
+    ) -> Image.Image:
         """One pass of the model over ``image``: its mask at the image's size."""
-        small = Image.fromarray(self._model_output(image, timings), "L")
+        small = Image.fromarray(self._model_output(image, timings, run), "L")
         with _timed(timings, "postprocess"):
             mask = small.resize(image.size, Image.Resampling.LANCZOS)
         if self.refine != "none":
@@ -374,6 +391,10 @@ class Remover:
                 model_pixel = max(image.size) / self.recipe.size
                 mask = Image.fromarray(firm_alpha(np.asarray(mask), model_pixel), "L")
         return mask
+
+
+def _run_here(loaded: LoadedModel, tensor: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    return loaded.run(tensor)
 
 
 @contextmanager

@@ -33,8 +33,10 @@ _MIN_PARALLEL_PIXELS = 250_000
 
 
 @lru_cache(maxsize=8)
-def _pool(threads: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="alphacut-resize")
+def pool(threads: int) -> ThreadPoolExecutor:
+    """The process's pool of ``threads`` threads for splitting one image's work (its tasks
+    never wait on other tasks of the pool)."""
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="alphacut-image")
 
 
 def _strip_count(threads: int, image: Image.Image, width: int) -> int:
@@ -93,6 +95,6 @@ def resize(
         return image.resize((step, height), resample, box=box)
 
     out = Image.new(image.mode, size)
-    for index, piece in enumerate(_pool(threads).map(strip, range(strips))):
+    for index, piece in enumerate(pool(threads).map(strip, range(strips))):
         out.paste(piece, (index * step, 0))
     return out

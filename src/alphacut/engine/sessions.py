@@ -25,6 +25,7 @@ import gc
 import logging
 import os
 import queue
+import stat
 import threading
 import time
 from collections import OrderedDict
@@ -261,9 +262,11 @@ class SessionCache:
         bf16: bool = False,
         max_loaded: int | None = None,
         pinned: bool = False,
+        cache_dir: Path | None = None,
     ) -> LoadedModel:
         """The model at ``path``, loaded once; ``bf16``: whether bf16 keeps this model's masks
-        (else it runs in fp32 wherever it runs)."""
+        (else it runs in fp32 wherever it runs); ``cache_dir``: where OpenVINO may keep what it
+        compiled (:func:`compile_cache`)."""
         key = (str(path), runtime, device, threads, bf16)
         loaded = self._hit(key, pinned)
         if loaded is not None:
@@ -274,7 +277,7 @@ class SessionCache:
                 return loaded
             if max_loaded is not None:
                 self._make_room(max_loaded, path.name, pinned)
-            loaded = self._load(path, output, device, threads, runtime, bf16)
+            loaded = self._load(path, output, device, threads, runtime, bf16, cache_dir)
             with self._lock:
                 self._models[key] = loaded
                 if pinned:
@@ -319,13 +322,14 @@ class SessionCache:
         threads: int,
         runtime: Runtime,
         bf16: bool,
+        cache_dir: Path | None,
     ) -> LoadedModel:
         started, before = time.perf_counter(), resident_bytes()
         choice = resolve_runtime(runtime, device, bf16=bf16)
         try:
             if choice.runtime == "openvino":
                 loaded: LoadedModel = _load_openvino(
-                    path, output=output, threads=threads, choice=choice
+                    path, output=output, threads=threads, choice=choice, cache_dir=cache_dir
                 )
             else:
                 loaded = _load(path, output=output, device=device, threads=threads, choice=choice)
@@ -395,23 +399,59 @@ def _load(
     )
 
 
+def compile_cache(directory: Path | None) -> Path | None:
+    """``directory`` made ready to hold OpenVINO's compiled models, or None where it must not
+    be used. What is there is loaded as compiled code for this process, so the directory must
+    be private: created 0700, refused (with a warning; the model is then compiled as if there
+    were no cache) when another user owns it or others can write to it. OpenVINO keys each
+    entry by the model file's contents, the compile options and its own version, so a changed
+    model or an upgrade never loads a stale one."""
+    if directory is None:
+        return None
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = directory.stat()
+    except OSError as exc:
+        log.warning("compile cache %s not used: %s", directory, exc)
+        return None
+    owner = os.getuid() if hasattr(os, "getuid") else info.st_uid
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != owner or info.st_mode & 0o022:
+        log.warning(
+            "compile cache %s not used: it must be a directory of this user's that no one "
+            "else can write to (chmod 700)",
+            directory,
+        )
+        return None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        log.warning("compile cache %s not used: not writable", directory)
+        return None
+    return directory
+
+
 def _load_openvino(
-    path: Path, *, output: str | None, threads: int, choice: RuntimeChoice
+    path: Path,
+    *,
+    output: str | None,
+    threads: int,
+    choice: RuntimeChoice,
+    cache_dir: Path | None = None,
 ) -> OpenVinoModel:
     """The ONNX file compiled by OpenVINO for the CPU, in ``choice.precision``. The precision
-    is always set: on a CPU with native bf16 OpenVINO's own default is bf16."""
+    is always set: on a CPU with native bf16 OpenVINO's own default is bf16. With a usable
+    ``cache_dir`` (:func:`compile_cache`) a model compiled before is loaded from there: the
+    file's path is given to OpenVINO, which then skips reading the ONNX graph altogether."""
     core = _openvino_core()
     if core is None:  # resolve_runtime chose OpenVINO, so it was importable
         raise DeviceUnavailableError("the openvino package is not installed")
-    compiled = core.compile_model(
-        core.read_model(str(path)),
-        "CPU",
-        {
-            "INFERENCE_PRECISION_HINT": "bf16" if choice.precision == "bf16" else "f32",
-            "INFERENCE_NUM_THREADS": threads,
-            "PERFORMANCE_HINT": "LATENCY",  # one stream: one call at a time uses every thread
-        },
-    )
+    config: dict[str, Any] = {
+        "INFERENCE_PRECISION_HINT": "bf16" if choice.precision == "bf16" else "f32",
+        "INFERENCE_NUM_THREADS": threads,
+        "PERFORMANCE_HINT": "LATENCY",  # one stream: one call at a time uses every thread
+    }
+    cache = compile_cache(cache_dir)
+    if cache is not None:
+        config["CACHE_DIR"] = str(cache)
+    compiled = core.compile_model(str(path), "CPU", config)
     port = compiled.output(output) if output else compiled.output(0)
     return OpenVinoModel(compiled, port, choice)
 

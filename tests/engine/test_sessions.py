@@ -211,6 +211,17 @@ def test_openvino_keeps_what_it_compiled_in_a_private_cache(
         np.testing.assert_array_equal(loaded.run(tensor), plain.run(tensor))
 
 
+def test_each_verified_model_file_has_its_own_compile_cache(
+    settings: Settings, tmp_path: Path
+) -> None:
+    configured = settings.model_copy(update={"compile_cache_dir": tmp_path, "runtime": "openvino"})
+    remover = Remover("fast", refine="none", settings=configured, sessions=SessionCache())
+    remover.load()
+    digest = MODELS["u2netp"].checksum.hexdigest[:16]
+    assert [path.name for path in tmp_path.iterdir()] == [f"u2netp-{digest}"]
+    assert any((tmp_path / f"u2netp-{digest}").iterdir())
+
+
 def test_a_compile_cache_others_can_write_to_is_not_used(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

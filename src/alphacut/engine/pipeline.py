@@ -265,7 +265,7 @@ class Remover:
             bf16=self.spec.bf16,
             max_loaded=self.settings.max_loaded_models,
             pinned=self.spec.name in configured_models(self.settings),
-            cache_dir=self.settings.compile_cache_dir,
+            cache_dir=_compile_cache(self.settings, self.spec),
         )
         if self._checker is not None:
             try:
@@ -391,6 +391,14 @@ class Remover:
                 model_pixel = max(image.size) / self.recipe.size
                 mask = Image.fromarray(firm_alpha(np.asarray(mask), model_pixel), "L")
         return mask
+
+
+def _compile_cache(settings: Settings, spec: ModelSpec) -> Path | None:
+    """Where OpenVINO may keep this model compiled: a folder per verified content. OpenVINO
+    keys what it keeps by the file's path, size and modification time; the folder's name (the
+    model's checksum) makes the key the file's content as well."""
+    root = settings.compile_cache_dir
+    return None if root is None else root / f"{spec.name}-{spec.checksum.hexdigest[:16]}"
 
 
 def _run_here(loaded: LoadedModel, tensor: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

@@ -404,8 +404,10 @@ def compile_cache(directory: Path | None) -> Path | None:
     be used. What is there is loaded as compiled code for this process, so the directory must
     be private: created 0700, refused (with a warning; the model is then compiled as if there
     were no cache) when another user owns it or others can write to it. OpenVINO keys each
-    entry by the model file's contents, the compile options and its own version, so a changed
-    model or an upgrade never loads a stale one."""
+    entry by the model file's path, size and modification time, the compile options and its
+    own version; callers give each verified model file a folder of its own, named by its
+    checksum (``Remover.load``), so a different file at the same path never loads another's
+    compiled code."""
     if directory is None:
         return None
     try:

@@ -12,9 +12,8 @@ a model, alone, on the inference queue: a model slot is held only while a model 
 a resize, a refinement or a PNG encoder, so the next job's model pass starts as soon as this
 one's ends (12 MP: the slot's share of a job fell from about 0.5 s to the model's 0.18 s).
 The whole job is costed and holds its share of the memory budget from the first hop to the
-last. Its
-:class:`~alphacut.engine.pipeline.Remover` objects are made once per (model, refinement)
-and kept; the models named in ``ALPHACUT_LOAD_MODELS`` are loaded at start-up, and
+last. Its :class:`~alphacut.engine.pipeline.Remover` objects are made once per (model,
+refinement) and kept; the models named in ``ALPHACUT_LOAD_MODELS`` are loaded at start-up, and
 :meth:`LocalInference.readiness` says ``loading`` until they are (``/readyz`` answers 503
 meanwhile).
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import cast
@@ -237,6 +238,20 @@ def test_a_compile_cache_others_can_write_to_is_not_used(
     assert sessions.compile_cache(None) is None
     private = tmp_path / "private" / "compiled"
     assert sessions.compile_cache(private) == private
+
+
+def test_a_compile_cache_keeps_only_its_newest_entries(tmp_path: Path) -> None:
+    folder = tmp_path / "u2netp-0123"
+    folder.mkdir(mode=0o700)
+    for age in range(7):
+        blob = folder / f"{age}.blob"
+        blob.write_bytes(b"compiled")
+        os.utime(blob, (1_000_000 - age * 60, 1_000_000 - age * 60))  # 0 is the newest
+    (folder / "notes.txt").write_text("not ours")
+    assert sessions.compile_cache(folder) == folder
+    kept = sorted(path.name for path in folder.iterdir())
+    newest = [f"{age}.blob" for age in range(sessions.KEPT_COMPILES)]
+    assert kept == sorted([*newest, "notes.txt"])
 
 
 def test_an_empty_compile_cache_setting_means_no_cache(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,6 +21,7 @@ docs/performance.md).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -427,7 +428,31 @@ def compile_cache(directory: Path | None) -> Path | None:
     if not os.access(directory, os.W_OK | os.X_OK):
         log.warning("compile cache %s not used: not writable", directory)
         return None
+    _sweep(directory)
     return directory
+
+
+KEPT_COMPILES = 4
+"""Compiled entries kept per model folder (one per thread count, precision and OpenVINO
+version: IS-Net's are 177 MB each), newest first; an older configuration that comes back is
+compiled again."""
+
+
+def _sweep(directory: Path) -> None:
+    """Delete all but the ``KEPT_COMPILES`` newest compiled entries in ``directory`` (a file
+    another process still reads stays readable to it until closed)."""
+    entries = []
+    for entry in directory.glob("*.blob"):
+        with contextlib.suppress(OSError):
+            entries.append((entry.stat().st_mtime, entry))
+    entries.sort(reverse=True)
+    for _, old in entries[KEPT_COMPILES:]:
+        try:
+            old.unlink()
+        except OSError as exc:
+            log.warning("compile cache: could not delete %s: %s", old, exc)
+        else:
+            log.info("compile cache: deleted %s (older than the %d kept)", old, KEPT_COMPILES)
 
 
 def _load_openvino(

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from alphacut.engine.resize import pool
+from alphacut.engine.threads import pool
 
 WIDE_WINDOW = 90  # box side in pixels: the first pass gathers colour from far around the edge
 NARROW_WINDOW = 6  # box side in pixels: the second pass, seeded by the first, keeps detail
@@ -71,7 +71,7 @@ def estimate_foreground(
     if shares <= 1:
         narrow(regions)
     else:  # interleaved, so that each thread gets some of every part of the contour
-        list(pool(shares).map(narrow, [regions[index::shares] for index in range(shares)]))
+        list(pool(shares, "image").map(narrow, [regions[index::shares] for index in range(shares)]))
     return out
 
 

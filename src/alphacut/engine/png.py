@@ -16,23 +16,18 @@ from __future__ import annotations
 
 import struct
 import zlib
-from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
 from zlib_ng import zlib_ng
+
+from alphacut.engine.threads import pool
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type
 _FILTER_UP = 2
 _MIN_PIECE_BYTES = 1 << 20  # below this, threads cost more than they save
 _IDAT_MAX = 1 << 30
-
-
-@lru_cache(maxsize=8)
-def _pool(threads: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="alphacut-png")
 
 
 def _chunk(tag: bytes, data: bytes) -> bytes:
@@ -65,7 +60,7 @@ def _deflate(filtered: npt.NDArray[np.uint8], level: int, threads: int) -> bytes
     if pieces == 1 or threads == 1:
         parts = [deflate_piece(i) for i in range(pieces)]
     else:
-        parts = list(_pool(threads).map(deflate_piece, range(pieces)))
+        parts = list(pool(threads, "png").map(deflate_piece, range(pieces)))
     # zlib header: deflate with a 32 KiB window, no preset dictionary (0x78 0x01 is a valid
     # check value; the level bits are informative only).
     adler = zlib_ng.adler32(filtered)

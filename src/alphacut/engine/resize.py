@@ -23,20 +23,13 @@ Pillow's exact result).
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
 
 from PIL import Image
 
+from alphacut.engine.threads import pool
+
 # Below this many source pixels a second thread costs more than it saves.
 _MIN_PARALLEL_PIXELS = 250_000
-
-
-@lru_cache(maxsize=8)
-def pool(threads: int) -> ThreadPoolExecutor:
-    """The process's pool of ``threads`` threads for splitting one image's work (its tasks
-    never wait on other tasks of the pool)."""
-    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="alphacut-image")
 
 
 def _strip_count(threads: int, image: Image.Image, width: int) -> int:
@@ -95,6 +88,6 @@ def resize(
         return image.resize((step, height), resample, box=box)
 
     out = Image.new(image.mode, size)
-    for index, piece in enumerate(pool(threads).map(strip, range(strips))):
+    for index, piece in enumerate(pool(threads, "image").map(strip, range(strips))):
         out.paste(piece, (index * step, 0))
     return out

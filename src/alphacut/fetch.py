@@ -13,8 +13,10 @@
 - One deadline covers the whole fetch: name resolution, connecting, TLS, the response head,
   the body and every redirect. Each socket operation gets only the time left, so an origin
   that drips its headers one byte at a time is cut off on time like one that drips its body.
-- The body is streamed with a byte limit; proxies from the environment are ignored (a proxy
-  would connect on our behalf, unchecked).
+- The body is streamed with a byte limit (:func:`iter_body`, also the model downloader's
+  reader) counted on the bytes as they will be used, after at most one bounded layer of
+  gzip/deflate; proxies from the environment are ignored (a proxy would connect on our
+  behalf, unchecked).
 - ``trusted`` host:port pairs (a setting) skip the address check, e.g. an internal store.
 """
 
@@ -24,7 +26,8 @@ import ipaddress
 import socket
 import ssl
 import time
-from collections.abc import Iterable
+import zlib
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -43,6 +46,13 @@ _NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 _TEREDO = ipaddress.ip_network("2001::/32")
 _REDIRECTS = {301, 302, 303, 307, 308}
+# The content codings inflated (one layer at most), and the zlib window bits for each.
+_INFLATABLE = {
+    "gzip": 16 + zlib.MAX_WBITS,
+    "x-gzip": 16 + zlib.MAX_WBITS,
+    "deflate": zlib.MAX_WBITS,
+}
+_INFLATE_BLOCK = 1 << 16  # the most one inflate call may produce: checked after each
 # getaddrinfo cannot be given a timeout: it runs here and is waited for with the time left.
 _RESOLVER = ThreadPoolExecutor(max_workers=8, thread_name_prefix="alphacut-resolve")
 
@@ -55,6 +65,11 @@ class UrlNotAllowedError(AlphacutError):
 class FetchError(AlphacutError):
     status = 400
     code = "fetch_failed"
+
+
+class EncodingRefusedError(FetchError):
+    """The answer is content-encoded in a way that is not read: stacked or unknown codings
+    (or any coding, where the caller wants the bytes as served)."""
 
 
 def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -225,7 +240,13 @@ def fetch(url: str, policy: FetchPolicy) -> bytes:
     """The body of ``url`` (after vetted redirects), at most ``policy.max_bytes`` long."""
     deadline = _Deadline(time.monotonic() + policy.timeout)
     trusted = {_split_origin(origin) for origin in policy.trusted_origins}
-    headers = {"User-Agent": f"alphacut/{__version__}", "Accept": "image/*"}
+    # identity: images are compressed already; an origin that encodes anyway gets one layer
+    # inflated under the byte limit (iter_body).
+    headers = {
+        "User-Agent": f"alphacut/{__version__}",
+        "Accept": "image/*",
+        "Accept-Encoding": "identity",
+    }
     timeout = httpx.Timeout(policy.timeout)
     current = check_url(url)
     with httpx.Client(
@@ -248,14 +269,91 @@ def fetch(url: str, policy: FetchPolicy) -> bytes:
 
 
 def _read_body(response: httpx.Response, max_bytes: int, deadline: _Deadline) -> bytes:
-    declared = response.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise ImageTooLargeError(f"the image at the URL is larger than {max_bytes:,} bytes")
     body = bytearray()
-    for chunk in response.iter_bytes():
-        body += chunk
-        if len(body) > max_bytes:
-            raise ImageTooLargeError(f"the image at the URL is larger than {max_bytes:,} bytes")
-        if time.monotonic() > deadline.at:
-            raise FetchError("fetching the URL took too long")
+    for block in iter_body(response, max_bytes, deadline_at=deadline.at):
+        body += block
     return bytes(body)
+
+
+def _too_large(max_bytes: int) -> ImageTooLargeError:
+    return ImageTooLargeError(f"the image at the URL is larger than {max_bytes:,} bytes")
+
+
+def iter_body(
+    response: httpx.Response,
+    max_bytes: int,
+    *,
+    deadline_at: float | None = None,
+    inflate: bool = True,
+) -> Iterator[bytes]:
+    """The body of a streamed ``response`` in blocks, at most ``max_bytes`` in all, read raw
+    off the connection (httpx's ``iter_bytes`` would inflate whatever the origin names, in
+    one call per network chunk: a 10 KB ``gzip, gzip`` answer was 4 GiB in one call).
+
+    Requests should ask for ``Accept-Encoding: identity``. An answer encoded all the same
+    gets what imgproxy gives it (it asks for no compression, yet wraps a ``gzip`` answer in
+    one gzip reader under its size limit): exactly one layer of ``gzip`` or ``deflate`` is
+    inflated, each inflate call producing at most the room left under ``max_bytes`` (and
+    64 KiB), with the limit and ``deadline_at`` (a ``time.monotonic()`` value) checked after
+    every block. Stacked codings (``gzip, gzip``), unknown ones (``br``, ``zstd``...) and,
+    where ``inflate`` is False, any coding at all are refused before a byte is read
+    (:class:`EncodingRefusedError`). Over the limit: :class:`ImageTooLargeError`; past the
+    deadline: :class:`FetchError`. The raw bytes are bounded too (``max_bytes`` plus
+    deflate's worst-case growth), so trailing bytes after a compressed stream cannot run on.
+    """
+    codings = [
+        coding.strip().lower()
+        for coding in response.headers.get_list("content-encoding", split_commas=True)
+    ]
+    codings = [coding for coding in codings if coding not in ("", "identity")]
+    if codings and (not inflate or len(codings) > 1 or codings[0] not in _INFLATABLE):
+        named = ", ".join(codings)[:80]
+        accepted = "one layer of gzip or deflate" if inflate else "no content coding"
+        raise EncodingRefusedError(
+            f"the URL answered with Content-Encoding {named!r} although identity was asked "
+            f"for; {accepted} is accepted"
+        )
+    coding = codings[0] if codings else None
+    raw_limit = max_bytes if coding is None else max_bytes + max_bytes // 1024 + 1024
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > raw_limit:
+        raise _too_large(max_bytes)
+    inflater = zlib.decompressobj(_INFLATABLE[coding]) if coding is not None else None
+    raw = produced = 0
+    for chunk in response.iter_raw():
+        raw += len(chunk)
+        if raw > raw_limit:
+            raise _too_large(max_bytes)
+        if inflater is None:
+            produced += len(chunk)
+            if produced > max_bytes:
+                raise _too_large(max_bytes)
+            _check_deadline(deadline_at)
+            yield chunk
+            continue
+        data = chunk
+        while data and not inflater.eof:  # bytes after the stream's end are dropped
+            room = min(_INFLATE_BLOCK, max_bytes - produced + 1)
+            try:
+                block = inflater.decompress(data, room)
+            except zlib.error:
+                if coding != "deflate" or raw != len(chunk) or produced:
+                    raise FetchError(f"the URL's {coding} answer is corrupt") from None
+                # "deflate" is often sent raw, without its zlib wrapper (httpx and
+                # browsers accept both): once, from the first byte.
+                coding, inflater = "raw deflate", zlib.decompressobj(-zlib.MAX_WBITS)
+                continue
+            data = inflater.unconsumed_tail
+            produced += len(block)
+            if produced > max_bytes:
+                raise _too_large(max_bytes)
+            _check_deadline(deadline_at)
+            if block:
+                yield block
+    if inflater is not None and not inflater.eof:
+        raise FetchError(f"the URL's {coding} answer is cut off")
+
+
+def _check_deadline(deadline_at: float | None) -> None:
+    if deadline_at is not None and time.monotonic() > deadline_at:
+        raise FetchError("fetching the URL took too long")

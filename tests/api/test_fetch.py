@@ -3,11 +3,13 @@ origin (a setting) is the only way to a private address."""
 
 from __future__ import annotations
 
+import gzip
 import http.server
 import ipaddress
 import socket
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,15 @@ import httpx
 import pytest
 
 from alphacut.errors import ImageTooLargeError
-from alphacut.fetch import FetchError, FetchPolicy, UrlNotAllowedError, fetch, is_public_address
+from alphacut.fetch import (
+    EncodingRefusedError,
+    FetchError,
+    FetchPolicy,
+    UrlNotAllowedError,
+    fetch,
+    is_public_address,
+)
+from bombs import PeakRss, bomb_origin, gzip_zeros, stacked_gzip_zeros
 from servers import Server
 
 INTERNAL = [
@@ -306,3 +316,141 @@ def test_slow_origins_cannot_starve_requests_that_fetch_nothing(
     for thread in threads:
         thread.join(30)
     assert answers == [400, 400, 400]  # each timed out at its deadline: "fetching ... timed out"
+
+
+# Content-Encoding bombs (issue 22, item 1) -------------------------------------------------
+
+LIMIT = 4 << 20  # the bomb server's byte limits
+# Before the fix, 10 KB of `gzip, gzip` was inflated in one call per network chunk: a 4 GiB
+# bomb took 31 s and 8.6 GB of peak RSS against a 25 MiB limit. 1 GiB here keeps a run of
+# these tests on unfixed code survivable (~2 GB) while failing them.
+STACKED = ("gzip, gzip", 1 << 30)
+SINGLE = ("gzip", 256 << 20)  # one layer: inflated, but only up to the limit
+MAX_GROWTH_MB = 300  # peak RSS growth allowed over one bombed request (the limit is 4 MiB)
+SEEN: list[str] = []  # the Accept-Encoding of every request the bomb origin answered
+
+
+@pytest.fixture(scope="module")
+def bombs(photo: Path) -> Iterator[str]:
+    image = photo.read_bytes()
+    zlib_wrapped = zlib.compressobj(6, zlib.DEFLATED, zlib.MAX_WBITS)
+    raw_deflate = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    files = {
+        "/stacked.png": (STACKED[0], stacked_gzip_zeros(STACKED[1])),
+        "/single.png": (SINGLE[0], gzip_zeros(SINGLE[1])),
+        "/brotli.png": ("br", b"\x1b\x00\x00"),
+        "/gzip.jpg": ("gzip", gzip.compress(image)),
+        "/deflate.jpg": ("deflate", zlib_wrapped.compress(image) + zlib_wrapped.flush()),
+        "/raw-deflate.jpg": ("deflate", raw_deflate.compress(image) + raw_deflate.flush()),
+        "/cut.jpg": ("gzip", gzip.compress(image)[:-2000]),
+        "/plain.jpg": ("", image),
+    }
+    with bomb_origin(files, SEEN) as host:
+        yield host
+
+
+def test_a_stacked_encoding_bomb_is_refused_before_inflating(bombs: str) -> None:
+    started = time.monotonic()
+    with PeakRss() as rss, pytest.raises(EncodingRefusedError, match="gzip, gzip"):
+        fetch(f"http://{bombs}/stacked.png", policy(bombs, max_bytes=LIMIT))
+    assert time.monotonic() - started < 10
+    assert rss.growth_mb < MAX_GROWTH_MB, rss.growth_mb
+    with pytest.raises(EncodingRefusedError, match="br"):
+        fetch(f"http://{bombs}/brotli.png", policy(bombs, max_bytes=LIMIT))
+
+
+def test_one_gzip_layer_is_inflated_only_up_to_the_limit(bombs: str) -> None:
+    with PeakRss() as rss, pytest.raises(ImageTooLargeError):
+        fetch(f"http://{bombs}/single.png", policy(bombs, max_bytes=LIMIT))
+    assert rss.growth_mb < 100, rss.growth_mb  # before: one 64 MiB inflate per network chunk
+
+
+def test_encoded_images_still_arrive_and_identity_is_asked_for(bombs: str, photo: Path) -> None:
+    image = photo.read_bytes()
+    for path in ("/gzip.jpg", "/deflate.jpg", "/raw-deflate.jpg", "/plain.jpg"):
+        assert fetch(f"http://{bombs}{path}", policy(bombs)) == image, path
+    with pytest.raises(FetchError, match="cut off"):
+        fetch(f"http://{bombs}/cut.jpg", policy(bombs))
+    with pytest.raises(ImageTooLargeError):  # the limit is on the inflated bytes
+        fetch(f"http://{bombs}/gzip.jpg", policy(bombs, max_bytes=len(image) - 1))
+    assert set(SEEN) == {"identity"}, SEEN
+
+
+@pytest.fixture(scope="module")
+def bomb_server(make_server: Any, bombs: str) -> Server:
+    server: Server = make_server(
+        fetch_trusted_origins=[bombs],
+        max_input_bytes=LIMIT,
+        max_upload_bytes=LIMIT,
+        default_model="fast",
+    )
+    return server
+
+
+def _bombed(send: Any) -> tuple[httpx.Response, float]:
+    """Warm the server up, then send one bombed request: its answer and the RSS growth."""
+    send("/plain.jpg")
+    with PeakRss() as rss:
+        response = send("/stacked.png")
+    return response, rss.growth_mb
+
+
+def _entry_points(server: Server, bombs: str, photo: Path) -> dict[str, Any]:
+    key = server.new_key()
+    image = photo.read_bytes()
+    base = server.url
+    token = {"Authorization": f"Token {key}"}
+    removebg = {"X-Api-Key": key}
+
+    def images(path: str) -> httpx.Response:
+        body = {"name": "bomb", "url": f"http://{bombs}{path}"}
+        return httpx.post(f"{base}/v1/images", json=body, headers={"x-api-key": key}, timeout=60)
+
+    def ximilar(path: str) -> httpx.Response:
+        body = {"records": [{"_url": f"http://{bombs}{path}"}]}
+        return httpx.post(f"{base}/removebg/fast/removebg", json=body, headers=token, timeout=60)
+
+    def image_url(path: str) -> httpx.Response:
+        data = {"image_url": f"http://{bombs}{path}"}
+        return httpx.post(f"{base}/v1.0/removebg", data=data, headers=removebg, timeout=60)
+
+    def bg_image_url(path: str) -> httpx.Response:
+        data = {"bg_image_url": f"http://{bombs}{path}"}
+        files = {"image_file": ("p.jpg", image)}
+        return httpx.post(
+            f"{base}/v1.0/removebg", data=data, files=files, headers=removebg, timeout=120
+        )
+
+    return {
+        "images": images,
+        "ximilar": ximilar,
+        "image_url": image_url,
+        "bg_image_url": bg_image_url,
+    }
+
+
+def _status(entry: str, response: httpx.Response) -> tuple[int, str]:
+    if entry == "ximilar":
+        assert response.status_code == 200, response.text
+        (record,) = response.json()["records"]
+        return record["_status"]["code"], str(record["_status"])
+    return response.status_code, response.text
+
+
+@pytest.mark.parametrize("entry", ["images", "ximilar", "image_url", "bg_image_url"])
+def test_every_url_entry_point_refuses_encoding_bombs(
+    bomb_server: Server, bombs: str, photo: Path, entry: str
+) -> None:
+    send = _entry_points(bomb_server, bombs, photo)[entry]
+    started = time.monotonic()
+    response, growth = _bombed(send)
+    status, text = _status(entry, response)
+    assert status == 400 and "Content-Encoding" in text, text
+    assert growth < MAX_GROWTH_MB, growth
+    assert time.monotonic() - started < 60
+
+    single_status, single_text = _status(entry, send("/single.png"))
+    too_large = 400 if entry in ("image_url", "bg_image_url") else 413  # remove.bg: 400
+    assert single_status == too_large and "larger than" in single_text, single_text
+    if too_large == 400:
+        assert "file_too_large" in single_text

@@ -7,6 +7,7 @@ file changed, 404 and 500, redirects, oversized answers, and no network at all."
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.server
 import os
@@ -15,6 +16,7 @@ import re
 import socket
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,7 @@ from alphacut.models.download import NoNetworkError, Wanted, check_url, download
 from alphacut.models.install import ModelInstaller
 from alphacut.models.registry import Checksum, ModelSpec, Recipe, UrlSource
 from alphacut.models.store import ModelStatus, ModelStore
+from bombs import PeakRss, bomb_origin, stacked_gzip_zeros
 
 # A tiny ONNX model, protobuf-encoded by hand (the onnx package is not a dependency) --------
 
@@ -495,6 +498,24 @@ def test_more_bytes_than_the_bound_are_refused_while_streaming(origin: Origin, d
         download(origin.url("/m.onnx"), dest, _wanted(MODEL[:1000]))
     assert "sent more than this model's 1,000 bytes" in caught.value.message
     assert _files(dest.parent) == [], "the refused bytes are not kept for a resume"
+
+
+@pytest.mark.parametrize("encoding", ["gzip, gzip", "gzip", "br"])
+def test_a_content_encoded_answer_is_refused_not_inflated(dest: Path, encoding: str) -> None:
+    """Issue 22, items 1 and 9: a `gzip, gzip` bomb (a few KB that inflate to 1 GiB) cost
+    the downloader a MemoryError; now no encoded answer is inflated (pip's rule: identity
+    asked for, the checksum is over the bytes served), with the URL fetcher's reader."""
+    body = stacked_gzip_zeros(1 << 30) if encoding == "gzip, gzip" else gzip.compress(MODEL)
+    asked: list[str] = []
+    with bomb_origin({"/m.onnx": (encoding, body)}, asked) as host:
+        started = time.monotonic()
+        with PeakRss() as rss, pytest.raises(ModelInstallError) as caught:
+            download(f"http://{host}/m.onnx", dest, _wanted(exact=False))
+    assert "Content-Encoding" in caught.value.message and encoding in caught.value.message
+    assert rss.growth_mb < 200, rss.growth_mb
+    assert time.monotonic() - started < 10
+    assert asked == ["identity"]
+    assert _files(dest.parent) == [], "nothing kept: those are not the file's bytes"
 
 
 def test_an_approximate_size_bounds_at_twice_plus_16_mb() -> None:

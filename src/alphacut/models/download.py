@@ -13,6 +13,10 @@
   ``SSL_CERT_FILE``.
 - The largest transfer is bounded: the exact size where known, else twice the catalogue's
   figure; and the disk must have room for the rest before a byte is written.
+- The bytes are read raw (``alphacut.fetch.iter_body``, the URL fetcher's reader) after
+  asking for ``identity``: an answer that is content-encoded all the same is refused, not
+  inflated, as pip treats its downloads (``identity``, never decoded): the checksum and the
+  resume offsets are the file's own bytes, and a ``gzip, gzip`` answer cannot inflate.
 - No network is reported as such, with the way to install from a file fetched elsewhere.
 """
 
@@ -32,7 +36,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from alphacut.errors import ModelInstallError
+from alphacut.errors import ImageTooLargeError, ModelInstallError
+from alphacut.fetch import EncodingRefusedError, iter_body
 from alphacut.files import fsync_dir
 from alphacut.models.registry import Checksum
 
@@ -178,7 +183,7 @@ def _fetch(
                     f"{url} offers {total:,} bytes, more than this model's "
                     f"{wanted.most:,}: refusing it"
                 )
-            _check_room(part.parent, (total or wanted.size) - have)
+            check_room(part.parent, (total or wanted.size) - have)
             served = response.headers.get("etag") or response.headers.get("last-modified")
             if served is not None and not (served.isascii() and served.isprintable()):
                 served = None  # not sendable back in If-Range: resume without one
@@ -217,17 +222,26 @@ def _receive(
     with part.open("r+b" if have else "wb") as out:
         out.truncate(have)
         out.seek(have)
-        for block in response.iter_bytes():  # as they arrive: a cut-off keeps every byte
-            done += len(block)
-            if done > wanted.most:
-                raise _TooLargeError(
-                    f"{response.url} sent more than this model's {wanted.most:,} bytes"
-                )
-            out.write(block)
-            now = time.monotonic()
-            if transfer is not None and now - last > 0.2:
-                transfer(done, total)
-                last = now
+        try:
+            # As they arrive (a cut-off keeps every byte), never more than the model's.
+            for block in iter_body(response, wanted.most - have, inflate=False):
+                done += len(block)
+                out.write(block)
+                now = time.monotonic()
+                if transfer is not None and now - last > 0.2:
+                    transfer(done, total)
+                    last = now
+        except ImageTooLargeError as exc:
+            raise _TooLargeError(
+                f"{response.url} sent more than this model's {wanted.most:,} bytes"
+            ) from exc
+        except EncodingRefusedError as exc:
+            encoding = response.headers.get("content-encoding", "")[:80]
+            raise _TooLargeError(  # not the file's bytes: nothing to keep or resume
+                f"{response.url} answered with Content-Encoding {encoding!r} although "
+                "identity was asked for: the file's own bytes are needed to verify it; "
+                "refusing it"
+            ) from exc
         out.flush()
         os.fsync(out.fileno())
     if transfer is not None:
@@ -253,7 +267,8 @@ def _total(response: httpx.Response, have: int) -> int | None:
     return int(length) if length.isdigit() else None
 
 
-def _check_room(folder: Path, needed: int) -> None:
+def check_room(folder: Path, needed: int) -> None:
+    """Refuse to write ``needed`` bytes in ``folder`` unless the disk keeps a margin after."""
     free = shutil.disk_usage(folder).free
     if needed + _ROOM_MARGIN > free:
         raise ModelInstallError(

@@ -86,6 +86,7 @@ class FixedRuntime(SessionCache):
         max_loaded: int | None = None,
         pinned: bool = False,
         cache_dir: Path | None = None,
+        policy: sessions.LoadPolicy | None = None,  # the bench's models are fixed: unused
     ) -> LoadedModel:
         loaded = self._fixed.get(path)
         if loaded is None:

@@ -63,6 +63,22 @@ class Settings(BaseSettings):
         "unloaded; a model chosen per request takes the room they leave, unloading the least "
         "recently used other one (large models take GBs each: docs/models.md).",
     )
+    model_min_residency_seconds: float = Field(
+        60.0,
+        ge=0,
+        le=86400,
+        description="Seconds a model loaded for a request stays loaded before another chosen "
+        "model may unload it; until then such a request is refused with 503 + Retry-After "
+        "(no reload per request when clients alternate models). 0: unload at once, as LRU.",
+    )
+    model_loads_per_key_per_hour: int = Field(
+        10,
+        ge=1,
+        le=100_000,
+        description="Most loads of models that are not configured (chosen per request) that "
+        "one API key may cause in any hour; past it 429 + Retry-After. Per process: each "
+        "worker of a fleet counts its own.",
+    )
     refine: Refine = Field(
         "auto",
         description="Refinement: auto (each model's measured best), none (one plain pass, "
@@ -147,6 +163,12 @@ class Settings(BaseSettings):
     )
     max_json_bytes: int = Field(
         1024 * 1024, ge=1024, description="Largest JSON request body of the images API."
+    )
+    max_json_depth: int = Field(
+        64, ge=2, le=1000, description="Deepest nesting of arrays/objects in a JSON body (400)."
+    )
+    max_json_values: int = Field(
+        100_000, ge=100, description="Most values (items, members) in a JSON body (then 400)."
     )
     rate_limit_per_minute: int | None = Field(
         None, ge=1, description="Requests per minute per API key; unset: no limit."

@@ -121,3 +121,61 @@ def test_a_model_larger_than_the_memory_budget_is_refused_as_such(
         detail = refused.json()["errors"][0]["detail"]
         assert "needs about 1,100 MB" in detail and "allows 600 MB per job" in detail
         assert post("fast").status_code == 200
+
+
+def _two_chosen_models(make_server: Any, **overrides: Any) -> Server:
+    """A server whose configured models are not installed and none loaded, so that u2netp and
+    isnet-general-use are both models chosen per request, with one session slot."""
+    return make_server(  # type: ignore[no-any-return]
+        fast_model=NOT_INSTALLED,
+        precise_model=NOT_INSTALLED,
+        default_model="fast",
+        load_models=[],
+        refine="none",
+        max_loaded_models=1,
+        **overrides,
+    )
+
+
+def _removebg(server: Server, key: str, photo: Path, model: str) -> httpx.Response:
+    files = {"image_file": ("p.jpg", photo.read_bytes())}
+    return httpx.post(
+        f"{server.url}/v1.0/removebg",
+        files=files,
+        data={"model": model, "channels": "alpha", "format": "png"},
+        headers={"X-Api-Key": key},
+        timeout=120,
+    )
+
+
+def test_alternating_chosen_models_do_not_reload_per_request(
+    make_server: Any, photo: Path, fresh_sessions: None
+) -> None:
+    """Issue 22, item 3: before, each request alternating u2netp and isnet-general-use with one
+    slot unloaded the other model and loaded its own; now the loaded one stays for its
+    residency and the other is answered 503 + Retry-After, loading nothing."""
+    from alphacut.engine.sessions import SESSIONS
+
+    server = _two_chosen_models(make_server, model_min_residency_seconds=600)
+    key = server.new_key()
+    before = SESSIONS.loads
+    for _ in range(3):
+        assert _removebg(server, key, photo, "u2netp").status_code == 200
+        busy = _removebg(server, key, photo, "isnet-general-use")
+        assert busy.status_code == 503, busy.text
+        assert 1 <= int(busy.headers["Retry-After"]) <= 600
+    assert SESSIONS.loads - before == 1
+
+
+def test_a_key_past_its_model_loads_gets_429(
+    make_server: Any, photo: Path, fresh_sessions: None
+) -> None:
+    server = _two_chosen_models(
+        make_server, model_min_residency_seconds=0, model_loads_per_key_per_hour=1
+    )
+    key = server.new_key()
+    assert _removebg(server, key, photo, "u2netp").status_code == 200  # its one load
+    refused = _removebg(server, key, photo, "isnet-general-use")
+    assert refused.status_code == 429, refused.text
+    assert 1 <= int(refused.headers["Retry-After"]) <= 3600
+    assert _removebg(server, key, photo, "u2netp").status_code == 200  # loaded: no charge

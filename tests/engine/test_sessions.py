@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
@@ -394,3 +395,196 @@ def test_a_model_that_fails_to_load_is_a_503(settings: Settings, tmp_path: Path)
     broken.write_bytes(b"not an onnx file")
     with pytest.raises(sessions.ModelLoadError, match=r"broken\.onnx could not be loaded"):
         SessionCache().get(broken, output=None, device="cpu", threads=1, runtime="onnxruntime")
+
+
+# Per-request models may not thrash the sessions (issue 22, item 3) ------------------------
+
+
+@pytest.fixture
+def extra_models(fast_path: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """Two more model files (copies of the fast model) that no configuration names."""
+    copies = (tmp_path / "extra-a.onnx", tmp_path / "extra-b.onnx")
+    for copy in copies:
+        copy.write_bytes(fast_path.read_bytes())
+    return copies
+
+
+def _get(
+    cache: SessionCache, path: Path, policy: sessions.LoadPolicy, *, pinned: bool = False
+) -> LoadedModel:
+    return cache.get(
+        path,
+        output=None,
+        device="cpu",
+        threads=1,
+        runtime="onnxruntime",
+        max_loaded=2,
+        pinned=pinned,
+        policy=policy,
+    )
+
+
+def test_alternating_chosen_models_load_once_per_residency_not_per_request(
+    fast_path: Path, extra_models: tuple[Path, Path]
+) -> None:
+    """One free slot, two chosen models, a client alternating between them: before, every
+    request unloaded the other and loaded its own (about 1 load per request); now the one
+    loaded stays for its residency and the other is refused with 503 + Retry-After."""
+    cache = SessionCache()
+    policy = sessions.LoadPolicy(min_residency=60)
+    _get(cache, fast_path, policy, pinned=True)  # the configured model: never unloaded
+    refused = []
+    for index in range(50):
+        try:
+            _get(cache, extra_models[index % 2], policy)
+        except sessions.ModelsBusyError as exc:
+            refused.append(exc)
+    assert cache.loads == 2  # the pinned model and the first chosen one, nothing since
+    assert len(refused) == 25
+    assert all(exc.status == 503 and 1 <= exc.retry_after <= 60 for exc in refused)
+    assert "ALPHACUT_MODEL_MIN_RESIDENCY_SECONDS" in refused[0].message
+    assert cache.loaded() == [fast_path.name, extra_models[0].name] or cache.loaded() == [
+        extra_models[0].name,
+        fast_path.name,
+    ]
+
+
+def test_a_session_past_its_residency_can_be_unloaded(
+    fast_path: Path, extra_models: tuple[Path, Path]
+) -> None:
+    cache = SessionCache()
+    policy = sessions.LoadPolicy(min_residency=0.2)
+    _get(cache, fast_path, policy, pinned=True)
+    _get(cache, extra_models[0], policy)
+    with pytest.raises(sessions.ModelsBusyError):
+        _get(cache, extra_models[1], policy)
+    threading.Event().wait(0.5)  # past the residency: the least recently used goes
+    _get(cache, extra_models[1], policy)
+    assert extra_models[0].name not in cache.loaded() and cache.loads == 3
+
+
+def test_configured_models_still_load_within_a_residency(
+    fast_path: Path, extra_models: tuple[Path, Path]
+) -> None:
+    """A configured (pinned) model always loads, unloading a chosen one however young: the
+    configured models are few and never unloaded, so this cannot thrash."""
+    cache = SessionCache()
+    policy = sessions.LoadPolicy(min_residency=3600)
+    _get(cache, extra_models[0], policy)
+    _get(cache, extra_models[1], policy)
+    _get(cache, fast_path, policy, pinned=True)
+    assert fast_path.name in cache.loaded() and len(cache.loaded()) == 2
+
+
+def test_a_refused_charge_loads_and_unloads_nothing(
+    fast_path: Path, extra_models: tuple[Path, Path]
+) -> None:
+    from alphacut.errors import RateLimitedError
+
+    def refuse() -> None:
+        raise RateLimitedError("too many loads", 42)
+
+    cache = SessionCache()
+    free = sessions.LoadPolicy()
+    _get(cache, fast_path, free, pinned=True)
+    _get(cache, extra_models[0], free)
+    charged = sessions.LoadPolicy(charge=refuse)
+    with pytest.raises(RateLimitedError):
+        _get(cache, extra_models[1], charged)
+    assert cache.loads == 2 and extra_models[0].name in cache.loaded()
+    _get(cache, extra_models[0], charged)  # a hit is never charged
+    _get(cache, fast_path, charged, pinned=True)
+
+
+# The compile cache and every folder above it (issue 22, item 13) --------------------------
+
+OTHER_UID = 54321
+
+
+def _as_root() -> None:
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("needs root to give a file to another user")
+
+
+def _world_writable_parent(tmp_path: Path) -> Path:
+    parent = tmp_path / "shared"
+    parent.mkdir()
+    parent.chmod(0o777)
+    return parent / "compiled"
+
+
+def _sticky_parent(tmp_path: Path) -> Path:
+    parent = tmp_path / "sticky"
+    parent.mkdir()
+    parent.chmod(0o1777)
+    return parent / "compiled"
+
+
+def _another_users_parent(tmp_path: Path) -> Path:
+    _as_root()
+    parent = tmp_path / "theirs"
+    parent.mkdir(mode=0o755)
+    os.chown(parent, OTHER_UID, OTHER_UID)
+    return parent / "compiled"
+
+
+def _another_users_link(tmp_path: Path) -> Path:
+    _as_root()
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    os.lchown(link, OTHER_UID, OTHER_UID)
+    return link / "compiled"
+
+
+def _blob(tmp_path: Path, mode: int = 0o600, uid: int | None = None) -> Path:
+    leaf = tmp_path / "compiled"
+    leaf.mkdir(mode=0o700)
+    blob = leaf / "0123.blob"
+    blob.write_bytes(b"compiled")
+    blob.chmod(mode)
+    if uid is not None:
+        _as_root()
+        os.chown(blob, uid, uid)
+    return leaf
+
+
+def _linked_blob(tmp_path: Path) -> Path:
+    leaf = tmp_path / "compiled"
+    leaf.mkdir(mode=0o700)
+    (tmp_path / "elsewhere.blob").write_bytes(b"compiled")
+    (leaf / "0123.blob").symlink_to(tmp_path / "elsewhere.blob")
+    return leaf
+
+
+CACHE_CASES: dict[str, tuple[Callable[[Path], Path], bool]] = {
+    "private, under pytest's tmp_path (itself under sticky /tmp)": (
+        lambda tmp: tmp / "private" / "compiled",
+        True,
+    ),
+    "under a sticky world-writable folder, like /tmp": (_sticky_parent, True),
+    "a private blob": (lambda tmp: _blob(tmp), True),
+    "under a world-writable folder without the sticky bit": (_world_writable_parent, False),
+    "inside another user's folder": (_another_users_parent, False),
+    "through another user's symbolic link": (_another_users_link, False),
+    "a world-writable blob": (lambda tmp: _blob(tmp, 0o666), False),
+    "a blob of another user's": (lambda tmp: _blob(tmp, 0o600, OTHER_UID), False),
+    "a blob that is a symbolic link": (_linked_blob, False),
+}
+
+
+@pytest.mark.parametrize("case", list(CACHE_CASES))
+def test_a_compile_cache_is_used_only_when_no_one_else_can_change_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, case: str
+) -> None:
+    make, usable = CACHE_CASES[case]
+    directory = make(tmp_path)
+    found = sessions.compile_cache(directory)
+    if usable:
+        assert found == directory, caplog.text
+    else:
+        assert found is None
+        assert "not used" in caplog.text
+    for blob in directory.glob("*.blob"):  # a refused cache deletes nothing
+        assert blob.is_symlink() or blob.read_bytes() == b"compiled"

@@ -15,7 +15,7 @@ from alphacut import __version__
 from alphacut.api import errors, images, models, openapi, public, removebg_compat, web, ximilar
 from alphacut.api.compat import OmittedQueryValues
 from alphacut.api.deps import Services
-from alphacut.api.limits import BodyLimitMiddleware, RateLimiter
+from alphacut.api.limits import BodyLimitMiddleware, RateLimiter, is_json
 from alphacut.config import Settings, get_settings
 from alphacut.engine.pipeline import check_refine
 from alphacut.models.store import ModelStore
@@ -163,6 +163,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # No validator badge: Swagger UI would load it from validator.swagger.io.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     errors.install(app)
     openapi.install(app)
@@ -174,17 +176,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web.router)
     app.mount("/static", web.static_files, name="static")
 
-    def limit_for(path: str) -> int:
+    # What a valid request can need, no more (413 before it is read): a base64 image is 4/3
+    # of the image's bytes, and the rest of a request (options, ids) fits in the overhead.
+    base64_image = settings.max_input_bytes * 4 // 3 + _MULTIPART_OVERHEAD
+
+    def limit_for(path: str, content_type: str) -> int:
         if path.rstrip("/") == "/v1/images/upload":
             return settings.max_upload_bytes + _MULTIPART_OVERHEAD
         if path.startswith("/removebg/"):
-            return settings.max_batch_bytes
-        if path.rstrip("/") == "/v1.0/removebg":  # a photo and a background, maybe as base64
+            return min(settings.max_batch_bytes, settings.removebg_max_records * base64_image)
+        if path.rstrip("/") == "/v1.0/removebg":
+            if is_json(content_type):  # one photo as base64 (a background comes as a file)
+                return base64_image
+            # A form: a photo and a background, the photo maybe as base64.
             return 3 * settings.max_upload_bytes + _MULTIPART_OVERHEAD
         return settings.max_json_bytes
 
     app.add_middleware(OmittedQueryValues)
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    app.add_middleware(openapi.DocsPolicy)
     app.add_middleware(SecurityHeaders)
     return app
 

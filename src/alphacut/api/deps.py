@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio.from_thread
-from fastapi import Depends, Request, Security
+import anyio.to_thread
+from fastapi import Depends, Request, Response, Security
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
 
-from alphacut.api.limits import RateLimiter
+from alphacut.api.limits import RateLimiter, check_json_shape, is_json, parse_json
 from alphacut.api.schemas import ImageObject
 from alphacut.config import Settings
 from alphacut.errors import AlphacutError, UnauthorizedError
@@ -60,6 +64,18 @@ def admit(svc: Services, secret: str | None, missing: str) -> ApiKey:
     return key
 
 
+def start_clock(request: Request, settings: Settings) -> None:
+    """Mark when a request's time limit (``ALPHACUT_REQUEST_TIMEOUT_SECONDS``) ends: from
+    the moment its key is admitted, before its body is read."""
+    request.state.deadline = time.monotonic() + settings.request_timeout_seconds
+
+
+def deadline_of(request: Request, settings: Settings) -> float:
+    """The ``time.monotonic()`` by which the request must be answered."""
+    deadline: float | None = getattr(request.state, "deadline", None)
+    return deadline if deadline is not None else time.monotonic() + settings.request_timeout_seconds
+
+
 def authenticated_key(
     request: Request, svc: ServicesDep, api_key: Annotated[str | None, Security(api_key_header)]
 ) -> ApiKey:
@@ -85,16 +101,52 @@ class NotJsonError(AlphacutError):
 async def json_body_rules(request: Request) -> None:
     """An empty body sent as ``application/json`` is refused, as the IMG Processing API
     refuses it; a non-empty body must be JSON."""
-    body = await request.body()
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    is_json = content_type == "application/json" or content_type.endswith("+json")
-    if is_json and not body.strip():
+    _check_json_body(request, await request.body())
+
+
+def _check_json_body(request: Request, body: bytes) -> None:
+    json_type = is_json(request.headers.get("content-type", ""))
+    if json_type and not body.strip():
         raise EmptyJsonBodyError(
             "the request has Content-Type application/json but an empty body; "
             "send a JSON object, for example {}"
         )
-    if body.strip() and not is_json:
+    if body.strip() and not json_type:
         raise NotJsonError("send the request body as JSON (Content-Type: application/json)")
+
+
+async def read_json(request: Request, settings: Settings) -> Any:
+    """The request's JSON body (None when there is none), read once the caller's key has
+    been checked (so that an unknown caller costs no read), within the route's byte limit
+    (:class:`alphacut.api.limits.BodyLimitMiddleware`), and parsed on a worker thread with
+    the depth and value bounds of :func:`alphacut.api.limits.parse_json`."""
+    body = await request.body()
+    _check_json_body(request, body)
+    if not body.strip():
+        return None
+    return await anyio.to_thread.run_sync(
+        parse_json, body, settings.max_json_depth, settings.max_json_values
+    )
+
+
+class BoundedJsonRoute(APIRoute):
+    """A route whose JSON body is checked against ``ALPHACUT_MAX_JSON_DEPTH`` and
+    ``_VALUES`` on a worker thread before FastAPI parses it (which it does on the event
+    loop, before any dependency, for a route with a body model)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def bounded(request: Request) -> Response:
+            if is_json(request.headers.get("content-type", "")):
+                body = await request.body()  # kept by the request for FastAPI
+                settings = services(request).settings
+                await anyio.to_thread.run_sync(
+                    check_json_shape, body, settings.max_json_depth, settings.max_json_values
+                )
+            return await handler(request)
+
+        return bounded
 
 
 _FORWARDED_HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")

@@ -19,6 +19,7 @@ from pydantic import AfterValidator
 
 from alphacut.api import schemas
 from alphacut.api.deps import (
+    BoundedJsonRoute,
     KeyDep,
     ServicesDep,
     base_url,
@@ -34,7 +35,7 @@ from alphacut.service.images import Operation, alpha_capable
 from alphacut.service.memory import Cost, operation_cost
 from alphacut.service.work import checkpoint
 
-router = APIRouter(prefix="/v1/images", tags=["images"])
+router = APIRouter(prefix="/v1/images", tags=["images"], route_class=BoundedJsonRoute)
 JSON_RULES = [Depends(json_body_rules)]
 
 

@@ -16,11 +16,15 @@ The contract test (``tests/api/test_contract.py``) runs Schemathesis against thi
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import re
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from alphacut.api.compat import OMITTED
 from alphacut.api.errors import REMOVEBG_PATHS, XIMILAR_PATHS
@@ -230,3 +234,69 @@ def _document_errors(path: str, operation: dict[str, Any]) -> None:
         if status in ("429", "503"):
             response["headers"] = _RETRY_AFTER
     operation["responses"] = dict(sorted(responses.items()))
+
+
+# The documentation pages ---------------------------------------------------------------
+# /docs (Swagger UI), /redoc and Swagger UI's OAuth2 redirect are served on the origin whose
+# web page keeps its key in localStorage, so they get a Content-Security-Policy as strict as
+# the page's: their scripts and styles come from this server only (fastapi-offline serves
+# them under /static-offline-docs), each inline <script>/<style> FastAPI writes is allowed by
+# its hash (never 'unsafe-inline' for scripts), and they may talk to this origin only.
+DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
+_INLINE = re.compile(rb"<(script|style)>(.*?)</\1>", re.DOTALL)  # no attribute: inline
+
+
+def _hash_source(text: bytes) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text).digest()).decode() + "'"
+
+
+def docs_policy(html: bytes) -> str:
+    """The Content-Security-Policy of a documentation page, for its inline blocks."""
+    sources: dict[bytes, list[str]] = {b"script": [], b"style": []}
+    for match in _INLINE.finditer(html):
+        sources[match.group(1)].append(_hash_source(match.group(2)))
+    scripts = " ".join(["'self'", *sources[b"script"]])
+    # ReDoc and Swagger UI set styles from script (styled-components, React): those need
+    # 'unsafe-inline' for styles; CSS cannot run code or reach another origin under this
+    # policy (img-src, font-src and connect-src stay 'self').
+    return (
+        f"default-src 'none'; script-src {scripts}; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; "
+        "worker-src 'self' blob:; manifest-src 'self'; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'; object-src 'none'"
+    )
+
+
+class DocsPolicy:
+    """Adds :func:`docs_policy` to the answers of :data:`DOCS_PATHS` (small HTML pages,
+    held whole to hash their inline scripts)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in DOCS_PATHS:
+            await self.app(scope, receive, send)
+            return
+        start: Message | None = None
+        body = bytearray()
+
+        async def hold(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+                return
+            if message["type"] != "http.response.body" or start is None:
+                await send(message)
+                return
+            body.extend(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            headers = [
+                (k, v) for k, v in start.get("headers", []) if k != b"content-security-policy"
+            ]
+            headers.append((b"content-security-policy", docs_policy(bytes(body)).encode()))
+            await send({**start, "headers": headers})
+            await send({"type": "http.response.body", "body": bytes(body)})
+
+        await self.app(scope, receive, hold)

@@ -10,7 +10,6 @@ wrong key, 400 for an input it cannot take).
 from __future__ import annotations
 
 import base64
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
@@ -18,7 +17,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
-from alphacut.api.deps import ServicesDep, admit, client_gone
+from alphacut.api.deps import ServicesDep, admit, client_gone, deadline_of, start_clock
+from alphacut.api.limits import is_json, media_type, parse_json
 from alphacut.api.openapi import errors
 from alphacut.errors import ImageTooLargeError, InvalidInputError
 from alphacut.models.registry import ALIASES, CATALOGUE
@@ -49,6 +49,7 @@ def removebg_key(
 ) -> ApiKey:
     key = admit(svc, x_api_key, "missing API key: send it in the X-Api-Key header")
     request.state.key = key
+    start_clock(request, svc.settings)
     return key
 
 
@@ -188,7 +189,7 @@ _ACCOUNT = {
 
 async def _fields(request: Request, svc: ServicesDep) -> tuple[dict[str, Any], Inputs, bool]:
     """The request's fields, its images, and whether it came as JSON."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = media_type(request.headers.get("content-type", ""))
     files: dict[str, bytes] = {}
     if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
         limit = svc.settings.max_upload_bytes
@@ -205,11 +206,14 @@ async def _fields(request: Request, svc: ServicesDep) -> tuple[dict[str, Any], I
                 else:
                     fields[name] = value
         json_body = False
-    elif content_type == "application/json" or content_type.endswith("+json"):
-        try:
-            body = json.loads(await request.body() or b"null")
-        except ValueError:
-            raise InvalidInputError("the request body is not valid JSON") from None
+    elif is_json(content_type):
+        settings = svc.settings
+        raw = await request.body()
+        body = None
+        if raw.strip():  # off the event loop, within the depth and value bounds
+            body = await run_in_threadpool(
+                parse_json, raw, settings.max_json_depth, settings.max_json_values
+            )
         if not isinstance(body, dict):
             raise InvalidInputError("the request body must be a JSON object")
         fields, json_body = body, True
@@ -277,9 +281,10 @@ async def remove_background(
     fields, inputs, json_body = await _fields(request, svc)
     options = parse_options(fields, json_body=json_body)
     compat = RemoveBgCompat(svc.settings, svc.inference, svc.images.image_queue, svc.images.fetcher)
+    deadline = deadline_of(request, svc.settings)
 
     def work() -> Any:
-        result = compat.run(options, inputs)
+        result = compat.run(options, inputs, deadline, key_id=key.id)
         if not client_gone(request):  # nobody gets the answer: not billed
             svc.keys.record(key.id, requests=0, images=1)
         return result
@@ -320,9 +325,7 @@ async def remove_background(
     responses={200: {"content": {"application/json": {"schema": _ACCOUNT}}}, **errors(403)},
 )
 def account(svc: ServicesDep, key: Annotated[ApiKey, Depends(removebg_key)]) -> JSONResponse:
-    totals = [total for total in svc.keys.usage(30) if total.key_id == key.id]
-    requests = sum(total.requests for total in totals)
-    images = sum(total.images for total in totals)
+    requests, images = svc.keys.key_usage(key.id, 30)
     credits = {"total": 0, "subscription": 0, "payg": 0, "enterprise": 0}
     attributes = {
         "credits": credits,

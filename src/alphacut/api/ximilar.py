@@ -12,10 +12,18 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 
-from alphacut.api.deps import ServicesDep, admit, base_url, client_gone, json_body_rules
+from alphacut.api.deps import (
+    ServicesDep,
+    admit,
+    base_url,
+    client_gone,
+    deadline_of,
+    read_json,
+    start_clock,
+)
 from alphacut.api.openapi import errors
 from alphacut.api.public import PRESIGNED_REDIRECT, presigned_redirect
 from alphacut.engine.encode import MEDIA_TYPES, parse_format
@@ -111,13 +119,23 @@ def ximilar_key(
         scheme, _, value = authorization.strip().partition(" ")
         if scheme.lower() in _TOKEN_SCHEMES and value.strip():
             secret = value.strip()
-    return admit(svc, secret, "missing API key: send Authorization: Token <key>")
+    key = admit(svc, secret, "missing API key: send Authorization: Token <key>")
+    start_clock(request, svc.settings)
+    return key
+
+
+XimilarKey = Annotated[ApiKey, Depends(ximilar_key)]
+
+
+async def batch_body(request: Request, svc: ServicesDep, _key: XimilarKey) -> Any:
+    """The batch, read and parsed only once the key is known (FastAPI would parse a ``Body``
+    parameter on the event loop before any dependency)."""
+    return await read_json(request, svc.settings)
 
 
 @router.post(
     "/removebg/{model}/removebg",
     summary="Remove the background of 1..N records (Ximilar-compatible)",
-    dependencies=[Depends(json_body_rules)],
     responses={
         200: {"content": {"application/json": {"schema": _RESPONSE_SCHEMA}}},
         **errors(503, 504),
@@ -132,16 +150,17 @@ def ximilar_key(
 def removebg(
     request: Request,
     svc: ServicesDep,
-    key: Annotated[ApiKey, Depends(ximilar_key)],
+    key: XimilarKey,
     model: Literal["fast", "precise"],
-    body: Annotated[Any, Body(include_in_schema=False)] = None,
+    body: Annotated[Any, Depends(batch_body)],
 ) -> JSONResponse:
+    deadline = deadline_of(request, svc.settings)
     base = base_url(request, svc.settings)
 
     def url_for(token: str, extension: str) -> str:
         return f"{base}results/{token}.{extension}"
 
-    result = svc.removebg.run(key.id, model, body, url_for)
+    result = svc.removebg.run(key.id, model, body, url_for, deadline=deadline)
     if result.processed and not client_gone(request):  # nobody gets the answer: not billed
         svc.keys.record(key.id, requests=0, images=result.processed)
     return JSONResponse(result.body)

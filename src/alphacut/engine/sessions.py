@@ -24,13 +24,15 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import math
 import os
 import queue
 import stat
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -40,7 +42,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from alphacut.config import Device, Runtime
-from alphacut.errors import AlphacutError, ModelUnavailableError
+from alphacut.errors import AlphacutError, ModelUnavailableError, RetryLaterError
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,42 @@ class ModelLoadError(AlphacutError):
 
     status = 503
     code = "model_load_failed"
+
+
+class ModelsBusyError(RetryLaterError):
+    """No session can be unloaded for the model a request chose: every one that could be is
+    younger than its minimum residency. 503 + ``Retry-After`` (the seconds until the first
+    becomes unloadable), as a full queue is: the server's capacity, not the caller's fault."""
+
+    status = 503
+    code = "models_busy"
+
+
+@dataclass(frozen=True)
+class LoadPolicy:
+    """How a caller may load a model that is not configured (not ``pinned``):
+    ``min_residency``: seconds a session loaded for such a model stays before it can be
+    unloaded for another (``ALPHACUT_MODEL_MIN_RESIDENCY_SECONDS``); ``charge``: called just
+    before such a load, it raises to refuse it (the service's per-key load limit)."""
+
+    min_residency: float = 0.0
+    charge: Callable[[], None] | None = None
+
+
+_NO_POLICY = LoadPolicy()
+_policy: ContextVar[LoadPolicy | None] = ContextVar("alphacut_load_policy", default=None)
+
+
+@contextlib.contextmanager
+def load_policy(policy: LoadPolicy) -> Iterator[None]:
+    """Loads made in this context (this thread, by :meth:`SessionCache.get` through
+    ``Remover.load``) follow ``policy``; the library's own default is none (no residency, no
+    charge), so only the service, which sets one per request, refuses loads."""
+    token = _policy.set(policy)
+    try:
+        yield
+    finally:
+        _policy.reset(token)
 
 
 _BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of native bf16 math
@@ -243,14 +281,21 @@ class SessionCache:
     least recently used that is not ``pinned`` (the models the configuration names: never
     unloaded); a call running on an unloaded session keeps it alive until it returns. Loads
     run one at a time (they are seconds of CPU-bound compilation each), so concurrent requests
-    for different models cannot overshoot the limit."""
+    for different models cannot overshoot the limit.
+
+    A model chosen per request may unload only a session older than the policy's
+    ``min_residency`` (:class:`LoadPolicy`); where none is, it is refused
+    (:class:`ModelsBusyError`) rather than loaded: clients alternating models can then cause
+    at most one load per slot per residency, not one per request."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()  # guards _models and _pinned
+        self._lock = threading.Lock()  # guards _models, _loaded_at, _pinned and loads
         self._load_lock = threading.Lock()  # one load (with its evictions) at a time
         self._models: OrderedDict[_Key, LoadedModel] = OrderedDict()
+        self._loaded_at: dict[_Key, float] = {}  # time.monotonic() of each session's load
         self._pinned: set[_Key] = set()
         self.costs: dict[str, int] = {}  # model file name -> resident bytes its load added
+        self.loads = 0  # sessions loaded since this cache was made
 
     def get(
         self,
@@ -264,23 +309,34 @@ class SessionCache:
         max_loaded: int | None = None,
         pinned: bool = False,
         cache_dir: Path | None = None,
+        policy: LoadPolicy | None = None,
     ) -> LoadedModel:
         """The model at ``path``, loaded once; ``bf16``: whether bf16 keeps this model's masks
         (else it runs in fp32 wherever it runs); ``cache_dir``: where OpenVINO may keep what it
-        compiled (:func:`compile_cache`)."""
+        compiled (:func:`compile_cache`); ``policy``: how an unpinned model may load (default:
+        the context's, :func:`load_policy`)."""
         key = (str(path), runtime, device, threads, bf16)
         loaded = self._hit(key, pinned)
         if loaded is not None:
             return loaded
+        policy = policy or _policy.get() or _NO_POLICY
         with self._load_lock:
             loaded = self._hit(key, pinned)
             if loaded is not None:
                 return loaded
-            if max_loaded is not None:
-                self._make_room(max_loaded, path.name, pinned)
+            victims = (
+                self._victims(max_loaded, path.name, pinned, policy.min_residency)
+                if max_loaded is not None
+                else []
+            )
+            if not pinned and policy.charge is not None:
+                policy.charge()  # refused here, nothing was unloaded
+            self._evict(victims)
             loaded = self._load(path, output, device, threads, runtime, bf16, cache_dir)
             with self._lock:
                 self._models[key] = loaded
+                self._loaded_at[key] = time.monotonic()
+                self.loads += 1
                 if pinned:
                     self._pinned.add(key)
             return loaded
@@ -294,26 +350,48 @@ class SessionCache:
                     self._pinned.add(key)
             return loaded
 
-    def _make_room(self, max_loaded: int, name: str, pinned: bool) -> None:
-        """Unload the least recently used unpinned sessions until one more fits; a model the
-        configuration names always loads, another finds no room if pinned ones fill it."""
+    def _victims(self, max_loaded: int, name: str, pinned: bool, residency: float) -> list[_Key]:
+        """The sessions to unload, least recently used first, for one more to fit. A model the
+        configuration names always loads (unloading any unpinned one: there are only so many
+        configured models, so this cannot thrash); another finds no room where pinned ones
+        fill it (400), and must wait (503) where the sessions it could unload are all younger
+        than ``residency`` seconds."""
         with self._lock:
-            evictable = [key for key in self._models if key not in self._pinned]
-            evicted = 0
-            while len(self._models) >= max_loaded and evicted < len(evictable):
-                key = evictable[evicted]
-                del self._models[key]
-                evicted += 1
+            excess = len(self._models) + 1 - max_loaded
+            if excess <= 0:
+                return []
+            unpinned = [key for key in self._models if key not in self._pinned]
+            if pinned:
+                return unpinned[:excess]
+            if len(unpinned) < excess:
+                raise ModelUnavailableError(
+                    f"model {name} cannot be loaded: the {max_loaded} model sessions this "
+                    "server keeps (ALPHACUT_MAX_LOADED_MODELS) are taken by the models it is "
+                    "configured with; choose one of those"
+                )
+            now = time.monotonic()
+            free_at = {key: self._loaded_at.get(key, -math.inf) + residency for key in unpinned}
+            ready = [key for key in unpinned if free_at[key] <= now]
+            if len(ready) >= excess:
+                return ready[:excess]
+            waits = sorted(free_at[key] - now for key in unpinned if free_at[key] > now)
+            retry = max(1, math.ceil(waits[excess - len(ready) - 1]))
+        raise ModelsBusyError(
+            f"model {name} cannot be loaded now: the {max_loaded} model sessions this server "
+            "keeps (ALPHACUT_MAX_LOADED_MODELS) hold models loaded less than "
+            f"{residency:g} s ago (ALPHACUT_MODEL_MIN_RESIDENCY_SECONDS); retry in {retry} s "
+            "or choose a model that is loaded",
+            retry,
+        )
+
+    def _evict(self, victims: list[_Key]) -> None:
+        with self._lock:
+            for key in victims:
+                self._models.pop(key, None)
+                self._loaded_at.pop(key, None)
                 log.info("model %s unloaded (least recently used; max_loaded_models)", key[0])
-            full = len(self._models) >= max_loaded
-        if evicted:
+        if victims:
             gc.collect()  # the unloaded sessions' memory goes back now, not at a later one
-        if full and not pinned:
-            raise ModelUnavailableError(
-                f"model {name} cannot be loaded: the {max_loaded} model sessions this server "
-                "keeps (ALPHACUT_MAX_LOADED_MODELS) are taken by the models it is configured "
-                "with; choose one of those"
-            )
 
     def _load(
         self,
@@ -361,6 +439,7 @@ class SessionCache:
     def clear(self) -> None:
         with self._lock:
             self._models.clear()
+            self._loaded_at.clear()
             self._pinned.clear()
 
 
@@ -404,7 +483,11 @@ def compile_cache(directory: Path | None) -> Path | None:
     """``directory`` made ready to hold OpenVINO's compiled models, or None where it must not
     be used. What is there is loaded as compiled code for this process, so the directory must
     be private: created 0700, refused (with a warning; the model is then compiled as if there
-    were no cache) when another user owns it or others can write to it. OpenVINO keys each
+    were no cache) when another user owns it or others can write to it, when any folder above
+    it is unsafe (:func:`_unsafe_parent`), or when any compiled entry in it is not a regular
+    file of this user's that only this user can write (:func:`_unsafe_blob`): the whole cache
+    is refused then, nothing is deleted. Checking once here is enough: no one else can change
+    a folder that passed, so no one else can put an entry in it later. OpenVINO keys each
     entry by the model file's path, size and modification time, the compile options and its
     own version; callers give each verified model file a folder of its own, named by its
     checksum (``Remover.load``), so a different file at the same path never loads another's
@@ -425,11 +508,69 @@ def compile_cache(directory: Path | None) -> Path | None:
             directory,
         )
         return None
+    problem = _unsafe_parent(directory, owner) or _unsafe_blob(directory, owner)
+    if problem is not None:
+        log.warning("compile cache %s not used: %s", directory, problem)
+        return None
     if not os.access(directory, os.W_OK | os.X_OK):
         log.warning("compile cache %s not used: not writable", directory)
         return None
     _sweep(directory)
     return directory
+
+
+MAX_CACHE_ENTRIES = 1000  # more files than this in one model's folder: not alphacut's cache
+
+
+def _unsafe_parent(directory: Path, owner: int) -> str | None:
+    """Why a folder above ``directory`` (up to ``/``, in the path as given and as resolved)
+    lets another user replace it, or None. As OpenSSH's ``safe_path`` checks the folders
+    above a key file: each must be owned by root or ``owner`` and not writable by group or
+    others, except that a group- or world-writable folder with the sticky bit (``/tmp``) is
+    accepted: there only an entry's owner can rename or delete it, and the entry below it is
+    checked in turn (ours or root's). A symbolic link on the way must be owned by root or
+    ``owner`` too (its target is checked in the resolved path)."""
+    try:
+        resolved = directory.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:
+        return f"cannot resolve it ({exc})"
+    given = directory if directory.is_absolute() else Path.cwd() / directory
+    for path in (*given.parents, *resolved.parents):
+        try:
+            info = path.lstat()
+        except OSError as exc:
+            return f"cannot check {path} ({exc})"
+        if info.st_uid not in (0, owner):
+            return f"{path} belongs to another user (uid {info.st_uid})"
+        if stat.S_ISLNK(info.st_mode):
+            continue
+        if not stat.S_ISDIR(info.st_mode):
+            return f"{path} is not a directory"
+        if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+            return f"{path} can be written by others and has no sticky bit (chmod go-w or +t)"
+    return None
+
+
+def _unsafe_blob(directory: Path, owner: int) -> str | None:
+    """Why a compiled entry (``*.blob``) in ``directory`` must not be loaded, or None: each
+    must be a regular file (not a link) of ``owner``'s that no one else can write."""
+    try:
+        with os.scandir(directory) as entries:
+            for count, entry in enumerate(entries):
+                if count >= MAX_CACHE_ENTRIES:
+                    return f"more than {MAX_CACHE_ENTRIES} entries"
+                if not entry.name.endswith(".blob"):
+                    continue
+                info = entry.stat(follow_symlinks=False)
+                if not stat.S_ISREG(info.st_mode):
+                    return f"{entry.name} is not a regular file"
+                if info.st_uid != owner:
+                    return f"{entry.name} belongs to another user (uid {info.st_uid})"
+                if info.st_mode & 0o022:
+                    return f"{entry.name} can be written by others"
+    except OSError as exc:
+        return f"cannot list it ({exc})"
+    return None
 
 
 KEPT_COMPILES = 4

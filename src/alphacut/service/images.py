@@ -213,6 +213,7 @@ class ImageService:
             model=model or self.settings.default_model,
             blob_key=source.blob_key,
             pixels=source.width * source.height,
+            key_id=key_id,
         )
         result = self.inference.submit(job)
         return self._store(

@@ -37,10 +37,11 @@ from alphacut.engine.decode import DecodedImage, Limits, decode, probe_size, sni
 from alphacut.engine.encode import OutputFormat, encode_image
 from alphacut.engine.pipeline import Cutout, Remover
 from alphacut.engine.resize import resize
-from alphacut.engine.sessions import LoadedModel
+from alphacut.engine.sessions import LoadedModel, LoadPolicy, load_policy
 from alphacut.errors import AlphacutError, ModelUnavailableError, NotFoundError
 from alphacut.models.store import ModelStore, configured_models
 from alphacut.service.memory import MB, MemoryBudget, held, removal_cost
+from alphacut.service.model_loads import LoadLimiter
 from alphacut.service.work import WorkQueue, checkpoint
 from alphacut.storage.blobs import BlobNotFoundError, BlobStore
 
@@ -83,6 +84,7 @@ class InferenceJob:
     queue_wait: float | None = None  # may wait this long for a worker; None: 503 at once
     pixels: int | None = None  # the input's size if known (a stored image's), to cost the job
     timeout: float | None = None  # seconds it may take; None: ALPHACUT_REQUEST_TIMEOUT_SECONDS
+    key_id: str | None = None  # the API key asking: the loads of models it chooses count to it
 
 
 class InferenceUrlError(AlphacutError):
@@ -139,6 +141,7 @@ class LocalInference:
         self._lock = threading.Lock()
         self._state = "loading" if settings.load_models else "ok"
         self._loader: threading.Thread | None = None
+        self._loads = LoadLimiter(settings.model_loads_per_key_per_hour)
 
     # Models ------------------------------------------------------------------------------
 
@@ -232,9 +235,18 @@ class LocalInference:
             self._check_model_fits(remover)
             self.inference_queue.admit(cost)
         timings: dict[str, float] = {}
+        # A model the configuration does not name loads under the request's policy: it may
+        # not unload a session younger than the minimum residency (503) and counts to the
+        # key's loads (429); both refuse before any decoding.
+        policy = LoadPolicy(
+            self.settings.model_min_residency_seconds,
+            charge=lambda: self._loads.charge(job.key_id),
+        )
         with held(self.budget, cost.bytes if cost is not None else 0):
 
             def load() -> DecodedImage:
+                with load_policy(policy):
+                    remover.load()
                 # A stored image is read here, once the job has a worker: deleted while the
                 # job waited, it is a 404.
                 data = self._input(job)
@@ -254,8 +266,12 @@ class LocalInference:
                     lambda: loaded.run(tensor), wait=wait, deadline=deadline
                 )
 
+            def predict() -> Image.Image:
+                with load_policy(policy):  # unloaded meanwhile (residency 0): the same rules
+                    return remover.predict(decoded, timings, run=in_slot)
+
             mask = self.image_queue.run(
-                lambda: remover.predict(decoded, timings, run=in_slot),
+                predict,
                 wait=max(0.0, deadline - time.monotonic()),
                 deadline=deadline,
             )

@@ -121,3 +121,9 @@ class KeyService:
 
     def usage(self, days: int = 30) -> list[UsageTotal]:
         return self.db.usage(date.today() - timedelta(days=days - 1))
+
+    def key_usage(self, key_id: str, days: int = 30) -> tuple[int, int]:
+        """One key's requests and images over the last ``days`` UTC days, today included
+        (the days its counts are kept by)."""
+        since = datetime.now(UTC).date() - timedelta(days=days - 1)
+        return self.db.key_usage(key_id, since)

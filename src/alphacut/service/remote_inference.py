@@ -113,6 +113,7 @@ def job_payload(job: InferenceJob, blob_key: str, deadline: float) -> dict[str, 
         "crop_margin": job.crop_margin,
         "max_pixels": job.max_pixels,
         "pixels": job.pixels,
+        "key_id": job.key_id,
         "deadline": deadline,
     }
 
@@ -127,6 +128,7 @@ def job_from_payload(payload: dict[str, Any]) -> tuple[InferenceJob, float]:
         crop_margin=payload["crop_margin"],
         max_pixels=payload.get("max_pixels"),
         pixels=payload["pixels"],
+        key_id=payload.get("key_id"),
     )
     return job, float(payload["deadline"])
 

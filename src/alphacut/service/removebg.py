@@ -28,7 +28,13 @@ from typing import Any
 
 from alphacut.config import Settings
 from alphacut.engine.encode import OutputFormat, parse_format
-from alphacut.errors import AlphacutError, ImageTooLargeError, InvalidInputError, ServiceBusyError
+from alphacut.errors import (
+    AlphacutError,
+    ImageTooLargeError,
+    InvalidInputError,
+    ProcessingTimeoutError,
+    ServiceBusyError,
+)
 from alphacut.models.registry import is_model_name, model_choices
 from alphacut.service.fetcher import UrlFetcher
 from alphacut.service.inference import Inference, InferenceJob, OutputSpec
@@ -40,8 +46,6 @@ _WHITESPACE = re.compile(rb"\s+")
 OPTION_NAMES = ("binary_mask", "white_background", "image_format", "image_quality")
 DEFAULT_QUALITY = 85
 _FORMATS = ("png", "jpg", "jpeg", "webp")
-# A record admitted with its batch waits at most this long for a model slot.
-_SLOT_WAIT_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -137,8 +141,15 @@ class RemoveBgService:
         model: str,
         body: Any,
         url_for: Callable[[str, str], str],
+        *,
+        deadline: float | None = None,
     ) -> BatchResult:
+        """``deadline`` (``time.monotonic()``): when the batch must be answered (default:
+        ``ALPHACUT_REQUEST_TIMEOUT_SECONDS`` from now). A record admitted with its batch waits
+        for a model slot, but never past it: one that cannot start in time fails with 504."""
         started = time.perf_counter()
+        if deadline is None:
+            deadline = time.monotonic() + self.settings.request_timeout_seconds
         records, options = self.check_request(body)
         chosen = body.get("model") if isinstance(body, dict) else None
         if chosen is not None:  # alphacut's extension: any installed model, over the path's
@@ -154,7 +165,7 @@ class RemoveBgService:
             answered = list(
                 pool.map(
                     lambda record: self._record(
-                        record, options, key_id, model, request_id, url_for
+                        record, options, key_id, model, request_id, url_for, deadline
                     ),
                     records,
                 )
@@ -180,16 +191,35 @@ class RemoveBgService:
         model: str,
         request_id: str,
         url_for: Callable[[str, str], str],
+        deadline: float,
     ) -> dict[str, Any]:
         answer = {name: value for name, value in record.items() if name != "_base64"}
         answer["_id"] = record.get("_id") or str(uuid.uuid4())
         try:
             options = Options.parse(record, defaults)
             names, specs = _outputs_for(options)
+            data = self._image_bytes(record)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ProcessingTimeoutError(
+                    "the batch ran past the time limit before this record could start"
+                )
             job = InferenceJob(
-                model=model, data=self._image_bytes(record), outputs=specs, queue_wait=_SLOT_WAIT_S
+                model=model,
+                data=data,
+                outputs=specs,
+                queue_wait=left,
+                timeout=left,
+                key_id=key_id,
             )
-            result = self.inference.submit(job)
+            try:
+                result = self.inference.submit(job)
+            except ServiceBusyError:
+                if time.monotonic() < deadline:
+                    raise
+                raise ProcessingTimeoutError(  # waited for a slot until the deadline
+                    "the batch ran past the time limit before this record could start"
+                ) from None
             for name, spec, data in zip(names, specs, result.outputs, strict=True):
                 answer[name] = self._save(key_id, data, spec.format, url_for)
             answer["_status"] = _status(200, request_id)

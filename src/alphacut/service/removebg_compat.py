@@ -29,6 +29,7 @@ import base64
 import binascii
 import io
 import re
+import time
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,7 +42,13 @@ from alphacut.config import Settings
 from alphacut.engine.compose import Box, on_background, parse_color, subject_box
 from alphacut.engine.decode import Limits, decode, probe_size, sniff
 from alphacut.engine.encode import encode_image
-from alphacut.errors import AlphacutError, ImageTooLargeError, InvalidInputError
+from alphacut.errors import (
+    AlphacutError,
+    ImageTooLargeError,
+    InvalidInputError,
+    ProcessingTimeoutError,
+    ServiceBusyError,
+)
 from alphacut.models.registry import is_model_name, model_choices
 from alphacut.service import operations as ops
 from alphacut.service.fetcher import UrlFetcher
@@ -86,19 +93,27 @@ MEDIA_TYPES = {
     "webp": "image/webp",
     "zip": "application/zip",
 }
-_LENGTH = re.compile(r"(\d+(?:\.\d+)?)(px|%)?")
+# A number as remove.bg writes one (30, 12.5): at most 9 digits before the point and 6 after,
+# so that no value is past what a float holds exactly or an image side can be.
+_NUMBER = r"(\d{1,9}(?:\.\d{1,6})?)"
+_LENGTH = re.compile(_NUMBER + r"(px|%)?")
+_PERCENT = re.compile(_NUMBER + "%")
+# The longest option value (the longest valid one, a colour name or a roi, is ~60).
+_MAX_OPTION_CHARS = 256
+# The largest px value: a side of the largest image Pillow and numpy index (2**31 - 1).
+_MAX_PX = 2**31 - 1
 _DATA_URI = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.IGNORECASE)
 # remove.bg: "the maximum margin that can be added on each side is 50% of the subject
 # dimensions or 500 pixels".
 _MAX_MARGIN_PX = 500
 # RGBA copies the options may make on the way (roi, placement, shadow, background): 4 B each.
 _COMPOSE_BYTES_PER_PX = 16
-# The finishing step of an admitted removal waits this long for an image worker.
-_WAIT_S = 300.0
 
 
 def _bad(name: str, value: object, allowed: str) -> InvalidInputError:
-    return InvalidInputError(f"invalid value for {name}: {value!r}; {allowed}")
+    shown = repr(value)
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    return InvalidInputError(f"invalid value for {name}: {shown}; {allowed}")
 
 
 @dataclass(frozen=True)
@@ -123,6 +138,8 @@ def _lengths(name: str, text: str, counts: tuple[int, ...]) -> list[Length]:
         number = float(match.group(1))
         if relative and number > 100:
             raise _bad(name, text, "a percentage is at most 100%")
+        if not relative and number > _MAX_PX:
+            raise _bad(name, text, f"a px value is at most {_MAX_PX}")
         out.append(Length(number, relative))
     return out
 
@@ -153,6 +170,8 @@ def _text(fields: Mapping[str, Any], name: str) -> str | None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise _bad(name, value, "send a string")
+    if isinstance(value, str) and len(value) > _MAX_OPTION_CHARS:
+        raise _bad(name, value, f"at most {_MAX_OPTION_CHARS} characters")
     text = str(value).strip()
     return text or None
 
@@ -198,12 +217,15 @@ def parse_options(fields: Mapping[str, Any], *, json_body: bool) -> Options:
     roi = None
     if (text := _text(fields, "roi")) is not None:
         roi = tuple(_lengths("roi", text, (4,)))
+        for low, high in ((roi[0], roi[2]), (roi[1], roi[3])):  # 400 now, where it can be
+            if low.relative == high.relative and high.value <= low.value:
+                raise _bad("roi", text, "x2 and y2 must be right of and below x1, y1")
     margin: tuple[Length, ...] = (Length(0, False),)
     if (text := _text(fields, "crop_margin")) is not None:
         margin = tuple(_lengths("crop_margin", text, (1, 2, 4)))
     scale = None
     if (text := _text(fields, "scale")) is not None and text != "original":
-        match = re.fullmatch(r"(\d+(?:\.\d+)?)%", text)
+        match = _PERCENT.fullmatch(text)
         if match is None or not 10 <= float(match.group(1)) <= 100:
             raise _bad("scale", text, "original, or 10% to 100%")
         scale = float(match.group(1)) / 100
@@ -214,13 +236,14 @@ def parse_options(fields: Mapping[str, Any], *, json_body: bool) -> Options:
             position = (0.5, 0.5)
         else:
             values = []
-            for part in text.split():
-                match = re.fullmatch(r"(\d+(?:\.\d+)?)%", part)
+            parts = text.split()
+            if len(parts) not in (1, 2):
+                raise _bad("position", text, "original, center, or one or two of 0%-100%")
+            for part in parts:
+                match = _PERCENT.fullmatch(part)
                 if match is None or float(match.group(1)) > 100:
                     raise _bad("position", text, "original, center, or one or two of 0%-100%")
                 values.append(float(match.group(1)) / 100)
-            if len(values) not in (1, 2):
-                raise _bad("position", text, "original, center, or one or two of 0%-100%")
             position = (values[0], values[-1])
     if scale is not None and position_text is None:
         position = (0.5, 0.5)  # remove.bg: scaling implies position=center, unless given
@@ -314,15 +337,32 @@ class RemoveBgCompat:
         self.fetcher = fetcher
         self.limits = Limits(settings.max_input_bytes, settings.max_input_pixels)
 
-    def run(self, options: Options, inputs: Inputs) -> Result:
+    def run(
+        self,
+        options: Options,
+        inputs: Inputs,
+        deadline: float | None = None,
+        key_id: str | None = None,
+    ) -> Result:
+        """The result, by ``deadline`` (``time.monotonic()``; default:
+        ``ALPHACUT_REQUEST_TIMEOUT_SECONDS`` from now) or a 504. Every input is checked
+        before the removal, the background image decoded once to prove it is one: a bad
+        ``bg_image_*`` costs no removal."""
+        if deadline is None:
+            deadline = time.monotonic() + self.settings.request_timeout_seconds
         image = self._photo(inputs)
         background = self._background(options, inputs)
+        if background is not None:
+            self._check_background(background, deadline)
+        left = _left(deadline)
         job = InferenceJob(
             model=options.model or self.settings.default_model,
             data=image,
             refine=options.refine,
             max_pixels=SIZES[options.size],
             outputs=(OutputSpec("cutout", "png"),),
+            timeout=left,
+            key_id=key_id,
         )
         removed = self.inference.submit(job)
         cut = removed.outputs[0]
@@ -330,8 +370,27 @@ class RemoveBgCompat:
         pixels = removed.width * removed.height
         extra = _COMPOSE_BYTES_PER_PX * pixels + 4 * (_pixels(background) or 0)
         cost = operation_cost("compose", pixels, pixels, extra)
-        return self.image_queue.run(
-            lambda: self._finish(options, cut, background), wait=_WAIT_S, cost=cost
+        # Admitted work: it waits for an image worker, but not past the request's deadline.
+        try:
+            return self.image_queue.run(
+                lambda: self._finish(options, cut, background),
+                wait=_left(deadline),
+                cost=cost,
+                deadline=deadline,
+            )
+        except ServiceBusyError:
+            _left(deadline)  # the wait ended at the deadline: a 504, not a 503
+            raise
+
+    def _check_background(self, data: bytes, deadline: float) -> None:
+        """Decode the background image now (415/422/413 before any removal). It is decoded
+        again when composing: kept decoded through the removal, it would be memory outside
+        the budget that the removal was admitted under."""
+        pixels = _pixels(data) or 0
+        self.image_queue.run(
+            lambda: decode(data, self.limits),
+            cost=operation_cost("decode", pixels, 0),
+            deadline=deadline,
         )
 
     def _photo(self, inputs: Inputs) -> bytes:
@@ -432,6 +491,14 @@ class RemoveBgCompat:
                 max_pixels=self.limits.max_pixels,
             )
         return Image.alpha_composite(background, cut)
+
+
+def _left(deadline: float) -> float:
+    """Seconds to ``deadline``; 504 when it has passed."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise ProcessingTimeoutError("the request ran past the server's time limit")
+    return left
 
 
 def _pixels(data: bytes | None) -> int | None:

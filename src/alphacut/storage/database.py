@@ -551,6 +551,18 @@ class Database:
         with self.session() as session:
             session.execute(statement)
 
+    def key_usage(self, key_id: str, since: date) -> tuple[int, int]:
+        """``key_id``'s requests and images from ``since`` on: a range read of the primary
+        key (key_id, day), a month of rows at most."""
+        with self.session() as session:
+            requests, images = session.execute(
+                select(
+                    func.coalesce(func.sum(UsageRow.requests), 0),
+                    func.coalesce(func.sum(UsageRow.images), 0),
+                ).where(UsageRow.key_id == key_id, UsageRow.day >= since)
+            ).one()
+            return int(requests), int(images)
+
     def usage(self, since: date) -> list[UsageTotal]:
         with self.session() as session:
             recent = func.sum(UsageRow.images).filter(UsageRow.day >= since)

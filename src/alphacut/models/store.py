@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
+import os
 import stat
 import threading
 from collections.abc import Mapping
@@ -24,8 +26,25 @@ class ModelStatus(StrEnum):
     CORRUPT = "corrupt"
 
 
+def open_regular_file(path: Path) -> io.BufferedReader:
+    """``path`` opened for reading if it is a regular file (through symlinks), else OSError.
+    Opened non-blocking and checked with fstat after the open, so that a FIFO or a device in
+    the file's place (even one swapped in after a check) is refused at once, never waited
+    on."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def file_digest(path: Path, algorithm: str = "sha256") -> str:
-    with path.open("rb") as f:
+    with open_regular_file(path) as f:
         return hashlib.file_digest(f, algorithm).hexdigest()
 
 

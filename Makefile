@@ -1,6 +1,7 @@
 # Two commands do all the set-up: `make serve` and `make test`. Both create .venv, install the
 # pinned packages, and fetch + verify the models; each step is skipped when already done.
 
+ROOT := $(patsubst %/,%,$(dir $(abspath $(firstword $(MAKEFILE_LIST)))))
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -45,23 +46,25 @@ lint: setup
 test: models browser servers clients lint
 	$(BIN)/pytest
 
-# A whole fleet on this machine (PostgreSQL, S3 (moto), Redis, 2 workers, 2 API replicas on
-# loopback; state in $(FLEET_DIR)), and the fleet test suites run against it. `make test`
-# already runs them against a fleet of Redis and workers it starts itself; this adds the
-# shared database and bucket of scripts/fleet (about 2 minutes): run it before a release.
-fleet-up: models servers
-	ALPHACUT_FLEET_DIR=$(FLEET_DIR) scripts/fleet up
-
-fleet-down:
-	ALPHACUT_FLEET_DIR=$(FLEET_DIR) scripts/fleet down
-
+# A whole fleet on this machine (PostgreSQL, S3 (moto), Redis with a password, 2 workers, 2 API
+# replicas on loopback; state in $(FLEET_DIR), a folder of its own: scripts/fleet refuses an
+# empty one, the checkout and any folder it did not make, and `down` removes only what its
+# state.json lists), and the fleet test suites run against it. `make test` already runs them
+# against a fleet of Redis and workers it starts itself; this adds the shared database and
+# bucket of scripts/fleet (about 2 minutes): run it before a release.
 FLEET_DIR ?= var/fleet
 
+fleet-up: models servers
+	ALPHACUT_FLEET_DIR='$(FLEET_DIR)' scripts/fleet up
+
+fleet-down:
+	ALPHACUT_FLEET_DIR='$(FLEET_DIR)' scripts/fleet down
+
 test-fleet: models servers
-	@ALPHACUT_FLEET_DIR=$(FLEET_DIR) scripts/fleet up
-	@ALPHACUT_TEST_FLEET=$(FLEET_DIR)/state.json $(BIN)/pytest tests/fleet/test_script_fleet.py \
-		tests/fleet/test_api_on_fleet.py; status=$$?; \
-		ALPHACUT_FLEET_DIR=$(FLEET_DIR) scripts/fleet down; exit $$status
+	@ALPHACUT_FLEET_DIR='$(FLEET_DIR)' scripts/fleet up
+	@ALPHACUT_TEST_FLEET='$(FLEET_DIR)/state.json' $(BIN)/pytest tests/fleet/test_script_fleet.py \
+		tests/fleet/test_api_on_fleet.py tests/fleet/test_broker_auth.py; status=$$?; \
+		ALPHACUT_FLEET_DIR='$(FLEET_DIR)' scripts/fleet down; exit $$status
 
 # Starts the HTTP service on http://127.0.0.1:8000 (state in ./var; on the first start it
 # creates an API key and prints it with a ready-to-paste curl example).
@@ -98,5 +101,10 @@ constraints: | $(BIN)/python
 	  echo "# Regenerate: make constraints (after changing pyproject.toml)."; \
 	  $(BIN)/python -m pip freeze --exclude-editable | grep -vi '^alphacut'; } > constraints.txt
 
+# This checkout's venv and tool caches, wherever make runs from; a VENV= given on the command
+# line is removed only if it is a virtual environment (it holds pyvenv.cfg), never a folder
+# that merely has that name.
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	@cd '$(ROOT)' && if [ -f '$(VENV)/pyvenv.cfg' ] && [ ! -L '$(VENV)' ]; then rm -rf -- '$(VENV)'; \
+		else echo "$(VENV) left alone: not a virtual environment (no pyvenv.cfg) or a link"; fi
+	cd '$(ROOT)' && rm -rf -- .mypy_cache .ruff_cache .pytest_cache

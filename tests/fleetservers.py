@@ -1,6 +1,7 @@
 """Real servers for the shared-storage backends, each on a free loopback port with its data
 in a temp dir: PostgreSQL (Debian's, initdb + pg_ctl), an S3 API (moto's standalone server)
-and Redis (Debian's redis-server). ``scripts/install-servers`` installs the Debian ones.
+and Redis (Debian's redis-server, with a password). ``scripts/install-servers`` installs the
+Debian ones.
 
 A server that cannot be found or started FAILS the test under CI (``CI=true``); elsewhere
 the test is skipped with the reason, so that a laptop without PostgreSQL can still run the
@@ -10,6 +11,7 @@ rest of the suite.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -225,19 +227,29 @@ def s3_server() -> Iterator[S3]:
 
 @contextmanager
 def redis_server() -> Iterator[str]:
-    """redis-server on a free port, nothing persisted; yields its URL."""
+    """redis-server on a free port, nothing persisted, with a password of its own as a
+    deployment's must have (the broker is a trust boundary: whoever reaches it can have a
+    worker process any stored image); yields its URL, ``redis://:PASSWORD@127.0.0.1:PORT``.
+    The configuration goes in on standard input, so the password is on no command line."""
     exe = shutil.which("redis-server") or (
         "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
     )
     if exe is None:
         unavailable("redis-server not found")
     port = free_port()
+    password = secrets.token_urlsafe(24)
     process = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        [exe, "-"],
+        stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    url = f"redis://127.0.0.1:{port}"
+    assert process.stdin is not None
+    process.stdin.write(
+        f'port {port}\nbind 127.0.0.1\nrequirepass {password}\nsave ""\nappendonly no\n'.encode()
+    )
+    process.stdin.close()
+    url = f"redis://:{password}@127.0.0.1:{port}"
 
     def ready() -> bool:
         import redis

@@ -1,6 +1,7 @@
 """An inference fleet on loopback for tests and benchmarks: Debian's redis-server (broker
-and result store, via :func:`fleetservers.redis_server`) and ``alphacut worker`` nodes as
-subprocesses, sharing one data dir (so the local blob store is the shared one)."""
+and result store, with a password, via :func:`fleetservers.redis_server`) and ``alphacut
+worker`` nodes as subprocesses, sharing one data dir (so the local blob store is the shared
+one)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from fleetservers import redis_server
 
 @dataclass
 class Fleet:
-    url: str
+    url: str  # redis://:PASSWORD@127.0.0.1:PORT, the broker's
     data_dir: Path
     workers: list[subprocess.Popen[bytes]]
     logs: Path
@@ -47,8 +48,10 @@ class Fleet:
         )
         wait_for_workers(self.url, len(self.workers))
 
-    def log_text(self) -> str:
-        return "\n".join(path.read_text(errors="replace")[-3000:] for path in self.logs.iterdir())
+    def log_text(self, tail: int | None = None) -> str:
+        """Every worker's log (or the last ``tail`` characters of each)."""
+        texts = (path.read_text(errors="replace") for path in sorted(self.logs.iterdir()))
+        return "\n".join(text[-tail:] if tail else text for text in texts)
 
 
 def _start_worker(
@@ -105,7 +108,7 @@ def inference_fleet(
             try:
                 wait_for_workers(url, workers)
             except RuntimeError as exc:
-                raise RuntimeError(f"{exc}\n{made.log_text()}") from None
+                raise RuntimeError(f"{exc}\n{made.log_text(tail=3000)}") from None
             yield made
         finally:
             for process in started:  # the node and its pool processes: one session each

@@ -754,7 +754,7 @@ def doctor(
     except AlphacutError as exc:
         _fail(exc.message, 2)
     report = examine(db, blobs, repair=repair, grace_seconds=grace)
-    verb = "repaired" if repair else "found"
+    verb = "repaired" if repair and report.mismatch is None else "found"
     for entry in report.rows_without_file:
         err.print(f"{verb}: row without its file: {entry}")
     for key in report.files_without_row:
@@ -769,6 +769,9 @@ def doctor(
         err.print(f"found: unknown file: {entry!r}{moved}", markup=False)
     if report.recent_files_skipped:
         err.print(f"skipped {report.recent_files_skipped} file(s) younger than {grace:g} s")
+    if report.mismatch:
+        err.print(f"nothing deleted: {report.mismatch}", markup=False)
+        raise typer.Exit(1)
     if report.not_moved:
         err.print("some unknown files could not be moved aside: see above")
         raise typer.Exit(1)

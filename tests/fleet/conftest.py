@@ -46,6 +46,15 @@ class ScriptFleet:
     def replicas(self) -> list[str]:
         return list(self.state["replicas"])
 
+    @property
+    def logs(self) -> Path:
+        return Path(SCRIPT_FLEET or ".").parent / "logs"
+
+    def log_text(self) -> str:
+        """Every log of the fleet's processes (its replicas' and workers' among them)."""
+        texts = (path.read_text(errors="replace") for path in sorted(self.logs.iterdir()))
+        return "\n".join(texts)
+
     def settings(self, **overrides: object) -> Settings:
         values = {
             "data_dir": self.data_dir,

@@ -173,6 +173,36 @@ def test_crash_mid_write_leaves_nothing_that_passes(
     assert not list(store.root.glob("*.part")) and not list(store.root.glob(".*.part"))
 
 
+def test_leftover_sweep_removes_only_the_installers_own(
+    store: ModelStore, offline: Path, tmp_path: Path, no_network: None
+) -> None:
+    """The model folder may be one a user gave: only a crash's own temp files (named after a
+    model's file) and fetch folders (named as tempfile names them) go, never other hidden
+    files, folders named alike, or what a link points to (issue 22, item 0's audit)."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("keep")
+    root = store.root
+    root.mkdir()
+    mine = [".notes.part", ".bashrc.0123abcd.part", ".fetch-settings", ".fetch-abcd1234.bak"]
+    for name in mine:
+        (root / name).write_text("the user's")
+    (root / ".fetch-config").mkdir()
+    (root / ".fetch-config" / "keep").write_text("keep")
+    (root / ".fetch-linked1").symlink_to(outside, target_is_directory=True)
+    (root / ".tiny.onnx.0123abcd.part").symlink_to(outside / "keep")
+    (root / ".chunky.onnx.89abcdef.part").write_bytes(b"half")  # a crash's, both of these
+    (root / ".fetch-ab_12cd3").mkdir()
+    (root / ".fetch-ab_12cd3" / "tiny_models-1.0-py3-none-any.whl").write_bytes(b"half")
+    ModelInstaller(store, from_path=offline).install(["tiny"])
+    for name in mine:
+        assert (root / name).read_text() == "the user's", name
+    assert (root / ".fetch-config" / "keep").exists() and (root / ".fetch-linked1").is_symlink()
+    assert (root / ".tiny.onnx.0123abcd.part").is_symlink() and (outside / "keep").exists()
+    assert not (root / ".chunky.onnx.89abcdef.part").exists()
+    assert not (root / ".fetch-ab_12cd3").exists()
+
+
 def test_missing_artifact_and_unknown_model(store: ModelStore, tmp_path: Path) -> None:
     with pytest.raises(ModelInstallError, match="expected one file"):
         ModelInstaller(store, from_path=tmp_path).install(["tiny"])

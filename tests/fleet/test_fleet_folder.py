@@ -133,7 +133,7 @@ def test_down_refuses_a_state_file_that_is_a_link(tmp_path: Path) -> None:
 def reachable_folder() -> Iterator[Path]:
     """A folder PostgreSQL's own user can reach when the tests run as root (pytest's tmp_path
     is 0700): made here, removed here."""
-    made = Path(tempfile.mkdtemp(prefix="alphacut-fleet-test-"))
+    made = Path(tempfile.mkdtemp(prefix="alphacut-test-fleet-"))
     made.chmod(0o755)
     try:
         yield made
@@ -141,16 +141,20 @@ def reachable_folder() -> Iterator[Path]:
         shutil.rmtree(made)
 
 
+@pytest.mark.parametrize("reachable", [True, False], ids=["home-755", "home-under-0700"])
 def test_up_records_each_thing_it_makes_and_a_failed_up_removes_exactly_those(
-    reachable_folder: Path,
+    reachable: bool, reachable_folder: Path, tmp_path: Path
 ) -> None:
     """A real `up` whose Redis fails to start (a stand-in that reads its configuration and
     exits): by then PostgreSQL and the S3 server run and `pg` is made. state.json is private
     at every moment and names them; Redis got a password of its own on standard input, none
-    on its command line; the failed `up` stops them and removes `pg`, and only that."""
+    on its command line; the failed `up` stops them and removes `pg`, and only that. As root
+    in a folder PostgreSQL's user cannot reach (pytest's, or `mktemp -d`'s, 0700), `pg` is a
+    private folder of the fleet's own in the temp folder, recorded and removed the same."""
     if not sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
         unavailable("PostgreSQL (initdb) not found")
-    home, seen, bin_dir = (reachable_folder / name for name in ("fleet", "seen", "bin"))
+    base = reachable_folder if reachable else tmp_path
+    home, seen, bin_dir = (base / name for name in ("fleet", "seen", "bin"))
     seen.mkdir()
     bin_dir.mkdir()
     stand_in = bin_dir / "redis-server"
@@ -169,6 +173,13 @@ def test_up_records_each_thing_it_makes_and_a_failed_up_removes_exactly_those(
     state = json.loads((seen / "state.json").read_text())
     assert (seen / "mode").read_text().strip() == "600"
     assert [entry["name"] for entry in state["made"]] == ["pg"]
+    pg = state["made"][0]
+    if "path" in pg:  # made in the temp folder: only as root, only for an unreachable home
+        assert not reachable and os.geteuid() == 0
+        assert Path(pg["path"]).parent == Path(tempfile.gettempdir()).resolve()
+        assert not Path(pg["path"]).exists()
+    else:
+        assert reachable or os.geteuid() != 0
     assert set(state["processes"]) == {"postgres", "s3", "redis"}
     password = state["redis_password"]
     assert len(password) >= 32

@@ -13,8 +13,8 @@ the cost the service estimates for the same job.
 from __future__ import annotations
 
 import argparse
-import io
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -97,10 +97,12 @@ def main() -> None:
     height = int(args.mp * 1e6 / width)
     photo = Image.linear_gradient("L").resize((width, height)).convert("RGB")
     ImageDraw.Draw(photo).ellipse((width // 4, height // 4, width // 2, height // 2), fill="red")
-    path = Path(tempfile.gettempdir()) / f"alphacut-memory-{width}x{height}.jpg"
-    buffer = io.BytesIO()
-    photo.save(buffer, "JPEG", quality=90)
-    path.write_bytes(buffer.getvalue())
+    # A new file of its own (never a fixed name in the shared temp folder, which someone else
+    # may hold or point elsewhere), and so the one it removes at the end.
+    fd, name = tempfile.mkstemp(prefix=f"alphacut-memory-{width}x{height}-", suffix=".jpg")
+    path = Path(name)
+    with os.fdopen(fd, "wb") as file:
+        photo.save(file, "JPEG", quality=90)
     del photo
     print(
         f"{platform.machine()} {platform.processor() or ''}, Python {platform.python_version()}, "

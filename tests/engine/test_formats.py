@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageCms
 
-from alphacut.engine import decode as decode_module
 from alphacut.engine.decode import ALL_FORMATS, Limits, decode, sniff
+from alphacut.engine.decode import pixels as decode_module
 from alphacut.errors import CorruptImageError, ImageTooLargeError, UnsupportedImageError
 from imagetools import cmyk_profile
 

@@ -207,7 +207,10 @@ class Settings(BaseSettings):
         32, ge=0, le=10_000, description="Image operations that may wait; beyond this: 503."
     )
     retry_after_seconds: int = Field(
-        5, ge=1, le=3600, description="Retry-After sent with 503 when the queue is full."
+        5,
+        ge=1,
+        le=3600,
+        description="Retry-After sent with 503 (a queue full, a backend not answering).",
     )
     memory_budget_bytes: int | None = Field(
         None,
@@ -261,6 +264,48 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = Field(
         120.0, gt=0, description="Longest a removal or image operation may take (then 504)."
     )
+    # Waits on a storage server: each bounded, so that one that stops answering costs a
+    # request a 503 + Retry-After in seconds, never a hang (docs/operations.md, Stalls).
+    database_connect_timeout_seconds: int = Field(
+        5, ge=2, le=300, description="Longest wait to open a PostgreSQL connection (libpq's)."
+    )
+    database_statement_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="PostgreSQL's statement_timeout: the server cancels a longer statement.",
+    )
+    database_read_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="Longest wait for any answer of the PostgreSQL server, then the "
+        "connection is dropped (503); longer than the statement timeout.",
+    )
+    database_pool_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="Longest wait for a free connection of the pool (then 503).",
+    )
+    blob_connect_timeout_seconds: float = Field(
+        5.0, gt=0, le=300, description="Longest wait to connect to the S3 store, per try."
+    )
+    blob_read_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="Longest wait for each answer (each chunk of one) of the S3 store, per try.",
+    )
+    blob_max_attempts: int = Field(
+        2, ge=1, le=10, description="Tries of each S3 request, the first included."
+    )
+    readiness_timeout_seconds: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="Longest /readyz waits for each check before it reports `error: timeout`.",
+    )
     shutdown_grace_seconds: float = Field(
         30.0, ge=0, description="On SIGTERM, how long in-flight requests may take to finish."
     )
@@ -302,6 +347,32 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"unknown model {name!r}; choose fast, precise or one of: "
                     + ", ".join(CATALOGUE)
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _backend_waits_fit(self) -> Self:
+        """A backend that does not answer is given up on well within a request's limit."""
+        if self.database_read_timeout_seconds <= self.database_statement_timeout_seconds:
+            raise ValueError(
+                "database_read_timeout_seconds must exceed database_statement_timeout_seconds "
+                "(the server cancels a slow statement itself first)"
+            )
+        waits = {
+            "database_pool_timeout_seconds + database_connect_timeout_seconds + "
+            "database_read_timeout_seconds": self.database_pool_timeout_seconds
+            + self.database_connect_timeout_seconds
+            + self.database_read_timeout_seconds,
+            "blob_max_attempts x (blob_connect_timeout_seconds + blob_read_timeout_seconds)": (
+                self.blob_max_attempts
+                * (self.blob_connect_timeout_seconds + self.blob_read_timeout_seconds)
+            ),
+        }
+        for what, seconds in waits.items():
+            if seconds >= self.request_timeout_seconds:
+                raise ValueError(
+                    f"{what} ({seconds:g} s) must be under request_timeout_seconds "
+                    f"({self.request_timeout_seconds:g} s)"
                 )
         return self
 

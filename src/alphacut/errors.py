@@ -130,6 +130,15 @@ class ServiceBusyError(RetryLaterError):
     code = "server_busy"
 
 
+class BackendUnavailableError(RetryLaterError):
+    """The database or the blob store did not answer within its time limit (stopped,
+    overloaded, unreachable): 503 + ``Retry-After``, as for any capacity the server lacks
+    for now, never a hang and never a 500."""
+
+    status = 503
+    code = "backend_unavailable"
+
+
 class NotImplementedFeatureError(AlphacutError):
     status = 501
     code = "not_implemented"

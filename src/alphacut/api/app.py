@@ -34,7 +34,7 @@ from alphacut.service.removebg import RemoveBgService
 from alphacut.service.results import ResultStore, Sweeper
 from alphacut.service.work import WorkQueue
 from alphacut.storage.database import Database
-from alphacut.storage.factory import open_blob_store
+from alphacut.storage.factory import open_blob_store, open_database
 
 log = logging.getLogger("alphacut")
 
@@ -92,7 +92,7 @@ class Runtime:
 
 def build_runtime(settings: Settings) -> Runtime:
     check_refine(settings)
-    db = Database(settings.resolved_database_url)
+    db = open_database(settings)  # every wait for it bounded: 503, never a hang
     db.prepare()  # SQLite: migrated; PostgreSQL: must be at head (`alphacut db upgrade`)
     blobs = open_blob_store(settings)
     results = ResultStore(db, blobs, settings.result_ttl_seconds)

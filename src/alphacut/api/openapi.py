@@ -41,7 +41,7 @@ _DESCRIPTIONS = {
     429: "Rate limit exceeded; retry after `Retry-After` seconds.",
     500: "Internal error (details are in the server log, never in the answer).",
     501: "Not offered by alphacut.",
-    503: "Busy; retry after `Retry-After` seconds.",
+    503: "Busy, or the database or file store not answering; retry after `Retry-After` seconds.",
     504: "The request ran past the server's time limit.",
     507: "The server is out of disk space, or under its free-space threshold "
     "(`ALPHACUT_MIN_FREE_BYTES`); reads and deletes still work.",
@@ -214,7 +214,7 @@ def _document_errors(path: str, operation: dict[str, Any]) -> None:
     if "requestBody" in operation:
         statuses.add(413)
     if operation.get("security") or headers & {"x-api-key", "authorization"}:
-        statuses |= {401, 429}
+        statuses |= {401, 429, 503}  # 503: the key is looked up in the database
     if path.startswith(REMOVEBG_PATHS):  # remove.bg's statuses (api/errors.py status_for)
         statuses = (statuses - {401, 413}) | {403}
         for code, text in _REMOVEBG_DESCRIPTIONS.items():

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -44,7 +48,7 @@ def presigned_redirect(
     response_class=Response,
     tags=["public"],
     summary="A published image (no key needed; stops working when unpublished or deleted)",
-    responses={**errors(404), **PRESIGNED_REDIRECT},
+    responses={**errors(404, 503), **PRESIGNED_REDIRECT},
 )
 def published(svc: ServicesDep, token: str) -> Response:
     if len(token) > 64:
@@ -58,7 +62,9 @@ def published(svc: ServicesDep, token: str) -> Response:
 
 
 @router.get("/healthz", response_model=Health, tags=["health"], summary="The process is up")
-def healthz() -> Health:
+async def healthz() -> Health:
+    # On the event loop, touching nothing: it answers while every worker thread waits on a
+    # stalled database or store (a sync route would queue behind them for a thread).
     return Health(status="ok")
 
 
@@ -69,28 +75,91 @@ def healthz() -> Health:
     summary="Ready to serve: database, storage, free disk space and the models loaded",
     responses={503: {"model": Health}},
 )
-def readyz(request: Request, svc: ServicesDep) -> JSONResponse:
-    checks: dict[str, str] = {}
-    try:
-        svc.images.db.ping()
-        checks["database"] = "ok"
-    except Exception as exc:  # noqa: BLE001 - any failure means not ready
-        checks["database"] = f"error: {type(exc).__name__}"
-    try:  # the store itself: a writable folder, or a reachable bucket
-        problem = svc.images.blobs.check()
-    except Exception as exc:  # noqa: BLE001 - any failure means not ready
-        problem = type(exc).__name__
-    checks["storage"] = "ok" if problem is None else f"error: {problem}"
-    checks["disk"] = _disk(svc)
-    store = ModelStore.for_settings(svc.settings)
-    status = store.status(store.spec(svc.settings.default_model))
-    loaded = svc.inference.readiness()  # "loading" until the models named to load are
-    fleet = svc.settings.inference_url is not None  # the workers hold the models: they answer
-    installed = fleet or status is ModelStatus.INSTALLED
-    checks["model"] = loaded if installed else f"error: {status.value}"
+async def readyz(request: Request) -> JSONResponse:
+    # The services from the app itself: a sync dependency would wait for a worker thread.
+    svc: Services = request.app.state.services
+    checks = await _checks_of(request, svc).run()
     ready = all(value == "ok" for value in checks.values())
     body = Health(status="ready" if ready else "not ready", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+class ReadinessChecks:
+    """/readyz's checks, each on a thread of its own, all at once, each given
+    ``ALPHACUT_READINESS_TIMEOUT_SECONDS`` to answer (then ``error: timeout``): a backend that
+    does not answer makes /readyz say "not ready" at once, not when its own timeouts end. A
+    check still running from an earlier probe is waited for again, never started twice, so
+    that probing a stalled backend holds one thread per check at most."""
+
+    def __init__(self, checks: dict[str, Callable[[], str]], timeout: float) -> None:
+        self.checks = checks
+        self.timeout = timeout
+        self._running: dict[str, Future[str]] = {}
+        self._lock = threading.Lock()
+
+    def _start(self, name: str) -> Future[str]:
+        with self._lock:
+            future = self._running.get(name)
+            if future is None or future.done():
+                future = self._running[name] = Future()
+                check = self.checks[name]
+                threading.Thread(
+                    target=_settle, args=(future, check), name=f"readyz-{name}", daemon=True
+                ).start()
+            return future
+
+    async def run(self) -> dict[str, str]:
+        waiting = {name: asyncio.wrap_future(self._start(name)) for name in self.checks}
+        await asyncio.wait(waiting.values(), timeout=self.timeout)
+        return {
+            name: future.result() if future.done() else "error: timeout"
+            for name, future in waiting.items()
+        }
+
+
+def _settle(future: Future[str], check: Callable[[], str]) -> None:
+    try:
+        future.set_result(check())
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        future.set_result(f"error: {type(exc).__name__}")
+
+
+def _checks_of(request: Request, svc: Services) -> ReadinessChecks:
+    checks: ReadinessChecks | None = getattr(request.app.state, "readiness_checks", None)
+    if checks is None:
+        checks = ReadinessChecks(
+            {
+                "database": lambda: _database(svc),
+                "storage": lambda: _storage(svc),
+                "disk": lambda: _disk(svc),
+                "model": lambda: _model(svc),
+            },
+            svc.settings.readiness_timeout_seconds,
+        )
+        request.app.state.readiness_checks = checks
+    return checks
+
+
+def _database(svc: Services) -> str:
+    svc.images.db.ping()
+    return "ok"
+
+
+def _storage(svc: Services) -> str:
+    """The store itself: a writable folder, or a reachable bucket."""
+    problem = svc.images.blobs.check()
+    return "ok" if problem is None else f"error: {problem}"
+
+
+def _model(svc: Services) -> str:
+    loaded = svc.inference.readiness()  # "loading" until the models named to load are
+    if loaded != "ok" or svc.settings.inference_url is not None:  # a fleet's workers answer
+        return loaded
+    # A stat, once its file is verified (a hash, cached by size, mtime and inode; loading the
+    # model did it already when the default model is one of those loaded at start-up).
+    store = ModelStore.for_settings(svc.settings)
+    status = store.status(store.spec(svc.settings.default_model))
+    return "ok" if status is ModelStatus.INSTALLED else f"error: {status.value}"
 
 
 def _disk(svc: Services) -> str:

@@ -186,7 +186,7 @@ def authorize(
     response_class=Response,
     tags=["public"],
     summary="An output file (no key needed; 404 once expired)",
-    responses={**errors(404), **PRESIGNED_REDIRECT},
+    responses={**errors(404, 503), **PRESIGNED_REDIRECT},
 )
 def result_file(svc: ServicesDep, name: str) -> Response:
     token, _, extension = name.partition(".")

@@ -27,10 +27,11 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, delete, event, func, make_url, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
-from alphacut.errors import AlphacutError, InsufficientStorageError
+from alphacut.errors import AlphacutError, BackendUnavailableError, InsufficientStorageError
 from alphacut.files import write_atomic
 from alphacut.storage.models import ApiKeyRow, ImageRow, ResultRow, UsageRow
 
@@ -55,6 +56,24 @@ _DISK_FULL_MESSAGE = (
     "the server's database is out of disk space: nothing more can be stored until space is "
     "freed (reading and deleting images still work)"
 )
+
+
+@dataclass(frozen=True)
+class DatabaseTimeouts:
+    """Bounds on every wait for the database (``ALPHACUT_DATABASE_*_TIMEOUT_SECONDS``): the
+    pool's for any database, the others for PostgreSQL only (SQLite has no server to wait
+    for; its own lock wait is ``busy_timeout``). Past one: 503 + ``retry_after_seconds``."""
+
+    connect_seconds: int
+    statement_seconds: float
+    read_seconds: float
+    pool_seconds: float
+    retry_after_seconds: int
+
+
+# Retry-After of a Database opened without timeouts (maintenance commands, tests): the
+# service always passes its ALPHACUT_RETRY_AFTER_SECONDS.
+UNCONFIGURED_RETRY_AFTER = 5
 
 
 class SchemaOutdatedError(AlphacutError):
@@ -182,18 +201,31 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 class Database:
     """Engine, migrations and every query the service makes."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeouts: DatabaseTimeouts | None = None) -> None:
+        """``timeouts``: None (maintenance commands, tests) waits as long as the driver does;
+        the service passes its settings' (:func:`alphacut.storage.factory.open_database`)."""
         if make_url(url).drivername == "postgresql":  # psycopg 3, not SQLAlchemy's psycopg2
             url = make_url(url).set(drivername="postgresql+psycopg").render_as_string(False)
         self.url = url
+        self.timeouts = timeouts
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = create_engine(url, pool_pre_ping=True)
-        if self.engine.dialect.name not in ("sqlite", "postgresql"):
-            raise SchemaOutdatedError(
-                f"unsupported database {self.engine.dialect.name!r}: use SQLite or PostgreSQL"
-            )
-        if self.engine.dialect.name == "sqlite":
+        parsed = make_url(url)
+        dialect = parsed.get_dialect().name
+        if dialect not in ("sqlite", "postgresql"):
+            raise SchemaOutdatedError(f"unsupported database {dialect!r}: use SQLite or PostgreSQL")
+        options: dict[str, Any] = {"pool_pre_ping": True}
+        in_memory = dialect == "sqlite" and parsed.database in (None, "", ":memory:")
+        if timeouts is not None and not in_memory:  # an in-memory SQLite has no queue pool
+            options["pool_timeout"] = timeouts.pool_seconds
+        if timeouts is not None and dialect == "postgresql":
+            from alphacut.storage import postgres  # psycopg only where PostgreSQL is used
+
+            options["connect_args"] = postgres.connect_args(parsed, timeouts)
+        self.engine: Engine = create_engine(url, **options)
+        if timeouts is not None and dialect == "postgresql":
+            postgres.bound_connections(self.engine, timeouts.read_seconds)
+        if dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         database = make_url(url).database if self.engine.dialect.name == "sqlite" else None
@@ -242,7 +274,7 @@ class Database:
             )
 
     def ping(self) -> None:
-        with self.engine.connect() as connection:
+        with self._answering(), self.engine.connect() as connection:
             connection.execute(select(1))
 
     def close(self) -> None:
@@ -250,14 +282,37 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """One transaction. A full disk raises :class:`InsufficientStorageError` (507)."""
+        """One transaction. A full disk raises :class:`InsufficientStorageError` (507); a
+        database that does not answer in time, :class:`BackendUnavailableError` (503)."""
+        with self._answering(), self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def _answering(self) -> Iterator[None]:
         try:
-            with self._sessions() as session, session.begin():
-                yield session
+            yield
         except DBAPIError as exc:
             if _disk_full(exc):
                 raise InsufficientStorageError(_DISK_FULL_MESSAGE) from exc
+            if self._unavailable(exc):
+                cause = exc.orig or exc
+                raise self._unavailable_error(f"{type(cause).__name__}: {cause}") from exc
             raise
+        except PoolTimeoutError as exc:  # every pooled connection busy past pool_timeout
+            raise self._unavailable_error("no pooled connection came free") from exc
+
+    def _unavailable(self, exc: DBAPIError) -> bool:
+        """The server did not answer or cannot serve now (a dropped connection, a timeout,
+        a shutdown, too many connections: PostgreSQL's operational errors). SQLite's are
+        left as they were (its only waits are on its own file lock)."""
+        return exc.connection_invalidated or (
+            self.engine.dialect.name == "postgresql" and isinstance(exc, OperationalError)
+        )
+
+    def _unavailable_error(self, why: str) -> BackendUnavailableError:
+        log.warning("the database did not answer in time: %s", why)
+        retry = self.timeouts.retry_after_seconds if self.timeouts else UNCONFIGURED_RETRY_AFTER
+        return BackendUnavailableError(f"the database is not answering; retry in {retry} s", retry)
 
     # Disk space --------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""The one place a blob store is built from settings (the server, `alphacut doctor`)."""
+"""The one place the stores are built from settings (the server, the workers, `alphacut
+doctor`): the blob store and the service's database, each with its waits bounded."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from urllib.parse import unquote, urlsplit
 from alphacut.config import Settings
 from alphacut.errors import AlphacutError
 from alphacut.storage.blobs import BlobStore, LocalBlobStore
+from alphacut.storage.database import Database, DatabaseTimeouts
 
 
 class BlobUrlError(AlphacutError):
@@ -23,9 +25,15 @@ def open_blob_store(settings: Settings) -> BlobStore:
     if url and parts.scheme == "s3":
         if not parts.netloc:
             raise BlobUrlError(f"ALPHACUT_BLOB_URL {url!r} names no bucket (s3://bucket/prefix)")
-        from alphacut.storage.s3 import S3BlobStore  # boto3 only where S3 is used
+        from alphacut.storage.s3 import S3BlobStore, S3Timeouts  # boto3 only where S3 is used
 
-        return S3BlobStore(parts.netloc, unquote(parts.path))
+        timeouts = S3Timeouts(
+            connect_seconds=settings.blob_connect_timeout_seconds,
+            read_seconds=settings.blob_read_timeout_seconds,
+            max_attempts=settings.blob_max_attempts,
+            retry_after_seconds=settings.retry_after_seconds,
+        )
+        return S3BlobStore(parts.netloc, unquote(parts.path), timeouts=timeouts)
     if url and (parts.scheme != "file" or parts.netloc not in ("", "localhost") or not parts.path):
         raise BlobUrlError(
             f"ALPHACUT_BLOB_URL {url!r} is not file:///absolute/path or s3://bucket/prefix"
@@ -34,3 +42,16 @@ def open_blob_store(settings: Settings) -> BlobStore:
         raise BlobUrlError("ALPHACUT_BLOB_PRESIGNED_URLS needs an s3:// ALPHACUT_BLOB_URL")
     root = Path(unquote(parts.path)) if url else settings.data_dir / "blobs"
     return LocalBlobStore(root, min_free_bytes=settings.min_free_bytes)
+
+
+def open_database(settings: Settings) -> Database:
+    """The service's database, every wait for it bounded by the settings (a backend that
+    does not answer: 503 + Retry-After, docs/operations.md)."""
+    timeouts = DatabaseTimeouts(
+        connect_seconds=settings.database_connect_timeout_seconds,
+        statement_seconds=settings.database_statement_timeout_seconds,
+        read_seconds=settings.database_read_timeout_seconds,
+        pool_seconds=settings.database_pool_timeout_seconds,
+        retry_after_seconds=settings.retry_after_seconds,
+    )
+    return Database(settings.resolved_database_url, timeouts)

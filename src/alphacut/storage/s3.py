@@ -12,15 +12,22 @@ to abort). Free space is the store's business: no 507 from here.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from alphacut.errors import BackendUnavailableError
 from alphacut.storage.blobs import BlobNotFoundError, _is_key, check_key
+
+log = logging.getLogger(__name__)
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 
@@ -29,59 +36,112 @@ def _missing(exc: ClientError) -> bool:
     return str(exc.response.get("Error", {}).get("Code")) in _MISSING
 
 
+@dataclass(frozen=True)
+class S3Timeouts:
+    """Bounds on every request to the store (``ALPHACUT_BLOB_*``): connecting and each read,
+    per try, and the tries (botocore's standard retry mode: transient errors and throttling,
+    with a backoff under a second or two between tries). A store that does not answer within
+    them: 503 + ``retry_after_seconds``."""
+
+    connect_seconds: float
+    read_seconds: float
+    max_attempts: int
+    retry_after_seconds: int
+
+
+# For a store opened without settings (tests, scripts): botocore's own defaults, which wait
+# minutes on a store that does not answer (60 s per read, 3 tries).
+BOTOCORE_DEFAULTS = S3Timeouts(
+    connect_seconds=60, read_seconds=60, max_attempts=3, retry_after_seconds=5
+)
+
+
 class S3BlobStore:
     """Objects ``<prefix><key>`` in ``bucket``. Objects under the prefix that are not named
     like keys are unknown entries; ``quarantine`` moves them to ``<prefix>-quarantine/``
     (``alphacut-quarantine/`` when the store has the whole bucket), which is never scanned."""
 
     def __init__(
-        self, bucket: str, prefix: str = "", *, client: Any = None, page_size: int = 1000
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        client: Any = None,
+        page_size: int = 1000,
+        timeouts: S3Timeouts = BOTOCORE_DEFAULTS,
     ) -> None:
         self.bucket = bucket
         self.page_size = page_size  # objects per LIST request (S3's most: 1000)
         self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
         quarantine = self.prefix.rstrip("/") or "alphacut"
         self.quarantine_prefix = f"{quarantine}-quarantine/"
-        self.client = client or boto3.client(
-            "s3",
-            config=Config(
-                signature_version="s3v4",
-                # Path-style requests work with every S3-compatible server (an IP endpoint
-                # like moto's or MinIO's has no virtual hosts); AWS accepts them too.
-                s3={"addressing_style": "path"},
-                retries={"mode": "standard", "max_attempts": 3},
-                connect_timeout=5,
-                read_timeout=60,
-                max_pool_connections=64,  # the client is shared by every worker thread
-            ),
+        self.timeouts = timeouts
+        config = Config(
+            signature_version="s3v4",
+            # Path-style requests work with every S3-compatible server (an IP endpoint
+            # like moto's or MinIO's has no virtual hosts); AWS accepts them too.
+            s3={"addressing_style": "path"},
+            retries={"mode": "standard", "total_max_attempts": timeouts.max_attempts},
+            connect_timeout=timeouts.connect_seconds,
+            read_timeout=timeouts.read_seconds,
+            max_pool_connections=64,  # the client is shared by every worker thread
+        )
+        self.client = client or boto3.client("s3", config=config)
+
+    @contextmanager
+    def _answering(self) -> Iterator[None]:
+        """A store that does not answer in time (after the tries), cannot be reached, or
+        answers 5xx: :class:`BackendUnavailableError` (503 + Retry-After)."""
+        try:
+            yield
+        except (BotoConnectionError, HTTPClientError) as exc:  # timeouts, refused, dropped
+            raise self._unavailable(exc) from exc
+        except ClientError as exc:
+            if int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0) < 500:
+                raise
+            raise self._unavailable(exc) from exc
+
+    def _unavailable(self, exc: Exception) -> BackendUnavailableError:
+        log.warning("the blob store did not answer: %s: %s", type(exc).__name__, exc)
+        retry = self.timeouts.retry_after_seconds
+        return BackendUnavailableError(
+            f"the file store is not answering; retry in {retry} s", retry
         )
 
     def _name(self, key: str) -> str:
         return self.prefix + check_key(key)
 
     def put(self, key: str, data: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self._name(key), Body=data)
+        name = self._name(key)
+        with self._answering():
+            self.client.put_object(Bucket=self.bucket, Key=name, Body=data)
 
     def get(self, key: str) -> bytes:
-        try:
-            answer = self.client.get_object(Bucket=self.bucket, Key=self._name(key))
-        except ClientError as exc:
-            if _missing(exc):
-                raise BlobNotFoundError(key) from None
-            raise
-        body: bytes = answer["Body"].read()
+        name = self._name(key)
+        with self._answering():
+            try:
+                answer = self.client.get_object(Bucket=self.bucket, Key=name)
+            except ClientError as exc:
+                if _missing(exc):
+                    raise BlobNotFoundError(key) from None
+                raise
+            body: bytes = answer["Body"].read()  # each read bounded too (not retried)
         return body
 
     def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
+        name = self._name(key)
+        with self._answering():
+            self.client.delete_object(Bucket=self.bucket, Key=name)
 
     def _head(self, key: str) -> dict[str, Any] | None:
-        try:
-            head: dict[str, Any] = self.client.head_object(Bucket=self.bucket, Key=self._name(key))
-        except ClientError as exc:
-            if _missing(exc):
-                return None
-            raise
+        name = self._name(key)
+        with self._answering():
+            try:
+                head: dict[str, Any] = self.client.head_object(Bucket=self.bucket, Key=name)
+            except ClientError as exc:
+                if _missing(exc):
+                    return None
+                raise
         return head
 
     def exists(self, key: str) -> bool:

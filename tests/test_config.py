@@ -1,0 +1,41 @@
+"""Settings refused at start-up: waits on a backend that cannot fit in a request's limit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from alphacut.config import Settings
+
+
+def test_the_defaults_bound_every_backend_wait_inside_a_request() -> None:
+    settings = Settings()
+    database = (
+        settings.database_pool_timeout_seconds
+        + settings.database_connect_timeout_seconds
+        + settings.database_read_timeout_seconds
+    )
+    store = settings.blob_max_attempts * (
+        settings.blob_connect_timeout_seconds + settings.blob_read_timeout_seconds
+    )
+    assert database < settings.request_timeout_seconds / 4
+    assert store < settings.request_timeout_seconds / 4
+    assert settings.readiness_timeout_seconds <= 2
+
+
+@pytest.mark.parametrize(
+    ("values", "says"),
+    [
+        ({"database_statement_timeout_seconds": 10, "database_read_timeout_seconds": 10},
+         "must exceed database_statement_timeout_seconds"),
+        ({"request_timeout_seconds": 15}, "must be under request_timeout_seconds"),
+        ({"blob_max_attempts": 10, "blob_read_timeout_seconds": 20},
+         "blob_max_attempts x"),
+        ({"database_connect_timeout_seconds": 1}, "greater than or equal to 2"),
+    ],
+)  # fmt: skip
+def test_settings_that_cannot_work_are_refused(values: dict[str, Any], says: str) -> None:
+    with pytest.raises(ValidationError, match=says.replace("(", r"\(").replace(")", r"\)")):
+        Settings(**values)

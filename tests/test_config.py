@@ -1,4 +1,5 @@
-"""Settings refused at start-up: waits on a backend that cannot fit in a request's limit."""
+"""Settings refused at start-up: waits on a backend that cannot fit in a request's limit, a
+presigned URL lifetime past an hour, a public endpoint that is not a URL."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ def test_the_defaults_bound_every_backend_wait_inside_a_request() -> None:
     assert database < settings.request_timeout_seconds / 4
     assert store < settings.request_timeout_seconds / 4
     assert settings.readiness_timeout_seconds <= 2
+    assert settings.blob_presigned_seconds == 60
 
 
 @pytest.mark.parametrize(
@@ -34,8 +36,15 @@ def test_the_defaults_bound_every_backend_wait_inside_a_request() -> None:
         ({"blob_max_attempts": 10, "blob_read_timeout_seconds": 20},
          "blob_max_attempts x"),
         ({"database_connect_timeout_seconds": 1}, "greater than or equal to 2"),
+        ({"blob_presigned_seconds": 3601}, "less than or equal to 3600"),
+        ({"blob_presigned_endpoint_url": "files.example.com"}, "not an http(s):// URL"),
+        ({"blob_presigned_endpoint_url": "https://cdn.example.com/?x=1"}, "no query"),
     ],
 )  # fmt: skip
 def test_settings_that_cannot_work_are_refused(values: dict[str, Any], says: str) -> None:
     with pytest.raises(ValidationError, match=says.replace("(", r"\(").replace(")", r"\)")):
         Settings(**values)
+
+
+def test_an_empty_public_endpoint_means_none() -> None:
+    assert Settings(blob_presigned_endpoint_url="").blob_presigned_endpoint_url is None

@@ -6,6 +6,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -146,8 +147,20 @@ class Settings(BaseSettings):
         description="Serve published (/p/) and result (/results/) files as a redirect (307) "
         "to a presigned URL of the S3 store instead of through alphacut (s3:// only).",
     )
+    # Short on purpose: a presigned URL cannot be revoked (unpublishing, deleting or revoking
+    # the key does not stop it) and anyone who sees it can pass it on; a redirect is followed
+    # at once, so a minute is plenty. An hour at most (not S3's 7 days): see docs/operations.md.
     blob_presigned_seconds: int = Field(
-        300, ge=1, le=7 * 24 * 3600, description="How long a presigned URL stays valid."
+        60,
+        ge=1,
+        le=3600,
+        description="How long a presigned URL stays valid; it keeps working that long after "
+        "the image is unpublished or deleted or its key revoked.",
+    )
+    blob_presigned_endpoint_url: str | None = Field(
+        None,
+        description="Public base URL presigned redirects point at (a proxy or CDN in front "
+        "of the store), instead of AWS_ENDPOINT_URL, which anonymous viewers then never see.",
     )
     public_url: str | None = Field(
         None,
@@ -332,6 +345,18 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value in ("", None) else value
+
+    @field_validator("blob_presigned_endpoint_url")
+    @classmethod
+    def _endpoint_url(cls, value: str | None) -> str | None:
+        if value in ("", None):
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http(s):// URL")
+        if parts.query or parts.fragment:
+            raise ValueError(f"{value!r}: an endpoint URL has no query or fragment")
+        return value
 
     @model_validator(mode="after")
     def _known_models(self) -> Self:

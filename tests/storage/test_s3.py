@@ -1,11 +1,12 @@
-"""The S3 store without an S3 server: what a store that does not answer (or answers 5xx)
-becomes. The rest runs on moto in tests/backends."""
+"""The S3 store without an S3 server: presigned URLs for a public endpoint, and what a store
+that does not answer (or answers 5xx) becomes. The rest runs on moto in tests/backends."""
 
 from __future__ import annotations
 
 import socket
 import time
 from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from botocore.exceptions import ClientError
@@ -14,7 +15,7 @@ from botocore.stub import Stubber
 from alphacut.config import Settings
 from alphacut.errors import BackendUnavailableError
 from alphacut.storage.blobs import BlobNotFoundError
-from alphacut.storage.factory import open_blob_store
+from alphacut.storage.factory import BlobUrlError, open_blob_store
 from alphacut.storage.s3 import S3BlobStore, S3Timeouts
 
 INTERNAL = "http://10.20.30.40:9000"
@@ -23,7 +24,7 @@ KEY = "images/ab/image_abc.jpg"
 
 @pytest.fixture(autouse=True)
 def aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    """boto3's standard settings, as a deployment sets them."""
+    """boto3's standard settings, as a deployment sets them (signing needs no server)."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAALPHACUTEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
@@ -34,6 +35,27 @@ def _store(**settings: object) -> S3BlobStore:
     store = open_blob_store(Settings(blob_url="s3://photos/pre", **settings))  # type: ignore[arg-type]
     assert isinstance(store, S3BlobStore)
     return store
+
+
+def test_presigned_urls_name_the_public_endpoint_never_the_internal_one() -> None:
+    store = _store(blob_presigned_endpoint_url="https://files.example.com")
+    url = store.presigned_url(KEY, 60, "image/jpeg", "inline")
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.netloc) == ("https", "files.example.com")
+    assert parts.path == f"/photos/pre/{KEY}"
+    assert "10.20.30.40" not in url
+    assert parse_qs(parts.query)["X-Amz-Expires"] == ["60"]
+    # The store itself is still reached at the internal endpoint.
+    assert store.client.meta.endpoint_url == INTERNAL
+
+
+def test_without_a_public_endpoint_presigned_urls_name_the_store() -> None:
+    assert _store().presigned_url(KEY, 60, "image/jpeg", "inline").startswith(f"{INTERNAL}/")
+
+
+def test_a_public_endpoint_needs_an_s3_store() -> None:
+    with pytest.raises(BlobUrlError, match="needs an s3://"):
+        open_blob_store(Settings(blob_presigned_endpoint_url="https://files.example.com"))
 
 
 @pytest.fixture

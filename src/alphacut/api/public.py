@@ -24,7 +24,8 @@ router = APIRouter()
 PRESIGNED_REDIRECT: dict[int | str, dict[str, Any]] = {
     307: {
         "description": "With `ALPHACUT_BLOB_PRESIGNED_URLS`: the file, at a presigned URL "
-        "of the S3 store (`Location`), valid for `ALPHACUT_BLOB_PRESIGNED_SECONDS`."
+        "of the S3 store (`Location`), valid for `ALPHACUT_BLOB_PRESIGNED_SECONDS` (60 s by "
+        "default) even if the file is unpublished or deleted meanwhile."
     }
 }
 

@@ -33,13 +33,20 @@ def open_blob_store(settings: Settings) -> BlobStore:
             max_attempts=settings.blob_max_attempts,
             retry_after_seconds=settings.retry_after_seconds,
         )
-        return S3BlobStore(parts.netloc, unquote(parts.path), timeouts=timeouts)
+        return S3BlobStore(
+            parts.netloc,
+            unquote(parts.path),
+            timeouts=timeouts,
+            presign_endpoint_url=settings.blob_presigned_endpoint_url,
+        )
     if url and (parts.scheme != "file" or parts.netloc not in ("", "localhost") or not parts.path):
         raise BlobUrlError(
             f"ALPHACUT_BLOB_URL {url!r} is not file:///absolute/path or s3://bucket/prefix"
         )
     if settings.blob_presigned_urls:
         raise BlobUrlError("ALPHACUT_BLOB_PRESIGNED_URLS needs an s3:// ALPHACUT_BLOB_URL")
+    if settings.blob_presigned_endpoint_url:
+        raise BlobUrlError("ALPHACUT_BLOB_PRESIGNED_ENDPOINT_URL needs an s3:// ALPHACUT_BLOB_URL")
     root = Path(unquote(parts.path)) if url else settings.data_dir / "blobs"
     return LocalBlobStore(root, min_free_bytes=settings.min_free_bytes)
 

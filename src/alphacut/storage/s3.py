@@ -69,7 +69,10 @@ class S3BlobStore:
         client: Any = None,
         page_size: int = 1000,
         timeouts: S3Timeouts = BOTOCORE_DEFAULTS,
+        presign_endpoint_url: str | None = None,
     ) -> None:
+        """``presign_endpoint_url``: the base of presigned URLs (a public proxy or CDN in
+        front of the store) instead of the endpoint alphacut itself talks to."""
         self.bucket = bucket
         self.page_size = page_size  # objects per LIST request (S3's most: 1000)
         self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
@@ -87,6 +90,13 @@ class S3BlobStore:
             max_pool_connections=64,  # the client is shared by every worker thread
         )
         self.client = client or boto3.client("s3", config=config)
+        # Presigning is local (no request): a second client that only signs, for the public
+        # endpoint, so that the internal one never appears in a URL handed out.
+        self._signer = (
+            boto3.client("s3", endpoint_url=presign_endpoint_url, config=config)
+            if presign_endpoint_url
+            else self.client
+        )
 
     @contextmanager
     def _answering(self) -> Iterator[None]:
@@ -218,7 +228,7 @@ class S3BlobStore:
         return None
 
     def presigned_url(self, key: str, seconds: int, media_type: str, disposition: str) -> str:
-        url: str = self.client.generate_presigned_url(
+        url: str = self._signer.generate_presigned_url(
             "get_object",
             Params={
                 "Bucket": self.bucket,

@@ -32,6 +32,7 @@ OpenVINO's bf16 needs a CPU with native bf16 (AVX512_BF16 or AMX); elsewhere it 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -49,10 +50,17 @@ import numpy.typing as npt
 from PIL import Image
 
 from alphacut import Remover
-from alphacut.config import Device, Runtime, Settings
-from alphacut.engine import sessions
+from alphacut.config import Settings
 from alphacut.engine.recipes import preprocess
-from alphacut.engine.sessions import LoadedModel, RuntimeChoice, SessionCache
+from alphacut.engine.sessions import (
+    LoadedModel,
+    Loader,
+    LoadSpec,
+    RuntimeChoice,
+    SessionCache,
+)
+from alphacut.engine.sessions import onnx as onnx_sessions
+from alphacut.engine.sessions import openvino as openvino_sessions
 from alphacut.evaluation import iou, load_pairs, load_truth, spread
 from alphacut.models.registry import DEFAULT_TARGETS, MODELS
 
@@ -62,76 +70,35 @@ FLOOR = 0.98  # no image's reduced-precision mask below this IoU with the fp32 m
 MEAN_TOLERANCE = 0.002  # mean IoU against the truth within this of fp32's
 
 
-class FixedRuntime(SessionCache):
-    """A session cache that always builds one given runtime and precision, whatever the
-    settings say (the service resolves ``runtime`` instead); ``fp32_layers``: patterns of
-    layer names kept in fp32 by a reduced precision (see the module docstring)."""
+def fixed_runtime(name: str, fp32_layers: list[str] | None = None) -> Loader:
+    """A loader that always builds runtime ``name`` (``openvino-bf16``...), whatever the
+    settings say (the service resolves ``runtime`` instead), on the CPU and with no compile
+    cache; ``fp32_layers``: patterns of layer names kept in fp32 by a reduced precision (see
+    the module docstring)."""
+    runtime, precision = name.split("-")
+    patterns = [re.compile(pattern) for pattern in fp32_layers or []]
 
-    def __init__(self, name: str, threads: int, fp32_layers: list[str] | None = None) -> None:
-        super().__init__()
-        self.name = name
-        self.threads = threads
-        self.fp32_layers = [re.compile(pattern) for pattern in fp32_layers or []]
-        self._fixed: dict[Path, LoadedModel] = {}
-
-    def get(
-        self,
-        path: Path,
-        *,
-        output: str | None,
-        device: Device,
-        threads: int,
-        runtime: Runtime,
-        bf16: bool = False,
-        max_loaded: int | None = None,
-        pinned: bool = False,
-        cache_dir: Path | None = None,
-        policy: sessions.LoadPolicy | None = None,  # the bench's models are fixed: unused
-    ) -> LoadedModel:
-        loaded = self._fixed.get(path)
-        if loaded is None:
-            runtime_name, precision = self.name.split("-")
-            if runtime_name == "onnxruntime":
-                loaded = sessions._load(path, output=output, device="cpu", threads=self.threads)
-            elif precision == "fp32" or not self.fp32_layers:
-                choice = RuntimeChoice("openvino", precision, "cpu", "bench")  # type: ignore[arg-type]
-                if precision == "f16":  # not a precision alphacut offers: compiled here
-                    loaded = self._compile(path, output, None, choice)
-                else:
-                    loaded = sessions._load_openvino(
-                        path, output=output, threads=self.threads, choice=choice
-                    )
-            else:
-                choice = RuntimeChoice("openvino", "bf16", "cpu", "bench, mixed")
-                loaded = self._compile(path, output, self.fp32_layers, choice)
-            self._fixed[path] = loaded
-        return loaded
-
-    def _compile(
-        self,
-        path: Path,
-        output: str | None,
-        fp32_layers: list[re.Pattern[str]] | None,
-        choice: RuntimeChoice,
-    ) -> LoadedModel:
-        import openvino
-
-        core = openvino.Core()
-        model = core.read_model(str(path))
-        if fp32_layers:
-            model = _keep_in_fp32(core, model, fp32_layers)
-        precision = self.name.split("-")[1]
-        compiled = core.compile_model(
-            model,
-            "CPU",
-            {
-                "INFERENCE_PRECISION_HINT": precision,
-                "INFERENCE_NUM_THREADS": self.threads,
-                "PERFORMANCE_HINT": "LATENCY",
-            },
+    def load(spec: LoadSpec) -> LoadedModel:
+        spec = dataclasses.replace(spec, device="cpu", cache_dir=None)
+        if runtime == "onnxruntime":
+            return onnx_sessions.load(spec, RuntimeChoice("onnxruntime", "fp32", "cpu", "bench"))
+        mixed = precision != "fp32" and bool(patterns)
+        reason = "bench, mixed" if mixed else "bench"
+        # f16 is not a precision alphacut offers: the choice only names it
+        choice = RuntimeChoice("openvino", precision, "cpu", reason)  # type: ignore[arg-type]
+        if precision != "f16" and not mixed:
+            return openvino_sessions.compile_model(spec, choice)
+        core = openvino_sessions.core()
+        if core is None:
+            raise SystemExit(f"{name}: the openvino package is not installed")
+        model = core.read_model(str(spec.path))
+        if mixed:
+            model = _keep_in_fp32(core, model, patterns)
+        return openvino_sessions.compile_model(
+            spec, choice, model=model, overrides={"INFERENCE_PRECISION_HINT": precision}
         )
-        port = compiled.output(output) if output else compiled.output(0)
-        return sessions.OpenVinoModel(compiled, port, choice)
+
+    return load
 
 
 def _keep_in_fp32(core: Any, model: Any, patterns: list[re.Pattern[str]]) -> Any:
@@ -253,8 +220,8 @@ def main() -> None:
     if not any(name.endswith("fp32") for name in args.runtimes):
         parser.error("name at least one fp32 runtime: the reference")
 
-    flags = sessions.cpu_flags()
-    native = sessions.native_bf16()
+    flags = openvino_sessions.cpu_flags()
+    native = openvino_sessions.native_bf16()
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"{args.threads} threads; native bf16: {native or 'no (bf16 is emulated: slow)'}; "
           f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; "
@@ -268,7 +235,7 @@ def main() -> None:
                 model,
                 refine="none",
                 settings=settings,
-                sessions=FixedRuntime(name, args.threads, args.fp32_layers),
+                sessions=SessionCache(loader=fixed_runtime(name, args.fp32_layers)),
             )
             for name in args.runtimes
         }

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from PIL import Image
 from pydantic import ValidationError
@@ -19,10 +20,15 @@ from alphacut.engine import sessions
 from alphacut.engine.sessions import (
     DeviceUnavailableError,
     LoadedModel,
+    LoadSpec,
     OnnxModel,
     OpenVinoModel,
+    RuntimeChoice,
     SessionCache,
+    onnx,
+    openvino,
 )
+from alphacut.engine.sessions.compile_cache import KEPT_COMPILES, compile_cache
 from alphacut.errors import ModelUnavailableError
 from alphacut.models.registry import MODELS
 
@@ -39,37 +45,39 @@ def _onnx(loaded: LoadedModel) -> OnnxModel:
 
 def test_cpu_is_used_without_a_gpu(fast_path: Path) -> None:
     loaded = _onnx(
-        SessionCache().get(fast_path, output=None, device="auto", threads=1, runtime="onnxruntime")
+        SessionCache().get(
+            LoadSpec(path=fast_path, device="auto", threads=1, runtime="onnxruntime")
+        )
     )
-    if "CUDAExecutionProvider" not in sessions.available_providers():
+    if "CUDAExecutionProvider" not in onnx.available_providers():
         assert loaded.providers == ("CPUExecutionProvider",)
     assert loaded.providers[-1] == "CPUExecutionProvider"
 
 
 def test_cpu_can_be_forced(fast_path: Path) -> None:
     loaded = _onnx(
-        SessionCache().get(fast_path, output=None, device="cpu", threads=1, runtime="onnxruntime")
+        SessionCache().get(LoadSpec(path=fast_path, device="cpu", threads=1, runtime="onnxruntime"))
     )
     assert loaded.providers == ("CPUExecutionProvider",)
 
 
 def test_cuda_is_chosen_when_onnxruntime_offers_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        sessions, "available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        onnx, "available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
     )
-    assert sessions._providers("auto") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    assert sessions._providers("cpu") == ["CPUExecutionProvider"]
+    assert onnx.providers("auto") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert onnx.providers("cpu") == ["CPUExecutionProvider"]
 
 
 def test_cuda_demanded_but_absent_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sessions, "available_providers", lambda: ["CPUExecutionProvider"])
+    monkeypatch.setattr(onnx, "available_providers", lambda: ["CPUExecutionProvider"])
     with pytest.raises(DeviceUnavailableError, match="onnxruntime-gpu"):
-        sessions._providers("cuda")
+        onnx.providers("cuda")
 
 
 def test_thread_count_is_applied(fast_path: Path) -> None:
     loaded = _onnx(
-        SessionCache().get(fast_path, output=None, device="cpu", threads=3, runtime="onnxruntime")
+        SessionCache().get(LoadSpec(path=fast_path, device="cpu", threads=3, runtime="onnxruntime"))
     )
     options = loaded.session.get_session_options()
     assert options.intra_op_num_threads == 3
@@ -84,14 +92,14 @@ def test_one_session_per_key_even_under_contention(fast_path: Path) -> None:
         loaded = list(
             pool.map(
                 lambda _: cache.get(
-                    fast_path, output=None, device="cpu", threads=1, runtime="onnxruntime"
+                    LoadSpec(path=fast_path, device="cpu", threads=1, runtime="onnxruntime")
                 ),
                 range(8),
             )
         )
     assert all(item is loaded[0] for item in loaded)
     assert (
-        cache.get(fast_path, output=None, device="cpu", threads=2, runtime="onnxruntime")
+        cache.get(LoadSpec(path=fast_path, device="cpu", threads=2, runtime="onnxruntime"))
         is not loaded[0]
     )
 
@@ -149,7 +157,7 @@ def test_runtime_resolution(
     offered = (
         ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"]
     )
-    monkeypatch.setattr(sessions, "available_providers", lambda: offered)
+    monkeypatch.setattr(onnx, "available_providers", lambda: offered)
     choice = sessions.resolve_runtime(runtime, device, flags=flags, bf16=True)
     assert (choice.runtime, choice.precision, choice.device) == expected
     assert choice.reason  # said at start-up and in `alphacut models list`
@@ -172,7 +180,7 @@ def test_openvino_on_cuda_is_a_clear_error() -> None:
 
 
 def test_this_cpu_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
-    flags = sessions.cpu_flags()
+    flags = openvino.cpu_flags()
     if flags:  # Linux: the answer follows /proc/cpuinfo
         wanted = "bf16" if {"avx512_bf16", "amx_bf16"} & flags else "fp32"
         assert sessions.resolve_runtime("openvino", "cpu", bf16=True).precision == wanted
@@ -182,14 +190,14 @@ def test_this_cpu_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_openvino_session_settings_and_threads(fast_path: Path, bf16: bool) -> None:
     # (OpenVINO caps the count at the CPU's cores: 1 holds everywhere)
     loaded = SessionCache().get(
-        fast_path, output=None, device="cpu", threads=1, runtime="openvino", bf16=bf16
+        LoadSpec(path=fast_path, device="cpu", threads=1, runtime="openvino", bf16=bf16)
     )
     assert isinstance(loaded, OpenVinoModel)
     assert int(loaded.compiled.get_property("INFERENCE_NUM_THREADS")) == 1
     # set either way: OpenVINO's own default is bf16 on a CPU with native bf16
     precision = loaded.compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
     assert precision == {"bf16": "bf16", "fp32": "f32"}[loaded.choice.precision]
-    if not bf16 or sessions.native_bf16() is None:
+    if not bf16 or openvino.native_bf16() is None:
         assert precision == "f32"
 
 
@@ -198,15 +206,17 @@ def test_openvino_keeps_what_it_compiled_in_a_private_cache(
 ) -> None:
     cache = tmp_path / "compiled"
     tensor = np.linspace(-2, 2, 3 * 320 * 320, dtype=np.float32).reshape(1, 3, 320, 320)
-    plain = SessionCache().get(fast_path, output=None, device="cpu", threads=1, runtime="openvino")
+    plain = SessionCache().get(
+        LoadSpec(path=fast_path, device="cpu", threads=1, runtime="openvino")
+    )
     first = SessionCache().get(
-        fast_path, output=None, device="cpu", threads=1, runtime="openvino", cache_dir=cache
+        LoadSpec(path=fast_path, device="cpu", threads=1, runtime="openvino", cache_dir=cache)
     )
     assert cache.stat().st_mode & 0o777 == 0o700
     blobs = sorted(cache.iterdir())
     assert blobs, "the compiled model was kept"
     again = SessionCache().get(
-        fast_path, output=None, device="cpu", threads=1, runtime="openvino", cache_dir=cache
+        LoadSpec(path=fast_path, device="cpu", threads=1, runtime="openvino", cache_dir=cache)
     )
     assert sorted(cache.iterdir()) == blobs  # loaded from the cache, not compiled anew
     for loaded in (first, again):
@@ -230,15 +240,15 @@ def test_a_compile_cache_others_can_write_to_is_not_used(
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o777)
     shared.chmod(0o777)
-    assert sessions.compile_cache(shared) is None
+    assert compile_cache(shared) is None
     assert "chmod 700" in caplog.text
     a_file = tmp_path / "file"
     a_file.write_bytes(b"")
-    assert sessions.compile_cache(a_file) is None
-    assert sessions.compile_cache(a_file / "below") is None  # cannot be created
-    assert sessions.compile_cache(None) is None
+    assert compile_cache(a_file) is None
+    assert compile_cache(a_file / "below") is None  # cannot be created
+    assert compile_cache(None) is None
     private = tmp_path / "private" / "compiled"
-    assert sessions.compile_cache(private) == private
+    assert compile_cache(private) == private
 
 
 def test_a_compile_cache_keeps_only_its_newest_entries(tmp_path: Path) -> None:
@@ -249,9 +259,9 @@ def test_a_compile_cache_keeps_only_its_newest_entries(tmp_path: Path) -> None:
         blob.write_bytes(b"compiled")
         os.utime(blob, (1_000_000 - age * 60, 1_000_000 - age * 60))  # 0 is the newest
     (folder / "notes.txt").write_text("not ours")
-    assert sessions.compile_cache(folder) == folder
+    assert compile_cache(folder) == folder
     kept = sorted(path.name for path in folder.iterdir())
-    newest = [f"{age}.blob" for age in range(sessions.KEPT_COMPILES)]
+    newest = [f"{age}.blob" for age in range(KEPT_COMPILES)]
     assert kept == sorted([*newest, "notes.txt"])
 
 
@@ -263,7 +273,9 @@ def test_an_empty_compile_cache_setting_means_no_cache(monkeypatch: pytest.Monke
 def test_openvino_runs_safely_from_many_threads(fast_path: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    loaded = SessionCache().get(fast_path, output=None, device="cpu", threads=1, runtime="openvino")
+    loaded = SessionCache().get(
+        LoadSpec(path=fast_path, device="cpu", threads=1, runtime="openvino")
+    )
     tensors = [np.full((1, 3, 320, 320), value, np.float32) for value in (-1.0, 0.0, 1.0, 2.0)]
     alone = [loaded.run(tensor) for tensor in tensors]
     with ThreadPoolExecutor(4) as pool:
@@ -316,7 +328,7 @@ def test_least_recently_used_model_is_unloaded_beyond_the_limit(settings: Settin
 
     def get(path: Path, limit: int) -> LoadedModel:
         return cache.get(
-            path, output=None, device="cpu", threads=1, runtime="onnxruntime", max_loaded=limit
+            LoadSpec(path=path, device="cpu", threads=1, runtime="onnxruntime"), max_loaded=limit
         )
 
     first = get(fast, 2)
@@ -329,11 +341,11 @@ def test_least_recently_used_model_is_unloaded_beyond_the_limit(settings: Settin
     third = get(fast, 1)
     assert third is first
     cache2 = SessionCache()
-    one = cache2.get(fast, output=None, device="cpu", threads=1, runtime="onnxruntime")
-    cache2.get(precise, output=None, device="cpu", threads=1, runtime="onnxruntime", max_loaded=1)
+    one = cache2.get(LoadSpec(path=fast, device="cpu", threads=1, runtime="onnxruntime"))
+    cache2.get(LoadSpec(path=precise, device="cpu", threads=1, runtime="onnxruntime"), max_loaded=1)
     assert cache2.loaded() == [precise.name]
     again = cache2.get(
-        fast, output=None, device="cpu", threads=1, runtime="onnxruntime", max_loaded=1
+        LoadSpec(path=fast, device="cpu", threads=1, runtime="onnxruntime"), max_loaded=1
     )
     assert again is not one and cache2.loaded() == [fast.name]
     assert cache2.costs[fast.name] >= 0 and precise.name in cache2.costs
@@ -364,23 +376,54 @@ def test_configured_models_are_never_unloaded_for_a_chosen_one(settings: Setting
     assert cache.loaded() == [MODELS["isnet-general-use"].filename, MODELS["u2netp"].filename]
 
 
-def test_concurrent_loads_never_overshoot_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+class StandIn:
+    """What a fake loader hands back: a loaded model that is never run."""
+
+    choice = RuntimeChoice("onnxruntime", "fp32", "cpu", "a test's stand-in")
+
+    def run(self, tensor: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        raise AssertionError("a stand-in model is never run")
+
+
+def test_the_loader_is_injected_and_called_once_per_spec(fast_path: Path) -> None:
+    """The cache builds nothing itself: it calls its loader, once per distinct spec. A spec
+    that differs only in where OpenVINO may keep its compiled code is the same session."""
+    asked: list[LoadSpec] = []
+
+    def counting(spec: LoadSpec) -> LoadedModel:
+        asked.append(spec)
+        return StandIn()
+
+    cache = SessionCache(loader=counting)
+    spec = LoadSpec(path=fast_path, device="cpu", threads=1, runtime="onnxruntime")
+    first = cache.get(spec)
+    assert (
+        cache.get(LoadSpec(path=fast_path, device="cpu", threads=1, runtime="onnxruntime")) is first
+    )
+    assert cache.get(dataclasses.replace(spec, cache_dir=fast_path.parent)) is first
+    assert asked == [spec] and cache.loads == 1
+    second = cache.get(dataclasses.replace(spec, threads=2))
+    assert second is not first
+    assert [item.threads for item in asked] == [1, 2] and cache.loads == 2
+    assert cache.loaded() == [fast_path.name, fast_path.name]
+
+
+def test_concurrent_loads_never_overshoot_the_limit() -> None:
     """Loads run one at a time with their evictions: many requests for different models at
     once never hold more than max_loaded sessions (the stand-in load takes a while, so
     without that the threads would all find room and all load)."""
-    cache = SessionCache()
     alive: list[int] = []
 
-    def slow_load(*_args: object) -> LoadedModel:
+    def slow_load(_spec: LoadSpec) -> LoadedModel:
         alive.append(len(cache.loaded()) + 1)
         threading.Event().wait(0.05)
-        return cast(LoadedModel, object())
+        return StandIn()
 
-    monkeypatch.setattr(cache, "_load", slow_load)
+    cache = SessionCache(loader=slow_load)
     paths = [Path(f"/models/m{index}.onnx") for index in range(8)]
 
     def get(path: Path) -> None:
-        cache.get(path, output=None, device="cpu", threads=1, runtime="onnxruntime", max_loaded=3)
+        cache.get(LoadSpec(path=path, device="cpu", threads=1, runtime="onnxruntime"), max_loaded=3)
 
     threads = [threading.Thread(target=get, args=(path,)) for path in paths]
     for thread in threads:
@@ -394,7 +437,7 @@ def test_a_model_that_fails_to_load_is_a_503(settings: Settings, tmp_path: Path)
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not an onnx file")
     with pytest.raises(sessions.ModelLoadError, match=r"broken\.onnx could not be loaded"):
-        SessionCache().get(broken, output=None, device="cpu", threads=1, runtime="onnxruntime")
+        SessionCache().get(LoadSpec(path=broken, device="cpu", threads=1, runtime="onnxruntime"))
 
 
 # Per-request models may not thrash the sessions (issue 22, item 3) ------------------------
@@ -413,11 +456,7 @@ def _get(
     cache: SessionCache, path: Path, policy: sessions.LoadPolicy, *, pinned: bool = False
 ) -> LoadedModel:
     return cache.get(
-        path,
-        output=None,
-        device="cpu",
-        threads=1,
-        runtime="onnxruntime",
+        LoadSpec(path=path, device="cpu", threads=1, runtime="onnxruntime"),
         max_loaded=2,
         pinned=pinned,
         policy=policy,
@@ -580,7 +619,7 @@ def test_a_compile_cache_is_used_only_when_no_one_else_can_change_it(
 ) -> None:
     make, usable = CACHE_CASES[case]
     directory = make(tmp_path)
-    found = sessions.compile_cache(directory)
+    found = compile_cache(directory)
     if usable:
         assert found == directory, caplog.text
     else:

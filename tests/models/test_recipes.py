@@ -57,7 +57,7 @@ from rembg.sessions.u2netp import U2netpSession
 
 from alphacut import Remover
 from alphacut.config import Settings
-from alphacut.engine.sessions import RuntimeChoice
+from alphacut.engine.sessions import LoadSpec, RuntimeChoice
 from alphacut.models.registry import CATALOGUE
 from alphacut.models.store import ModelStore
 
@@ -200,8 +200,8 @@ class FakeCache:
         self.model = model
         self.calls: list[tuple[Path, dict[str, Any]]] = []
 
-    def get(self, path: Path, **options: Any) -> AlphacutStandIn:
-        self.calls.append((path, options))
+    def get(self, spec: LoadSpec, **options: Any) -> AlphacutStandIn:
+        self.calls.append((spec.path, {**dataclasses.asdict(spec), **options}))
         return self.model
 
 

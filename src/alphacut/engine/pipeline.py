@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +32,7 @@ from alphacut.engine.encode import (
 from alphacut.engine.foreground import estimate_foreground
 from alphacut.engine.recipes import postprocess, preprocess
 from alphacut.engine.refine import agree, firm_alpha, zoom_box
-from alphacut.engine.sessions import SESSIONS, LoadedModel, SessionCache
+from alphacut.engine.sessions import SESSIONS, LoadedModel, LoadSpec, SessionCache
 from alphacut.errors import InvalidInputError, ModelNotInstalledError
 from alphacut.files import write_atomic
 from alphacut.models.registry import ModelSpec, Recipe
@@ -253,19 +254,27 @@ class Remover:
         specs = [self.spec] if self.checker_spec is None else [self.spec, self.checker_spec]
         return all(self._store.status(spec) is ModelStatus.INSTALLED for spec in specs)
 
+    @functools.cached_property
+    def load_spec(self) -> LoadSpec:
+        """What :meth:`load` asks the session cache for: built once, the settings are frozen."""
+        return LoadSpec(
+            path=self._store.path(self.spec),
+            output=self.recipe.output,
+            runtime=self.settings.runtime,
+            device=self.settings.device,
+            threads=self.settings.inference_threads,
+            bf16=self.spec.bf16,
+            cache_dir=_compile_cache(self.settings, self.spec),
+        )
+
     def load(self) -> LoadedModel:
         """Load (or fetch from the cache) the model's session (and its checker's, for
         ``consensus``); raises if a model it needs is not installed."""
+        self._store.require(self.model)  # installed and intact: checked on every load
         loaded = self._sessions.get(
-            self._store.require(self.model),
-            output=self.recipe.output,
-            device=self.settings.device,
-            threads=self.settings.inference_threads,
-            runtime=self.settings.runtime,
-            bf16=self.spec.bf16,
+            self.load_spec,
             max_loaded=self.settings.max_loaded_models,
             pinned=self.spec.name in configured_models(self.settings),
-            cache_dir=_compile_cache(self.settings, self.spec),
         )
         if self._checker is not None:
             try:

@@ -1,0 +1,86 @@
+"""onnxruntime: ``InferenceSession.run`` is thread-safe, so every caller in the process shares
+one session (and one copy of the weights). The CUDA execution provider is used when
+onnxruntime-gpu and a GPU are present, with the CPU as fallback; ``device="cpu"`` or
+``"cuda"`` forces a choice."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime
+
+from alphacut.config import Device
+from alphacut.engine.sessions.base import DeviceUnavailableError, LoadSpec, RuntimeChoice
+
+log = logging.getLogger(__name__)
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+
+
+@dataclass(frozen=True)
+class OnnxModel:
+    """A ready onnxruntime session and the names of the tensors alphacut feeds and reads."""
+
+    session: Any  # onnxruntime.InferenceSession (untyped)
+    input_name: str
+    output_name: str
+    providers: tuple[str, ...]
+    choice: RuntimeChoice
+
+    def run(self, tensor: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        outputs = self.session.run([self.output_name], {self.input_name: tensor})
+        return np.asarray(outputs[0], dtype=np.float32)
+
+
+def available_providers() -> list[str]:
+    return list(onnxruntime.get_available_providers())
+
+
+def providers(device: Device) -> list[str]:
+    """The execution providers to ask for, best first."""
+    if device == "cpu":
+        return [CPU]
+    if CUDA in available_providers():
+        return [CUDA, CPU]
+    if device == "cuda":
+        raise DeviceUnavailableError(
+            "device 'cuda' was asked for, but onnxruntime has no CUDA provider; install the "
+            "gpu extra (onnxruntime-gpu) on a machine with an NVIDIA driver"
+        )
+    return [CPU]
+
+
+def load(spec: LoadSpec, choice: RuntimeChoice) -> OnnxModel:
+    """``spec``'s file as an onnxruntime session on ``spec.device``; ``choice`` (what
+    :func:`~alphacut.engine.sessions.resolve_runtime` chose) is what the model reports, made
+    the CPU's where CUDA was hoped for and failed to start."""
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = spec.threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: the CUDA probe is noisy on CPU hosts
+    wanted = providers(spec.device)
+    session = onnxruntime.InferenceSession(str(spec.path), sess_options=options, providers=wanted)
+    active = tuple(session.get_providers())
+    if CUDA in wanted and CUDA not in active:
+        if spec.device == "cuda":
+            raise DeviceUnavailableError(
+                "device 'cuda' was asked for, but onnxruntime could not start its CUDA "
+                "provider (missing CUDA/cuDNN libraries or no GPU)"
+            )
+        log.warning("CUDA provider failed to start; %s runs on the CPU", spec.path.name)
+    if choice.device == "cuda" and CUDA not in active:
+        choice = RuntimeChoice("onnxruntime", "fp32", "cpu", "CUDA failed to start")
+    return OnnxModel(
+        session=session,
+        input_name=session.get_inputs()[0].name,
+        output_name=spec.output or session.get_outputs()[0].name,
+        providers=active,
+        choice=choice,
+    )

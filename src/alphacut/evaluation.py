@@ -33,6 +33,7 @@ from PIL import Image
 
 from alphacut.config import Settings
 from alphacut.engine.pipeline import Remover
+from alphacut.models.store import ModelStore
 
 VOID_ID = 255
 SMALL_SUBJECT = 0.05
@@ -278,6 +279,7 @@ def evaluate(
     variants: list[Variant],
     *,
     settings: Settings | None = None,
+    store: ModelStore | None = None,
     tolerance: int = BOUNDARY_TOLERANCE,
     on_result: Callable[[ImageResult], None] | None = None,
 ) -> list[ImageResult]:
@@ -286,7 +288,7 @@ def evaluate(
     take turns on each photo, so that a machine's drifting speed weighs on all alike, and
     each mask is read once."""
     removers = [
-        (variant, Remover(variant.model, refine=variant.refine, settings=settings))
+        (variant, Remover(variant.model, refine=variant.refine, settings=settings, store=store))
         for variant in variants
     ]
     for _variant, remover in removers:

@@ -1,0 +1,126 @@
+"""``alphacut eval``: score models and refinements against hand-made masks."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from alphacut.cli.common import err, fail
+from alphacut.errors import AlphacutError
+from alphacut.files import write_atomic
+from alphacut.models.registry import Refine
+
+_EVAL_COLUMNS = [("iou", "IoU", 4), ("mae", "MAE", 4), ("boundary_f", "bound. F", 4),
+                 ("sad", "SAD", 2), ("grad", "grad", 2)]  # fmt: skip
+
+
+def eval_command(
+    folder: Annotated[
+        Path,
+        typer.Argument(exists=True, file_okay=False, help="A folder with pairs.csv (image,mask)."),
+    ],
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Model to score: fast, precise or an installed catalogue model (repeat to "
+            "compare; default fast and precise).",
+        ),
+    ] = None,
+    refine: Annotated[
+        list[Refine] | None,
+        typer.Option(
+            "--refine",
+            "-r",
+            help="auto, none, edges, zoom or consensus (repeat to compare; default auto).",
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", min=1, help="Score N pairs spread evenly over the set."),
+    ] = None,
+    tolerance: Annotated[
+        int, typer.Option("--tolerance", min=0, help="Boundary F tolerance in pixels.")
+    ] = 3,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write every score, per image, here.")
+    ] = None,
+) -> None:
+    """Score alphacut against hand-made masks: IoU, MAE, boundary F, SAD, gradient error and
+    seconds per image, overall and for small subjects (under 5% of the frame) apart; one row
+    per model and refinement, side by side."""
+    from alphacut.config import get_settings
+    from alphacut.engine.refine import resolve_refine
+    from alphacut.evaluation import Variant, evaluate, load_pairs, spread, summarize
+
+    if not (folder / "pairs.csv").is_file():
+        fail(f"{folder} has no pairs.csv (columns image,mask: paths relative to the folder)")
+    try:
+        pairs = spread(load_pairs(folder), limit)
+        settings = get_settings()
+        store = settings.model_store()
+        names = model or ["fast", "precise"]
+        # auto may name the same refinement as another option: each variant runs once.
+        variants = list(
+            dict.fromkeys(
+                Variant(name, resolve_refine(option, store.spec(name).refine))
+                for name in names
+                for option in refine or [Refine.AUTO]
+            )
+        )
+    except (AlphacutError, ValueError, KeyError) as exc:
+        fail(str(exc))
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=True,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("scoring", total=len(pairs) * len(variants))
+        try:
+            results = evaluate(
+                pairs,
+                variants,
+                settings=settings,
+                store=store,
+                tolerance=tolerance,
+                on_result=lambda _: progress.advance(task),
+            )
+        except (AlphacutError, ValueError, OSError) as exc:  # a bad photo, mask or pairing
+            fail(str(exc))
+    summaries = summarize(results)
+    table = Table(title=f"{folder.name}: {len(pairs)} pairs, boundary tolerance {tolerance} px")
+    table.add_column("variant")
+    for _key, title, _digits in _EVAL_COLUMNS:
+        table.add_column(title, justify="right")
+    table.add_column("small: IoU / MAE / F", justify="right")
+    table.add_column("s/image", justify="right")
+    for summary in summaries:
+        small = summary.small
+        small_cell = (
+            f"{small['iou']:.4f} / {small['mae']:.4f} / {small['boundary_f']:.4f} "
+            f"({summary.small_images})"
+            if small
+            else "-"
+        )
+        table.add_row(
+            summary.variant,
+            *(f"{summary.all[key]:.{digits}f}" for key, _title, digits in _EVAL_COLUMNS),
+            small_cell,
+            f"{summary.seconds_per_image:.3f}",
+        )
+    Console(highlight=False, width=max(Console().width, 132)).print(table)
+    if json_out is not None:
+        document = {
+            "folder": str(folder),
+            "tolerance": tolerance,
+            "summaries": [asdict(summary) for summary in summaries],
+            "images": [asdict(result) for result in results],
+        }
+        write_atomic(json_out, json.dumps(document, indent=2).encode())

@@ -1,0 +1,353 @@
+"""``alphacut remove``: the engine-only path, from files, folders or stdin to cut-outs.
+
+Paths and options are checked and the jobs planned before any model loads (a mistake is
+one line and exit 2); then :mod:`alphacut.batch` decodes, predicts and writes in three stages.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from alphacut.cli.common import err, fail
+from alphacut.errors import AlphacutError, InvalidInputError
+from alphacut.files import write_atomic
+from alphacut.models.registry import Refine
+
+if TYPE_CHECKING:
+    from alphacut.engine.formats import OutputFormat
+
+IMAGE_SUFFIXES = {
+    *(".jpg", ".jpeg", ".png", ".webp"),
+    *(".bmp", ".tif", ".tiff", ".heic", ".heif", ".hif", ".avif"),  # read by the CLI only
+}
+# Files alphacut itself writes next to their inputs; never picked up again from a folder.
+OUTPUT_MARKERS = (".cutout", ".mask")
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path | None  # None: stdin
+    target: Path | None  # None: stdout
+
+
+def _scan(directory: Path, exclude: Path | None) -> list[Path]:
+    found = []
+    for root, dirs, files in os.walk(directory, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        here = Path(root)
+        if exclude is not None and here.resolve().is_relative_to(exclude):
+            dirs[:] = []
+            continue
+        for name in sorted(files):
+            path = here / name
+            if name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            if Path(path.stem).suffix in OUTPUT_MARKERS:
+                continue
+            found.append(path)
+    return found
+
+
+def _looks_like_a_cutout_of(candidate: Path, source: Path) -> bool:
+    """Whether ``candidate`` is what ``alphacut remove source -o candidate`` wrote: an image
+    of the same size with transparent pixels (so, not a second photo to process)."""
+    from PIL import Image
+
+    try:
+        with Image.open(candidate) as made, Image.open(source) as original:
+            sizes = {made.size, original.size, original.size[::-1]}  # EXIF may turn it
+            if len(sizes) > 2 or "A" not in made.getbands():
+                return False
+            lowest = made.getchannel("A").getextrema()[0]
+            return isinstance(lowest, int | float) and lowest < 255
+    except OSError:
+        return False
+
+
+def _check_paths(inputs: list[str], output: Path | None, out_dir: Path | None) -> None:
+    """Mistakes with paths, each named and explained before anything runs (exit 2)."""
+    if output is not None:
+        if output.is_dir() or str(output).endswith(("/", os.sep)):
+            raise InvalidInputError(
+                f"-o {output}: that is a folder; -o names the output file "
+                f"(use --out-dir {output} to write results into a folder)"
+            )
+        if not output.parent.is_dir():
+            raise InvalidInputError(
+                f"-o {output}: the folder {output.parent} does not exist; create it first"
+            )
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise InvalidInputError(f"--out-dir {out_dir}: that is a file, not a folder")
+    # rembg's habit: `rembg i in.jpg out.png`. Here the second path is an input, so say so.
+    if len(inputs) == 2 and output is None and out_dir is None and Path(inputs[0]).is_file():
+        second = Path(inputs[1])
+        if second.suffix.lower() in IMAGE_SUFFIXES and not second.exists():
+            raise InvalidInputError(
+                f"{second}: no such file; did you mean `alphacut remove {inputs[0]} "
+                f"-o {second}`? (every path given is an input; -o names the output)"
+            )
+        if second.is_file() and _looks_like_a_cutout_of(second, Path(inputs[0])):
+            raise InvalidInputError(
+                f"{second} looks like a cut-out of {inputs[0]} (same size, transparent), not "
+                f"a second photo; to write it again: alphacut remove {inputs[0]} -o {second}"
+            )
+
+
+def _plan(
+    inputs: list[str], output: Path | None, out_dir: Path | None, fmt: OutputFormat, mask: bool
+) -> list[Job]:
+    from alphacut.engine.encode import suffix_for
+
+    if "-" in inputs:
+        if len(inputs) > 1:
+            raise InvalidInputError("'-' (stdin) cannot be combined with other inputs")
+        if out_dir is not None:
+            raise InvalidInputError("use -o FILE, not --out-dir, with '-' (stdin)")
+        if sys.stdin.isatty():
+            raise InvalidInputError(
+                "'-' reads the image from stdin, which is a terminal here; pipe one in: "
+                "cat photo.jpg | alphacut remove - > cutout.png"
+            )
+        return [Job(None, output)]
+    _check_paths(inputs, output, out_dir)
+    exclude = out_dir.resolve() if out_dir is not None else None
+    sources: list[tuple[Path, Path]] = []  # (file, path relative to where its outputs go)
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            sources += [(f, f.relative_to(path)) for f in _scan(path, exclude)]
+        elif path.is_file():
+            sources.append((path, Path(path.name)))
+        else:
+            raise InvalidInputError(f"{item}: no such file or directory")
+    if not sources:
+        raise InvalidInputError(
+            "no JPEG, PNG, WebP, BMP, TIFF, HEIC or AVIF files found in the inputs"
+        )
+    if output is not None:
+        if len(sources) > 1:
+            raise InvalidInputError("-o names one output file; use --out-dir for several inputs")
+        return [Job(sources[0][0], output)]
+    suffix = suffix_for(fmt)
+    jobs, claimed = [], set()
+    for source, relative in sources:
+        if out_dir is not None:
+            target = out_dir / relative.with_suffix(suffix)
+        else:
+            marker = ".mask" if mask else ".cutout"
+            target = source.with_name(source.stem + marker + suffix)
+        if target.resolve() in claimed:  # a.jpg and a.png into one folder
+            target = target.with_name(f"{source.stem}_{source.suffix.lstrip('.')}{suffix}")
+        claimed.add(target.resolve())
+        jobs.append(Job(source, target))
+    return jobs
+
+
+def _check_options(
+    fmt: OutputFormat,
+    bg: str | None,
+    mask: bool,
+    crop: bool,
+    crop_margin: str,
+    quality: int | None,
+) -> None:
+    """Every option checked before any model runs (one line, exit 2); options that would do
+    nothing are said (a warning, not an error)."""
+    from alphacut.engine.compose import Margin, parse_color
+
+    if mask and bg is not None:
+        raise InvalidInputError("use either --mask or --bg, not both")
+    if bg is not None:
+        colour = parse_color(bg)
+        if fmt == "jpeg" and colour[3] != 255:
+            raise InvalidInputError("--bg: JPEG cannot hold a translucent background colour")
+    Margin.parse(crop_margin)
+    if crop_margin.strip() not in ("0", "0px", "0%") and not crop:
+        err.print("[yellow]warning:[/yellow] --crop-margin does nothing without --crop")
+    if quality is not None and fmt == "png":
+        err.print("[yellow]warning:[/yellow] --quality does nothing for PNG (always lossless)")
+
+
+REMOVE_HELP = (
+    "Remove the background from images.\n\n"
+    "Every path given is an input (use -o for the output file). Without -o or --out-dir, "
+    "each result is written beside its input as NAME.cutout.png (NAME.mask.png with --mask). "
+    "An input file is never overwritten. A JPEG result has no transparency: the subject goes "
+    "on white unless --bg names another colour."
+)
+
+
+def remove(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="INPUT", help="Image files, folders (searched recursively) or '-' for stdin."
+        ),
+    ],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Output file (one input only).")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out-dir", help="Write outputs into this folder.")
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="fast, precise or any installed model (alphacut models list). Default: precise.",
+        ),
+    ] = None,
+    refine: Annotated[
+        Refine | None,
+        typer.Option(
+            "--refine",
+            "-r",
+            help="auto (each model's measured best), none (one plain pass, as rembg), "
+            "edges (settled alpha, no halo), zoom (edges plus a second pass over the subject) "
+            "or consensus (edges plus a check by a second model; precise only).",
+        ),
+    ] = None,
+    mask: Annotated[
+        bool, typer.Option("--mask", metavar="", help="Write the greyscale mask instead.")
+    ] = False,
+    bg: Annotated[
+        str | None,
+        typer.Option("--bg", help="Put the subject on this colour (#rrggbb, #rrggbbaa, a name)."),
+    ] = None,
+    crop: Annotated[bool, typer.Option("--crop", metavar="", help="Crop to the subject.")] = False,
+    crop_margin: Annotated[
+        str, typer.Option("--crop-margin", help="Margin around the subject: 20, 20px or 5%.")
+    ] = "0",
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", "-f", help="png, jpg or webp (default: from -o, else png)."),
+    ] = None,
+    quality: Annotated[
+        int | None,
+        typer.Option("--quality", "-q", min=1, max=100, help="JPEG/WebP quality 1-100."),
+    ] = None,
+    skip_existing: Annotated[
+        bool,
+        typer.Option(
+            "--skip-existing",
+            metavar="",
+            help="Leave inputs whose output already exists (resume an interrupted batch).",
+        ),
+    ] = False,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    from alphacut.batch import Outcome, run_pipeline
+    from alphacut.engine.config import engine_settings
+    from alphacut.engine.decode import DecodedImage
+    from alphacut.engine.formats import parse_format
+    from alphacut.engine.pipeline import Cutout, Remover
+
+    try:
+        if output is not None and out_dir is not None:
+            raise InvalidInputError("use either -o or --out-dir, not both")
+        chosen = parse_format(fmt or (output.suffix if output and output.suffix else "png"))
+        _check_options(chosen, bg, mask, crop, crop_margin, quality)
+        jobs = _plan(inputs, output, out_dir, chosen, mask)
+        if skip_existing:
+            kept = [job for job in jobs if job.target is None or not job.target.exists()]
+            if len(kept) < len(jobs):
+                err.print(f"skipping {len(jobs) - len(kept)} whose output exists")
+            jobs = kept
+            if not jobs:
+                return
+        # The engine's settings only: a service setting (database, blob store...) that does
+        # not validate is no reason to refuse a local removal.
+        settings = engine_settings()
+        remover = Remover(model, refine=refine, settings=settings, store=settings.model_store())
+        if not remover.installed():
+            remover.load()  # fail once, clearly: the model is missing
+    except AlphacutError as exc:
+        fail(exc.message, 2 if isinstance(exc, InvalidInputError) else 1)
+    # The model loads (OpenVINO's import and compile, 0.2-0.5 s) while the first photo is read
+    # and decoded; the first prediction waits for it.
+    starter = ThreadPoolExecutor(1, thread_name_prefix="alphacut-model-load")
+    loading = starter.submit(remover.load)
+    starter.shutdown(wait=False)
+
+    inputs_resolved = {job.source.resolve() for job in jobs if job.source is not None}
+    failures = 0
+    started = time.perf_counter()
+
+    # The three stages of alphacut.batch: load (own thread), model (here), finish (own thread).
+    def load(job: Job) -> DecodedImage:
+        if job.target is not None and job.target.resolve() in inputs_resolved:
+            raise InvalidInputError(f"refusing to overwrite the input {job.target}")
+        if job.target is None and sys.stdout.isatty():
+            raise InvalidInputError("not writing image data to a terminal; use -o FILE")
+        return remover.decode(job.source if job.source is not None else sys.stdin.buffer)
+
+    def predict(job: Job, decoded: DecodedImage) -> Image.Image:
+        try:
+            loading.result()
+        except AlphacutError as exc:  # a file that would not load: once, for the whole run
+            fail(exc.message)
+        return remover.predict(decoded)
+
+    def finish(job: Job, decoded: DecodedImage, alpha: Image.Image) -> Cutout:
+        cut = remover.compose(decoded, alpha)
+        if crop:
+            cut = cut.crop(crop_margin)
+        data = cut.to_bytes(chosen, quality, mask=mask, background=bg)
+        if job.target is None:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        else:
+            job.target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(job.target, data)
+        return cut
+
+    def report(outcome: Outcome[Job, Cutout]) -> None:
+        nonlocal failures
+        job, exc = outcome.job, outcome.error
+        name = str(job.source) if job.source else "stdin"
+        if isinstance(exc, AlphacutError):
+            failures += 1
+            err.print(f"[red]failed:[/red] {name}: {exc.message}")
+        elif isinstance(exc, OSError):
+            failures += 1
+            where = exc.filename or (job.target if job.target is not None else name)
+            err.print(f"[red]failed:[/red] {name}: {where}: {exc.strerror or exc}")
+        elif len(jobs) == 1 and job.target is not None and outcome.result is not None:
+            seconds = time.perf_counter() - started
+            size = f"{outcome.result.width}x{outcome.result.height}"
+            err.print(f"{name} -> {job.target} ({size}, {seconds:.2f} s)")
+
+    expected = (AlphacutError, OSError)
+    if len(jobs) == 1:
+        run_pipeline(jobs, load, predict, finish, report, expected)
+    else:
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=err, transient=False) as progress:
+            task = progress.add_task("removing backgrounds", total=len(jobs))
+
+            def report_and_advance(outcome: Outcome[Job, Cutout]) -> None:
+                report(outcome)
+                progress.advance(task)
+
+            run_pipeline(jobs, load, predict, finish, report_and_advance, expected)
+        done = len(jobs) - failures
+        err.print(f"{done} of {len(jobs)} done in {time.perf_counter() - started:.1f} s")
+    if failures:
+        raise typer.Exit(1)

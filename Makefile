@@ -63,7 +63,8 @@ fleet-down:
 test-fleet: models servers
 	@ALPHACUT_FLEET_DIR='$(FLEET_DIR)' scripts/fleet up
 	@ALPHACUT_TEST_FLEET='$(FLEET_DIR)/state.json' $(BIN)/pytest tests/fleet/test_script_fleet.py \
-		tests/fleet/test_api_on_fleet.py tests/fleet/test_broker_auth.py; status=$$?; \
+		tests/fleet/test_api_on_fleet.py tests/fleet/test_removebg_on_fleet.py \
+		tests/fleet/test_broker_auth.py tests/backends/test_stalls.py; status=$$?; \
 		ALPHACUT_FLEET_DIR='$(FLEET_DIR)' scripts/fleet down; exit $$status
 
 # Starts the HTTP service on http://127.0.0.1:8000 (state in ./var; on the first start it

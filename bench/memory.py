@@ -30,7 +30,7 @@ import io, json, sys, time
 from PIL import Image
 from alphacut.engine.decode import Limits, decode
 from alphacut.engine.encode import encode_image
-from alphacut.service import operations as ops
+from alphacut.engine import operations as ops
 from alphacut.service.memory import operation_cost, removal_cost
 
 def status(field):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alphacut.config import Settings
-from alphacut.service.remote_inference import celery_app
+from alphacut.service.inference.wire import celery_app
 from fleetservers import redis_server
 
 

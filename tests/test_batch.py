@@ -1,6 +1,6 @@
 """alphacut.batch: the folder pipeline's behaviour with stand-in stages (no model, no timing).
 
-The command line's use of it, with the real model, is in test_cli.py."""
+The command line's use of it, with the real model, is in tests/cli/test_remove.py."""
 
 from __future__ import annotations
 

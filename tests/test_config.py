@@ -10,6 +10,9 @@ from pydantic import ValidationError
 
 from alphacut.config import Settings
 
+PG = "postgresql+psycopg://alphacut@127.0.0.1:5432/alphacut"
+S3 = "s3://bucket/prefix"
+
 
 def test_the_defaults_bound_every_backend_wait_inside_a_request() -> None:
     settings = Settings()
@@ -32,8 +35,9 @@ def test_the_defaults_bound_every_backend_wait_inside_a_request() -> None:
     [
         ({"database_statement_timeout_seconds": 10, "database_read_timeout_seconds": 10},
          "must exceed database_statement_timeout_seconds"),
-        ({"request_timeout_seconds": 15}, "must be under request_timeout_seconds"),
-        ({"blob_max_attempts": 10, "blob_read_timeout_seconds": 20},
+        ({"request_timeout_seconds": 15, "database_url": PG},
+         "must be under request_timeout_seconds"),
+        ({"blob_max_attempts": 10, "blob_read_timeout_seconds": 20, "blob_url": S3},
          "blob_max_attempts x"),
         ({"database_connect_timeout_seconds": 1}, "greater than or equal to 2"),
         ({"blob_presigned_seconds": 3601}, "less than or equal to 3600"),
@@ -48,3 +52,13 @@ def test_settings_that_cannot_work_are_refused(values: dict[str, Any], says: str
 
 def test_an_empty_public_endpoint_means_none() -> None:
     assert Settings(blob_presigned_endpoint_url="").blob_presigned_endpoint_url is None
+
+
+def test_a_short_request_limit_is_fine_where_no_server_is_waited_on() -> None:
+    """SQLite and local files have no backend timeouts to fit (a one-second limit is what
+    the deadline tests use); PostgreSQL's and S3's must fit."""
+    assert Settings(request_timeout_seconds=1).request_timeout_seconds == 1
+    with pytest.raises(ValidationError, match="must be under request_timeout_seconds"):
+        Settings(request_timeout_seconds=1, database_url=PG)
+    with pytest.raises(ValidationError, match="blob_max_attempts x"):
+        Settings(request_timeout_seconds=1, blob_url=S3)

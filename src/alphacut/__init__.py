@@ -5,7 +5,6 @@
 >>> cut.save("photo.png")
 """
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from alphacut.errors import (
@@ -17,6 +16,7 @@ from alphacut.errors import (
     ModelNotInstalledError,
     UnsupportedImageError,
 )
+from alphacut.version import __version__
 
 if TYPE_CHECKING:
     from alphacut.engine.pipeline import Cutout, Remover, remove
@@ -34,11 +34,6 @@ def __getattr__(name: str) -> Any:
         return getattr(pipeline, name)
     raise AttributeError(f"module 'alphacut' has no attribute {name!r}")
 
-
-try:
-    __version__ = version("alphacut")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0+unknown"
 
 __all__ = [
     "AlphacutError",

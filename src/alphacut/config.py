@@ -5,65 +5,24 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, Self
+from typing import Self
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from alphacut.models.registry import CATALOGUE, DEFAULT_TARGETS
+from alphacut.engine.config import Device, EngineSettings, Runtime
 
-Device = Literal["auto", "cpu", "cuda"]
-Runtime = Literal["auto", "onnxruntime", "openvino"]
-Refine = Literal["auto", "none", "edges", "zoom", "consensus"]
+__all__ = ["Device", "EngineSettings", "Runtime", "Settings", "get_settings"]
 
 
-def _cache_home() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")) / "alphacut"
-
-
-def _default_model_dir() -> Path:
-    return _cache_home() / "models"
-
-
-def _default_compile_cache() -> Path:
-    return _cache_home() / "compiled"
-
-
-class Settings(BaseSettings):
-    """alphacut's configuration, validated once at start-up."""
+class Settings(EngineSettings):
+    """alphacut's configuration, validated once at start-up: the engine's own settings
+    (:class:`~alphacut.engine.config.EngineSettings`: models, runtime, threads, decoder
+    limits) and the service's."""
 
     model_config = SettingsConfigDict(env_prefix="ALPHACUT_", extra="ignore", frozen=True)
 
-    model_dir: Path = Field(
-        default_factory=_default_model_dir,
-        description="Directory holding the verified model weights.",
-    )
-    fast_model: str = Field(
-        DEFAULT_TARGETS["fast"],
-        description="The catalogue model that the name `fast` stands for (alphacut models list).",
-    )
-    precise_model: str = Field(
-        DEFAULT_TARGETS["precise"],
-        description="The catalogue model that the name `precise` stands for.",
-    )
-    default_model: str = Field(
-        "precise", description="Model used when none is named: fast, precise or a catalogue name."
-    )
-    load_models: list[str] = Field(
-        default_factory=lambda: ["fast", "precise"],
-        description="Models the service loads at start-up (/readyz is 503 until they are); "
-        "others load on first use.",
-    )
-    max_loaded_models: int = Field(
-        3,
-        ge=1,
-        le=64,
-        description="Most model sessions kept loaded at once. The configured models (fast, "
-        "precise, the default, those loaded at start-up, precise's checker) are never "
-        "unloaded; a model chosen per request takes the room they leave, unloading the least "
-        "recently used other one (large models take GBs each: docs/models.md).",
-    )
     model_min_residency_seconds: float = Field(
         60.0,
         ge=0,
@@ -80,52 +39,6 @@ class Settings(BaseSettings):
         "one API key may cause in any hour; past it 429 + Retry-After. Per process: each "
         "worker of a fleet counts its own.",
     )
-    refine: Refine = Field(
-        "auto",
-        description="Refinement: auto (each model's measured best), none (one plain pass, "
-        "as rembg), edges (alpha settled away from the edges, no halo of the old background), "
-        "zoom (edges plus a second pass over the subject's box), consensus (edges plus a "
-        "check by a second model; precise only).",
-    )
-    device: Device = Field(
-        "auto", description="Execution device: auto (CUDA when available, else CPU), cpu, cuda."
-    )
-    runtime: Runtime = Field(
-        "auto",
-        description="Model runtime: auto (onnxruntime on CUDA where a GPU is used, else "
-        "OpenVINO: bf16 for the models bf16 keeps where the CPU has native bf16 (AVX512_BF16 "
-        "or AMX), else fp32), onnxruntime, or openvino (CPU only).",
-    )
-    compile_cache_dir: Path | None = Field(
-        default_factory=_default_compile_cache,
-        description="Where OpenVINO keeps the models it compiled for this CPU, so that the "
-        "next process loads them instead of compiling again (a CLI run starts about 0.5 s "
-        "sooner). Created private (0700); not used when others can write to it. Empty: no "
-        "cache.",
-    )
-    inference_threads: int = Field(
-        default_factory=lambda: os.cpu_count() or 1,
-        ge=1,
-        le=256,
-        description="Threads per model session (onnxruntime intra-op threads, OpenVINO "
-        "INFERENCE_NUM_THREADS).",
-    )
-    image_threads: int = Field(
-        default_factory=lambda: min(os.cpu_count() or 1, 8),
-        ge=1,
-        le=64,
-        description="Threads used to resize and to PNG-encode one large image.",
-    )
-    png_compress_level: int = Field(
-        3, ge=1, le=9, description="zlib level for PNG output (3: measured best speed/size)."
-    )
-    max_input_bytes: int = Field(
-        25 * 1024 * 1024, ge=1, description="Largest accepted encoded input, in bytes."
-    )
-    max_input_pixels: int = Field(
-        50_000_000, ge=1, description="Largest accepted input, in pixels (checked from the header)."
-    )
-
     # HTTP service --------------------------------------------------------------------------
     data_dir: Path = Field(
         Path("var"), description="All service state: the database and the image files."
@@ -189,7 +102,8 @@ class Settings(BaseSettings):
     rate_limit_storage: str = Field(
         "memory://",
         description="Where rate-limit counters live (a `limits` storage URL): memory:// "
-        "(per process) or redis://host:port (shared by every replica).",
+        "(per process) or redis://:PASSWORD@host:port[/db] (shared by every replica; "
+        "rediss:// for TLS).",
     )
     inference_workers: int = Field(
         1, ge=1, le=64, description="Background removals run at the same time."
@@ -199,8 +113,9 @@ class Settings(BaseSettings):
     )
     inference_url: str | None = Field(
         None,
-        description="Where removals run: unset: in this process; redis://host:port/db: on "
-        "`alphacut worker` processes (Celery, with this Redis as broker and result store), "
+        description="Where removals run: unset: in this process; "
+        "redis://:PASSWORD@host:port/db (rediss:// for TLS): on `alphacut worker` "
+        "processes (Celery, with this Redis as broker and result store), "
         "which need the same blob store as the API (BLOB_URL or a shared DATA_DIR).",
     )
     fleet_queue_limit: int = Field(
@@ -341,11 +256,6 @@ class Settings(BaseSettings):
         300.0, gt=0, description="How often expired result files are deleted."
     )
 
-    @field_validator("compile_cache_dir", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: object) -> object:
-        return None if value in ("", None) else value
-
     @field_validator("blob_presigned_endpoint_url")
     @classmethod
     def _endpoint_url(cls, value: str | None) -> str | None:
@@ -359,23 +269,6 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _known_models(self) -> Self:
-        targets = (("fast_model", self.fast_model), ("precise_model", self.precise_model))
-        for setting, name in targets:
-            if name not in CATALOGUE:
-                raise ValueError(
-                    f"{setting}={name!r} is not a catalogue model; choose one of: "
-                    + ", ".join(CATALOGUE)
-                )
-        for name in (self.default_model, *self.load_models):
-            if name not in CATALOGUE and name not in DEFAULT_TARGETS:
-                raise ValueError(
-                    f"unknown model {name!r}; choose fast, precise or one of: "
-                    + ", ".join(CATALOGUE)
-                )
-        return self
-
-    @model_validator(mode="after")
     def _backend_waits_fit(self) -> Self:
         """A backend that does not answer is given up on well within a request's limit."""
         if self.database_read_timeout_seconds <= self.database_statement_timeout_seconds:
@@ -383,16 +276,24 @@ class Settings(BaseSettings):
                 "database_read_timeout_seconds must exceed database_statement_timeout_seconds "
                 "(the server cancels a slow statement itself first)"
             )
-        waits = {
-            "database_pool_timeout_seconds + database_connect_timeout_seconds + "
-            "database_read_timeout_seconds": self.database_pool_timeout_seconds
-            + self.database_connect_timeout_seconds
-            + self.database_read_timeout_seconds,
-            "blob_max_attempts x (blob_connect_timeout_seconds + blob_read_timeout_seconds)": (
-                self.blob_max_attempts
-                * (self.blob_connect_timeout_seconds + self.blob_read_timeout_seconds)
-            ),
-        }
+        # Only the backends in use: a short request limit on SQLite and local files (tests,
+        # a laptop) waits on no server.
+        waits: dict[str, float] = {}
+        if self.database_url and not self.database_url.startswith("sqlite"):
+            waits[
+                "database_pool_timeout_seconds + database_connect_timeout_seconds + "
+                "database_read_timeout_seconds"
+            ] = (
+                self.database_pool_timeout_seconds
+                + self.database_connect_timeout_seconds
+                + self.database_read_timeout_seconds
+            )
+        if self.blob_url and self.blob_url.startswith("s3://"):
+            waits[
+                "blob_max_attempts x (blob_connect_timeout_seconds + blob_read_timeout_seconds)"
+            ] = self.blob_max_attempts * (
+                self.blob_connect_timeout_seconds + self.blob_read_timeout_seconds
+            )
         for what, seconds in waits.items():
             if seconds >= self.request_timeout_seconds:
                 raise ValueError(
@@ -400,11 +301,6 @@ class Settings(BaseSettings):
                     f"({self.request_timeout_seconds:g} s)"
                 )
         return self
-
-    @property
-    def model_aliases(self) -> dict[str, str]:
-        """What ``fast`` and ``precise`` stand for."""
-        return {"fast": self.fast_model, "precise": self.precise_model}
 
     @property
     def resolved_database_url(self) -> str:

@@ -36,8 +36,8 @@ from typing import Any
 import httpcore
 import httpx
 
-from alphacut import __version__
 from alphacut.errors import AlphacutError, ImageTooLargeError
+from alphacut.version import __version__
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

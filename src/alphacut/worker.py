@@ -3,7 +3,7 @@
 Each pool process builds one :class:`~alphacut.service.inference.LocalInference` when it
 starts and loads the models named in ``ALPHACUT_LOAD_MODELS`` before it takes a job; a job
 reads its input from the shared blob store, and the encoded outputs go back there under
-``inference/<job id>/`` (see :mod:`alphacut.service.remote_inference`).
+``inference/<job id>/`` (see :mod:`alphacut.service.inference.wire`).
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ from celery import Celery, bootsteps
 from celery.signals import worker_process_init
 
 from alphacut.config import Settings
-from alphacut.errors import AlphacutError, ProcessingTimeoutError
-from alphacut.service.inference import LocalInference
-from alphacut.service.memory import MemoryBudget, default_budget_bytes
-from alphacut.service.remote_inference import (
+from alphacut.errors import AlphacutError, NotFoundError, ProcessingTimeoutError
+from alphacut.service.inference.local import LocalInference
+from alphacut.service.inference.wire import (
     ALIVE_EVERY_S,
     ALIVE_PREFIX,
     ALIVE_TTL_S,
@@ -34,9 +33,11 @@ from alphacut.service.remote_inference import (
     error_payload,
     job_from_payload,
     output_keys,
+    result_payload,
 )
+from alphacut.service.memory import MemoryBudget, default_budget_bytes
 from alphacut.service.work import WorkQueue
-from alphacut.storage.blobs import BlobStore
+from alphacut.storage.blobs import BlobNotFoundError, BlobStore
 from alphacut.storage.factory import open_blob_store
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,9 @@ def _start_process(**_: Any) -> None:
     # One job at a time per process (prefetch 1): its queues never refuse it.
     image_queue = WorkQueue("image", settings.image_workers, 4, retry, timeout, budget)
     inference_queue = WorkQueue("inference", 1, 4, retry, timeout, budget)
-    inference = LocalInference(settings, blobs, image_queue, inference_queue, budget)
+    inference = LocalInference(
+        settings, blobs, image_queue, inference_queue, budget, settings.model_store()
+    )
     started = time.perf_counter()
     inference.load()
     log.info(
@@ -85,7 +88,11 @@ def run_job(job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
     inference, blobs = _Process.inference, _Process.blobs
     if inference is None or blobs is None:
         raise RuntimeError("the worker process was not initialised")
-    job, deadline = job_from_payload(payload)
+    try:
+        job, deadline = job_from_payload(payload, blobs.get)
+    except BlobNotFoundError:  # the replica gave up and deleted the job's files
+        gone = NotFoundError("the job's background image was deleted before it could be used")
+        return {"error": error_payload(gone)}
     late = ProcessingTimeoutError("processing took longer than the request's limit")
     left = deadline - time.time()
     if left <= 0:
@@ -95,20 +102,13 @@ def run_job(job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
     except AlphacutError as exc:
         return {"error": error_payload(exc)}
     keys = output_keys(job_id, job.outputs)
-    for key, data in zip(keys, result.outputs, strict=True):
-        blobs.put(key, data)
+    for key, encoded in zip(keys, result.outputs, strict=True):
+        blobs.put(key, encoded.data)
     if time.time() > deadline:  # nobody reads these any more
         for key in keys:
             blobs.delete(key)
         return {"error": error_payload(late)}
-    return {
-        "outputs": keys,
-        "width": result.width,
-        "height": result.height,
-        "model": result.model,
-        "refine": result.refine,
-        "timings": dict(result.timings),
-    }
+    return result_payload(result, keys)
 
 
 class Alive(bootsteps.StartStopStep):  # type: ignore[misc]

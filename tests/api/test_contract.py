@@ -47,7 +47,8 @@ NOT_OFFERED = {"imagine", "classify", "extract-formatted-text", "visualize"}
 
 @pytest.fixture(scope="module")
 def contract_server(make_server: Callable[..., Server]) -> Server:
-    return make_server(fetch_timeout_seconds=2)
+    # fast by default: the precise model (3 s a call here) is tested by each dialect's suite.
+    return make_server(fetch_timeout_seconds=2, default_model="fast")
 
 
 @pytest.fixture(scope="module")

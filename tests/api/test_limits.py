@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,8 +12,6 @@ import httpx
 import pytest
 
 from alphacut.engine.sessions import OnnxModel, OpenVinoModel
-from alphacut.errors import ServiceBusyError
-from alphacut.service.work import WorkQueue
 from servers import Server
 
 
@@ -54,31 +51,6 @@ def test_rate_limit_per_key(make_server: Any, photo: Path) -> None:
         assert other.get("/v1/images").status_code == 200, "limits are per key"
 
 
-def test_work_queue_refuses_when_full() -> None:
-    queue = WorkQueue("test", workers=1, queue=1, retry_after=7)
-    release = threading.Event()
-    started = threading.Event()
-
-    def slow() -> str:
-        started.set()
-        release.wait(10)
-        return "done"
-
-    with ThreadPoolExecutor(2) as pool:
-        first = pool.submit(queue.run, slow)
-        started.wait(10)
-        second = pool.submit(queue.run, lambda: "queued")  # waits in the one queue slot
-        while queue.pending < 2:
-            pass
-        with pytest.raises(ServiceBusyError) as refused:
-            queue.run(lambda: "refused")
-        assert refused.value.retry_after == 7
-        release.set()
-        assert (first.result(), second.result()) == ("done", "queued")
-    assert queue.run(lambda: "free again") == "free again"
-    queue.shutdown()
-
-
 def test_full_inference_queue_answers_503_at_once(
     make_server: Any, photo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -115,7 +87,7 @@ def test_full_inference_queue_answers_503_at_once(
 def test_unexpected_errors_are_a_generic_500_without_details(
     api: httpx.Client, photo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from alphacut.service import operations
+    from alphacut.engine import operations
 
     def broken(*_args: Any) -> None:
         raise RuntimeError("secret internal detail /etc/alphacut")
@@ -130,21 +102,3 @@ def test_unexpected_errors_are_a_generic_500_without_details(
     assert body["code"] == "internal_error" and body["status"] == 500
     assert "secret" not in response.text and "Traceback" not in response.text
     assert len(api.get("/v1/images").json()["data"]) == 1, "no half-made image"
-
-
-def test_work_over_the_time_limit_is_504_and_keeps_its_slot() -> None:
-    from alphacut.errors import ProcessingTimeoutError
-
-    queue = WorkQueue("test", workers=1, queue=0, retry_after=2, timeout=0.2)
-    release = threading.Event()
-    with pytest.raises(ProcessingTimeoutError) as late:
-        queue.run(lambda: release.wait(10))
-    assert late.value.status == 504
-    with pytest.raises(ServiceBusyError):
-        queue.run(lambda: "the slow job still runs")
-    release.set()
-    deadline = time.monotonic() + 5
-    while queue.pending and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert queue.run(lambda: "free again") == "free again"
-    queue.shutdown()

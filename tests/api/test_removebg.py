@@ -1,11 +1,11 @@
-"""The Ximilar-compatible remove-background API over real HTTP, and its official client."""
+"""The remove.bg-compatible API (``POST /v1.0/removebg``, ``GET /v1.0/account``) over real
+HTTP: each parameter, the headers, the JSON form, and remove.bg's errors."""
 
 from __future__ import annotations
 
 import base64
 import io
-import time
-import uuid
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,317 +17,335 @@ from PIL import Image
 
 from servers import Server, file_origin
 
-Json = dict[str, Any]
+URL = "/v1.0/removebg"
 
 
-def _b64(path: Path) -> str:
-    return base64.b64encode(path.read_bytes()).decode()
+def _png(color: tuple[int, int, int], size: tuple[int, int] = (64, 48)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, "PNG")
+    return buffer.getvalue()
 
 
-def _get_image(url: str) -> Image.Image:
-    response = httpx.get(url)  # no key: output URLs are capabilities
-    assert response.status_code == 200, (url, response.text)
+@pytest.fixture(scope="module")
+def origin(photo: Path) -> Iterator[str]:
+    with file_origin({"/car.jpg": photo.read_bytes(), "/green.png": _png((0, 200, 0))}) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def rserver(make_server: Any, origin: str) -> Server:
+    return make_server(fetch_trusted_origins=[origin], default_model="fast")  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def rb(rserver: Server) -> Iterator[httpx.Client]:
+    key = rserver.new_key()
+    with httpx.Client(base_url=rserver.url, headers={"X-Api-Key": key}, timeout=120) as client:
+        yield client
+
+
+def _image(response: httpx.Response) -> Image.Image:
+    assert response.status_code == 200, response.text
     image = Image.open(io.BytesIO(response.content))
     image.load()
     return image
 
 
-@pytest.fixture(scope="module")
-def origin(photo: Path, portrait: Path) -> Iterator[str]:
-    with file_origin(
-        {"/car.jpg": photo.read_bytes(), "/person.jpg": portrait.read_bytes()}
-    ) as served:
-        yield served
+def _post(client: httpx.Client, photo: Path, **fields: str) -> httpx.Response:
+    return client.post(URL, files={"image_file": ("p.jpg", photo.read_bytes())}, data=fields)
 
 
-@pytest.fixture(scope="module")
-def xserver(make_server: Any, origin: str) -> Server:
-    return make_server(fetch_trusted_origins=[origin])  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def token(xserver: Server) -> str:
-    return xserver.new_key()
-
-
-def post(server: Server, token: str, model: str, body: Any, **headers: str) -> httpx.Response:
-    return httpx.post(
-        f"{server.url}/removebg/{model}/removebg",
-        json=body,
-        headers={"Authorization": f"Token {token}", **headers},
-        timeout=300,
-    )
-
-
-def _ok(record: Json) -> None:
-    assert record["_status"]["code"] == 200, record["_status"]
-    assert record["_status"]["text"] == "OK"
-
-
-@pytest.mark.parametrize("model", ["fast", "precise"])
-def test_both_models_return_the_documented_shape(
-    xserver: Server, token: str, photo: Path, model: str
+def test_a_multipart_upload_answers_a_cutout_with_remove_bgs_headers(
+    rb: httpx.Client, photo: Path
 ) -> None:
-    response = post(xserver, token, model, {"records": [{"_base64": _b64(photo), "mine": [1, 2]}]})
-    assert response.status_code == 200
-    body = response.json()
-    assert set(body) == {"records", "status", "statistics"}
-    assert body["status"]["code"] == 200 and body["status"]["text"] == "OK"
-    uuid.UUID(body["status"]["request_id"])
-    uuid.UUID(body["status"]["proc_id"])
-    assert isinstance(body["statistics"]["processing time"], float)
-    (record,) = body["records"]
-    _ok(record)
-    assert record["_status"]["request_id"] == body["status"]["request_id"]
-    uuid.UUID(record["_id"])
-    assert record["mine"] == [1, 2], "other fields come back unchanged"
-    assert "_base64" not in record
-    assert (record["_width"], record["_height"]) == (480, 360)
-    assert "_output_url_mask" not in record and "_output_url_whitebg" not in record
-    assert record["_output_url"].startswith(f"{xserver.url}/results/")
-    cutout = _get_image(record["_output_url"])
-    assert (cutout.format, cutout.mode, cutout.size) == ("PNG", "RGBA", (480, 360))
+    response = _post(rb, photo)
+    image = _image(response)
+    assert response.headers["content-type"] == "image/png"  # auto: transparency -> PNG
+    assert image.mode == "RGBA" and image.size == (480, 360)
+    headers = response.headers
+    assert (headers["x-width"], headers["x-height"]) == ("480", "360")
+    assert headers["x-credits-charged"] == "0"
+    assert headers["x-type"] == "other"
+    left, top = int(headers["x-foreground-left"]), int(headers["x-foreground-top"])
+    width, height = int(headers["x-foreground-width"]), int(headers["x-foreground-height"])
+    alpha = np.asarray(image.getchannel("A"))
+    assert 0 < width <= 480 and 0 < height <= 360
+    assert alpha[top : top + height, left : left + width].max() > 200
+    assert alpha[:, : max(0, left - 1)].max(initial=0) <= 8  # nothing left of the subject
 
 
-def test_data_uri_and_url_records_and_own_ids(
-    xserver: Server, token: str, photo: Path, origin: str
+def test_json_and_urlencoded_bodies_and_the_json_answer(
+    rb: httpx.Client, photo: Path, origin: str
 ) -> None:
-    records = [
-        {"_base64": "data:image/jpeg;base64," + _b64(photo), "_id": "first"},
-        {"_url": f"http://{origin}/car.jpg", "_id": "second"},
-    ]
-    body = post(xserver, token, "fast", {"records": records}).json()
-    assert [record["_id"] for record in body["records"]] == ["first", "second"]
-    for record in body["records"]:
-        _ok(record)
-    assert body["records"][1]["_url"] == f"http://{origin}/car.jpg"
-    first = np.asarray(_get_image(body["records"][0]["_output_url"]))
-    second = np.asarray(_get_image(body["records"][1]["_output_url"]))
-    np.testing.assert_array_equal(first, second)
-
-
-def test_every_option_alone_and_combined(xserver: Server, token: str, photo: Path) -> None:
-    image = _b64(photo)
-    mask_only = post(xserver, token, "fast", {"records": [{"_base64": image}], "binary_mask": True})
-    (record,) = mask_only.json()["records"]
-    mask = _get_image(record["_output_url_mask"])
-    assert mask.format == "JPEG" and mask.mode == "L" and mask.size == (480, 360)
-    values = np.asarray(mask)
-    assert ((values < 30) | (values > 225)).mean() > 0.97, "a binary mask (JPEG-rounded)"
-    assert "_output_url_whitebg" not in record
-
-    white_only = post(
-        xserver, token, "fast", {"records": [{"_base64": image}], "white_background": True}
-    )
-    (record,) = white_only.json()["records"]
-    white = _get_image(record["_output_url_whitebg"])
-    assert white.format == "JPEG" and white.mode == "RGB"
-    cut = np.asarray(_get_image(record["_output_url"]))
-    assert np.asarray(white)[cut[..., 3] == 0].mean() > 245, "the background is white"
-
-    for fmt, pil_format in [("jpg", "JPEG"), ("webp", "WEBP"), ("png", "PNG")]:
-        body = {"records": [{"_base64": image}], "image_format": fmt, "binary_mask": True,
-                "white_background": True}  # fmt: skip
-        (record,) = post(xserver, token, "fast", body).json()["records"]
-        for name in ("_output_url", "_output_url_mask", "_output_url_whitebg"):
-            assert _get_image(record[name]).format == pil_format, (fmt, name)
-            assert record[name].endswith({"jpg": ".jpg", "webp": ".webp", "png": ".png"}[fmt])
-
-    sizes = []
-    for quality in (10, 95):
-        body = {"records": [{"_base64": image}], "image_format": "jpg", "image_quality": quality}
-        (record,) = post(xserver, token, "fast", body).json()["records"]
-        sizes.append(len(httpx.get(record["_output_url"]).content))
-    assert sizes[0] < sizes[1] / 2
-
-
-def test_record_options_win_over_the_top_level(xserver: Server, token: str, photo: Path) -> None:
-    body = {
-        "records": [
-            {"_base64": _b64(photo), "binary_mask": False, "image_format": "webp"},
-            {"_base64": _b64(photo)},
-        ],
-        "binary_mask": True,
-        "image_format": "jpg",
-    }
-    first, second = post(xserver, token, "fast", body).json()["records"]
-    assert "_output_url_mask" not in first and first["_output_url"].endswith(".webp")
-    assert "_output_url_mask" in second and second["_output_url"].endswith(".jpg")
-
-
-def test_good_and_bad_records_side_by_side(
-    xserver: Server, token: str, photo: Path, origin: str
-) -> None:
-    port = origin.rsplit(":", 1)[1]
-    records = [
-        {"_base64": _b64(photo), "_id": "good"},
-        {"_base64": "%%% not base64 %%%", "_id": "bad-base64"},
-        {"_base64": base64.b64encode(b"plain text, not an image").decode(), "_id": "not-image"},
-        {"_url": f"http://localhost:{port}/car.jpg", "_id": "internal-url"},
-        {"_url": f"http://{origin}/missing.jpg", "_id": "missing-url"},
-        {"_id": "no-image"},
-        {"_base64": _b64(photo), "image_quality": 500, "_id": "bad-option"},
-    ]
-    response = post(xserver, token, "fast", {"records": records})
-    assert response.status_code == 200
-    by_id = {record["_id"]: record for record in response.json()["records"]}
-    _ok(by_id["good"])
-    expected = {
-        "bad-base64": (400, "base64"),
-        "not-image": (415, "JPEG, PNG and WebP"),
-        "internal-url": (400, "internal address"),
-        "missing-url": (400, "404"),
-        "no-image": (400, "_url or _base64"),
-        "bad-option": (400, "image_quality"),
-    }
-    for record_id, (code, words) in expected.items():
-        status = by_id[record_id]["_status"]
-        assert status["code"] == code, (record_id, status)
-        assert words in status["error_description"], (record_id, status)
-        assert "_output_url" not in by_id[record_id]
+    b64 = base64.b64encode(photo.read_bytes()).decode()
+    by_json = rb.post(URL, json={"image_file_b64": b64, "type": "car"})
+    assert _image(by_json).size == (480, 360)
+    assert by_json.headers["x-type"] == "car"
+    by_form = rb.post(URL, data={"image_url": f"http://{origin}/car.jpg"})
+    assert _image(by_form).size == (480, 360)
+    as_json = rb.post(URL, json={"image_file_b64": b64}, headers={"Accept": "application/json"})
+    assert as_json.status_code == 200, as_json.text
+    data = as_json.json()["data"]
+    result = Image.open(io.BytesIO(base64.b64decode(data["result_b64"])))
+    assert result.size == (480, 360)
+    assert data["foreground_width"] == int(as_json.headers["x-foreground-width"]) > 0
+    assert {"foreground_top", "foreground_left", "foreground_height"} <= set(data)
 
 
 @pytest.mark.parametrize(
-    ("body", "words"),
+    ("size", "max_pixels"),
+    [("preview", 250_000), ("small", 250_000), ("regular", 250_000), ("medium", 1_500_000)],
+)
+def test_size_shrinks_the_input_and_never_enlarges(
+    rb: httpx.Client, portrait: Path, size: str, max_pixels: int
+) -> None:
+    response = _post(rb, portrait, size=size, format="jpg")
+    image = _image(response)
+    width, height = image.size
+    assert width * height <= max_pixels
+    assert width * height == min(739 * 1134, max_pixels) or max_pixels - width * height < 3000
+    assert abs(width / height - 739 / 1134) < 0.01
+
+
+def test_format_zip_holds_a_colour_jpeg_and_an_alpha_png(rb: httpx.Client, photo: Path) -> None:
+    response = _post(rb, photo, format="zip")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        assert sorted(archive.namelist()) == ["alpha.png", "color.jpg"]
+        color = Image.open(io.BytesIO(archive.read("color.jpg")))
+        alpha = Image.open(io.BytesIO(archive.read("alpha.png")))
+        assert (color.format, color.mode, color.size) == ("JPEG", "RGB", (480, 360))
+        assert (alpha.format, alpha.mode, alpha.size) == ("PNG", "L", (480, 360))
+
+
+@pytest.mark.parametrize(
+    ("fields", "media", "mode"),
     [
-        ({}, "records"),
-        ({"records": []}, "records"),
-        ({"records": "abc"}, "records"),
-        ({"records": [1, 2]}, "object"),
-        ([{"_url": "x"}], "JSON object"),
-        ({"records": [{"_url": "x"}] * 11}, "too many records"),
-        ({"records": [{"_url": "x"}], "image_format": "gif"}, "image_format"),
-        ({"records": [{"_url": "x"}], "binary_mask": "yes"}, "binary_mask"),
+        ({"format": "png"}, "image/png", "RGBA"),
+        ({"format": "jpg"}, "image/jpeg", "RGB"),
+        ({"format": "webp"}, "image/webp", "RGBA"),
+        ({"channels": "alpha"}, "image/png", "L"),
+        ({"bg_color": "81d4fa"}, "image/jpeg", "RGB"),  # auto: opaque result -> JPEG
     ],
 )
-def test_malformed_requests_are_4xx_with_a_status(
-    xserver: Server, token: str, body: Any, words: str
+def test_formats_channels_and_bg_color(
+    rb: httpx.Client, photo: Path, fields: dict[str, str], media: str, mode: str
 ) -> None:
-    response = post(xserver, token, "fast", body)
-    assert response.status_code == 400
-    status = response.json()["status"]
-    assert status["code"] == 400 and status["text"] == "Bad Request"
-    assert words in status["error_description"]
+    response = _post(rb, photo, **fields)
+    image = _image(response)
+    assert response.headers["content-type"] == media
+    assert image.mode == mode
+    if "bg_color" in fields:
+        corner = image.getpixel((0, 0))
+        assert isinstance(corner, tuple)
+        assert all(abs(a - b) < 12 for a, b in zip(corner, (0x81, 0xD4, 0xFA), strict=True))
 
 
-def test_unknown_model_and_non_json(xserver: Server, token: str) -> None:
-    response = post(xserver, token, "huge", {"records": [{"_url": "x"}]})
-    assert response.status_code == 400 and "model" in response.json()["status"]["error_description"]
-    raw = httpx.post(
-        f"{xserver.url}/removebg/fast/removebg",
-        content=b"{broken",
-        headers={"Authorization": f"Token {token}", "content-type": "application/json"},
+def test_bg_image_url_and_file_fill_the_background(
+    rb: httpx.Client, photo: Path, origin: str
+) -> None:
+    by_url = _post(rb, photo, bg_image_url=f"http://{origin}/green.png", format="png")
+    by_file = rb.post(
+        URL,
+        files={
+            "image_file": ("p.jpg", photo.read_bytes()),
+            "bg_image_file": ("bg.png", _png((0, 200, 0), (30, 30))),
+        },
+        data={"format": "png"},
     )
-    assert raw.status_code == 400 and raw.json()["status"]["code"] == 400
+    for response in (by_url, by_file):
+        image = _image(response).convert("RGBA")
+        assert image.size == (480, 360)
+        r, g, b, a = image.getpixel((0, 0))  # type: ignore[misc]
+        assert (a, r < 20, g > 180, b < 20) == (255, True, True, True)
+
+
+def test_crop_crops_to_the_subject_with_its_margin(rb: httpx.Client, photo: Path) -> None:
+    whole = _post(rb, photo)
+    width = int(whole.headers["x-foreground-width"])
+    height = int(whole.headers["x-foreground-height"])
+    cropped = _image(_post(rb, photo, crop="true"))
+    assert cropped.size == (width, height)
+    margin = _image(_post(rb, photo, crop="true", crop_margin="10px"))
+    assert margin.size == (width + 20, height + 20)
+    two = _image(_post(rb, photo, crop="true", crop_margin="0px 10%"))
+    assert two.size == (width + 2 * round(width * 0.1), height)
+
+
+def test_roi_keeps_only_the_subject_inside(rb: httpx.Client, photo: Path) -> None:
+    response = _post(rb, photo, roi="0% 0% 50% 100%")
+    alpha = np.asarray(_image(response).getchannel("A"))
+    assert alpha[:, 240:].max() == 0
+    assert alpha[:, :240].max() > 200
+    assert (
+        int(response.headers["x-foreground-left"]) + int(response.headers["x-foreground-width"])
+        <= 240
+    )
+
+
+def test_scale_and_position_place_the_subject(rb: httpx.Client, photo: Path) -> None:
+    response = _post(rb, photo, scale="50%", position="0% 100%")
+    image = _image(response)
+    assert image.size == (480, 360)
+    width, height = (
+        int(response.headers["x-foreground-width"]),
+        int(response.headers["x-foreground-height"]),
+    )
+    assert max(width / 480, height / 360) == pytest.approx(0.5, abs=0.03)
+    assert int(response.headers["x-foreground-left"]) <= 2
+    assert int(response.headers["x-foreground-top"]) + height >= 358
+
+
+def test_semitransparency_false_gives_a_binary_alpha_and_add_shadow_a_shadow(
+    rb: httpx.Client, photo: Path
+) -> None:
+    hard = np.asarray(_image(_post(rb, photo, semitransparency="false")).getchannel("A"))
+    assert set(np.unique(hard).tolist()) <= {0, 255}
+    plain = _post(rb, photo, semitransparency="false")
+    shadow = _post(rb, photo, semitransparency="false", add_shadow="true", shadow_type="drop")
+    plain_alpha = np.asarray(_image(plain).getchannel("A")).astype(int)
+    shadow_alpha = np.asarray(_image(shadow).getchannel("A")).astype(int)
+    added = (shadow_alpha > plain_alpha) & (plain_alpha == 0)
+    assert added.sum() > 500  # a soft shadow where there was nothing
+    assert 0 < shadow_alpha[added].max() < 200
 
 
 @pytest.mark.parametrize(
-    "headers",
-    [{}, {"Authorization": "Token nope"}, {"Authorization": "Basic abc"}, {"x-api-key": "nope"}],
+    "fields",
+    [
+        {"size": "huge"},
+        {"type": "robot"},
+        {"type_level": "3"},
+        {"format": "gif"},
+        {"channels": "rgb"},
+        {"crop": "maybe"},
+        {"crop_margin": "10 px px"},
+        {"scale": "5%"},
+        {"position": "left"},
+        {"roi": "0 0 100%"},
+        {"bg_color": "notacolour"},
+        {"shadow_type": "hard"},
+        {"shadow_opacity": "101"},
+        {"semitransparency": "yes"},
+        {"model": "slow"},
+        {"refine": "magic"},
+    ],
+    ids=lambda fields: next(iter(fields)),
 )
-def test_auth_failures_are_401_in_ximilar_shape(xserver: Server, headers: dict[str, str]) -> None:
-    response = httpx.post(
-        f"{xserver.url}/removebg/fast/removebg", json={"records": [{"_url": "x"}]}, headers=headers
-    )
-    assert response.status_code == 401
-    assert response.json()["status"]["code"] == 401
-
-
-def test_x_api_key_works_too_and_usage_is_counted(xserver: Server, photo: Path) -> None:
-    secret = xserver.new_key()
-    key = xserver.keys.authenticate(secret)
-    assert key is not None
-    body = {"records": [{"_base64": _b64(photo)}, {"_base64": "bad"}]}
-    response = httpx.post(
-        f"{xserver.url}/removebg/fast/removebg",
-        json=body,
-        headers={"x-api-key": secret},
-        timeout=300,
-    )
-    assert response.status_code == 200
-    totals = {total.key_id: total for total in xserver.keys.usage()}
-    assert (totals[key.id].requests, totals[key.id].images) == (1, 1)
-
-
-def test_results_are_not_listed_or_reachable_through_the_images_api(
-    xserver: Server, token: str, photo: Path
+def test_unknown_values_answer_remove_bgs_400(
+    rb: httpx.Client, photo: Path, fields: dict[str, str]
 ) -> None:
-    (record,) = post(xserver, token, "fast", {"records": [{"_base64": _b64(photo)}]}).json()[
-        "records"
-    ]
-    with xserver.client(token) as api:
-        assert api.get("/v1/images").json()["data"] == []
-    result_token = record["_output_url"].rsplit("/", 1)[1].split(".")[0]
-    assert len(result_token) == 48
-    assert httpx.get(f"{xserver.url}/results/").status_code == 404
-    assert httpx.get(record["_output_url"].replace(".png", ".jpg")).status_code == 404
-    assert httpx.get(f"{xserver.url}/results/{'0' * 48}.png").status_code == 404
-    served = httpx.get(record["_output_url"])
-    assert served.headers["content-type"] == "image/png"
-    assert served.headers["cache-control"].startswith("private, max-age=")
-    assert int(served.headers["cache-control"].rsplit("=", 1)[1]) <= 24 * 3600
+    response = _post(rb, photo, **fields)
+    assert response.status_code == 400, response.text
+    error = response.json()["errors"][0]
+    assert error["code"] == "invalid_parameters"
+    assert next(iter(fields)) in error["detail"]
+    assert error["title"]
 
 
-def test_outputs_expire_and_their_files_are_deleted(make_server: Any, photo: Path) -> None:
-    short: Server = make_server(result_ttl_seconds=1, sweep_interval_seconds=0.2)
-    token = short.new_key()
-    (record,) = post(short, token, "fast", {"records": [{"_base64": _b64(photo)}]}).json()[
-        "records"
-    ]
-    assert httpx.get(record["_output_url"]).status_code == 200
-    files = list((short.settings.data_dir / "blobs" / "results").rglob("*.png"))
-    assert len(files) == 1
-    time.sleep(1.2)
-    assert httpx.get(record["_output_url"]).status_code == 404, "expired means gone at once"
-    deadline = time.monotonic() + 10
-    while files[0].exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not files[0].exists(), "the sweeper deleted the file"
-
-
-def test_full_engine_answers_503(
-    make_server: Any, photo: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("request_kwargs", "expected"),
+    [
+        ({"data": {"size": "auto"}}, "got none"),
+        ({"json": {}}, "got none"),
+        ({"json": {"image_url": "http://x.test/a.jpg", "image_file_b64": "AAAA"}}, "and"),
+        ({"json": {"image_file_b64": "not base64!"}}, "base64"),
+        ({"json": {"image_file_b64": base64.b64encode(b"hello").decode()}}, ""),
+        ({"json": {"image_url": "http://127.0.0.1:1/a.jpg"}}, ""),  # SSRF: loopback refused
+        ({"json": {"image_url": "http://169.254.169.254/latest/meta-data"}}, ""),
+        ({"json": {"image_file_b64": "AAAA", "crop": "true"}}, "crop"),  # JSON wants a boolean
+        ({"content": b"raw", "headers": {"Content-Type": "text/plain"}}, "multipart"),
+    ],
+    ids=[
+        "no-input",
+        "empty-json",
+        "two-inputs",
+        "bad-b64",
+        "not-image",
+        "ssrf",
+        "metadata",
+        "json-bool",
+        "content-type",
+    ],
+)
+def test_bad_inputs_answer_400(
+    rb: httpx.Client, request_kwargs: dict[str, Any], expected: str
 ) -> None:
-    from alphacut.service.work import WorkQueue
-
-    busy: Server = make_server(inference_workers=1, inference_queue=0, retry_after_seconds=4)
-    monkeypatch.setattr(WorkQueue, "pending", property(lambda self: self.capacity))
-    response = post(busy, busy.new_key(), "fast", {"records": [{"_base64": _b64(photo)}]})
-    assert response.status_code == 503
-    assert response.headers["retry-after"] == "4"
-    assert response.json()["status"]["code"] == 503
+    response = rb.post(URL, **request_kwargs)
+    assert response.status_code == 400, response.text
+    error = response.json()["errors"][0]
+    assert {"title", "code", "detail"} <= set(error)
+    assert expected in error["detail"]
 
 
-# The official client -------------------------------------------------------------------------
+@pytest.mark.parametrize("key", [None, "live_wrong"], ids=["missing", "wrong"])
+def test_a_missing_or_wrong_key_is_403(rserver: Server, photo: Path, key: str | None) -> None:
+    headers = {"X-Api-Key": key} if key else {}
+    for method, path in (("POST", URL), ("GET", "/v1.0/account")):
+        response = httpx.request(method, rserver.url + path, headers=headers)
+        assert response.status_code == 403, response.text
+        assert response.json()["errors"][0]["code"] == "auth_failed"
 
 
-def test_official_ximilar_client_works_unchanged(
-    xserver: Server, token: str, photo: Path, portrait: Path, origin: str,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
-    """`RemoveBGClient(token, endpoint="http://127.0.0.1:PORT/")`, the code as published.
+def test_account_has_remove_bgs_shape_and_this_keys_usage(rb: httpx.Client, photo: Path) -> None:
+    assert _post(rb, photo, size="preview").status_code == 200
+    response = rb.get("/v1.0/account")
+    assert response.status_code == 200, response.text
+    attributes = response.json()["data"]["attributes"]
+    assert attributes["credits"] == {"total": 0, "subscription": 0, "payg": 0, "enterprise": 0}
+    assert attributes["api"]["sizes"] == "all"
+    assert attributes["usage"]["images"] == 1
+    assert attributes["usage"]["requests"] == 2
 
-    At construction the client checks the token at a fixed Ximilar host (it skips the check
-    only for endpoints containing "localhost"); alphacut answers that check too, so the
-    module's fixed host is pointed at this server, as a user would with a DNS entry."""
-    import ximilar.client.client as ximilar_rest
-    from ximilar.client import RemoveBGClient
 
-    monkeypatch.setattr(ximilar_rest, "ENDPOINT", f"{xserver.url}/")
-    client = RemoveBGClient(token, endpoint=f"{xserver.url}/")
-    records = [
-        {"_file": str(portrait)},  # the client reads, resizes and sends it as a data: URI
-        {"_url": f"http://{origin}/car.jpg"},
-        {"_base64": _b64(photo), "noresize": True},
-    ]
-    fast = client.removebg_fast(records)
-    assert fast["status"]["code"] == 200
-    assert [record["_status"]["code"] for record in fast["records"]] == [200, 200, 200]
-    assert fast["records"][0]["_file"] == str(portrait)
-    assert _get_image(fast["records"][2]["_output_url"]).size == (480, 360)
-    precise = client.removebg_precise([{"_url": f"http://{origin}/car.jpg"}])
-    (record,) = precise["records"]
-    assert record["_status"]["code"] == 200
-    assert _get_image(record["_output_url"]).mode == "RGBA"
-    with pytest.raises(Exception, match="Invalid token"):
-        RemoveBGClient("test_not_a_key", endpoint=f"{xserver.url}/")
+def test_rate_limit_is_429_with_retry_after(make_server: Any, photo: Path) -> None:
+    limited: Server = make_server(rate_limit_per_minute=1, load_models=[])
+    key = limited.new_key()
+    headers = {"X-Api-Key": key}
+    first = httpx.get(limited.url + "/v1.0/account", headers=headers)
+    assert first.status_code == 200
+    second = httpx.get(limited.url + "/v1.0/account", headers=headers)
+    assert second.status_code == 429
+    assert int(second.headers["retry-after"]) > 0
+    assert second.json()["errors"][0]["code"] == "rate_limit_exceeded"
+
+
+def test_a_body_over_the_limit_is_remove_bgs_400(make_server: Any) -> None:
+    small: Server = make_server(max_upload_bytes=10_000, load_models=[])
+    key = small.new_key()
+    response = httpx.post(
+        small.url + URL,
+        headers={"X-Api-Key": key},
+        files={"image_file": ("big.jpg", b"\xff" * 200_000)},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"][0]["code"] == "file_too_large"
+
+
+def test_a_background_of_extreme_shape_is_not_scaled_whole(
+    rb: httpx.Client, photo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 1 x 100,000 px background covering a 480x360 photo: scaled whole first, it would be
+    480 x 48,000,000 px (92 GB); only the part that shows is scaled (as `resize`'s cover)."""
+    largest = [0]
+    original = Image.Image.resize
+
+    def resize(self: Image.Image, size: tuple[int, int], *args: Any, **kwargs: Any) -> Any:
+        largest[0] = max(largest[0], size[0] * size[1])
+        if size[0] * size[1] > 50_000_000:
+            raise AssertionError(f"a resize to {size}")
+        return original(self, size, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "resize", resize)
+    response = rb.post(
+        URL,
+        files={
+            "image_file": ("p.jpg", photo.read_bytes()),
+            "bg_image_file": ("bg.png", _png((0, 200, 0), (1, 100_000))),
+        },
+        data={"format": "png"},
+    )
+    assert response.status_code == 200, response.text
+    assert _image(response).size == (480, 360)
+    assert largest[0] <= 480 * 360 * 4

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alphacut.engine.encode import OutputFormat, encode_image
+from alphacut.engine.encode import encode_image
+from alphacut.engine.formats import OutputFormat
 from alphacut.errors import FormatLimitError
 
 

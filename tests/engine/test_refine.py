@@ -13,8 +13,15 @@ from PIL import Image
 
 from alphacut import Remover
 from alphacut.config import Settings
-from alphacut.engine.pipeline import resolve_refine
-from alphacut.engine.refine import EDGE_BAND, EDGE_FADE, ZOOM_PAD, agree, firm_alpha, zoom_box
+from alphacut.engine.refine import (
+    EDGE_BAND,
+    EDGE_FADE,
+    ZOOM_PAD,
+    agree,
+    firm_alpha,
+    resolve_refine,
+    zoom_box,
+)
 from alphacut.errors import InvalidInputError, ModelNotInstalledError
 
 

@@ -9,7 +9,6 @@ from sqlalchemy import inspect
 
 from alphacut.config import Settings
 from alphacut.service.images import ImageService
-from alphacut.service.inference import LocalInference
 from alphacut.service.keys import KeyService
 from alphacut.service.work import WorkQueue
 from alphacut.storage.blobs import BlobNotFoundError, LocalBlobStore
@@ -57,7 +56,7 @@ def test_failed_commit_leaves_no_file(
     settings = Settings(data_dir=tmp_path)
     blobs = LocalBlobStore(tmp_path / "blobs")
     queue = WorkQueue("t", 1, 1, 1)
-    images = ImageService(settings, db, blobs, queue, LocalInference(settings, blobs, queue, queue))
+    images = ImageService(settings, db, blobs, queue)
     _secret, key = KeyService(db).create("k", "test")
 
     def broken(*_args: object) -> None:

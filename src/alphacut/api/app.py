@@ -11,17 +11,16 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from alphacut import __version__
-from alphacut.api import errors, images, models, openapi, public, removebg_compat, web, ximilar
-from alphacut.api.compat import OmittedQueryValues
+from alphacut.api import errors, images, models, openapi, public, rembg, removebg, web, ximilar
 from alphacut.api.deps import Services
 from alphacut.api.limits import BodyLimitMiddleware, RateLimiter, is_json
+from alphacut.api.query import OmittedQueryValues
 from alphacut.config import Settings, get_settings
-from alphacut.engine.pipeline import check_refine
-from alphacut.models.store import ModelStore
+from alphacut.service.cutout import CutoutService
 from alphacut.service.fetcher import UrlFetcher
+from alphacut.service.health import Readiness
 from alphacut.service.images import ImageService
-from alphacut.service.inference import open_inference
+from alphacut.service.inference.factory import open_inference
 from alphacut.service.keys import KeyService
 from alphacut.service.memory import (
     MB,
@@ -30,23 +29,25 @@ from alphacut.service.memory import (
     session_bytes,
     tune_malloc,
 )
-from alphacut.service.removebg import RemoveBgService
 from alphacut.service.results import ResultStore, Sweeper
+from alphacut.service.startup import check_startup
 from alphacut.service.work import WorkQueue
 from alphacut.storage.database import Database
 from alphacut.storage.factory import open_blob_store, open_database
+from alphacut.version import __version__
 
 log = logging.getLogger("alphacut")
 
 _MULTIPART_OVERHEAD = 64 * 1024
 
 DESCRIPTION = """\
-Self-hosted background removal. Three APIs, each compatible with a commercial one, so that
-existing clients work by changing only the base URL:
+Self-hosted background removal. Four APIs, each compatible with one that clients already
+call, so that existing clients work by changing only the base URL (and sending a key):
 
 - `/v1/images`: the IMG Processing API (authenticate with the `x-api-key` header);
 - `/removebg/{fast|precise}/removebg`: Ximilar Remove Background (`Authorization: Token <key>`);
-- `/v1.0/removebg` and `/v1.0/account`: remove.bg (`X-Api-Key` header).
+- `/v1.0/removebg` and `/v1.0/account`: remove.bg (`X-Api-Key` header);
+- `/api/remove`: rembg's own server (`x-api-key` or `Authorization: Bearer <key>`).
 
 Create keys with `alphacut keys create`.
 """
@@ -91,7 +92,8 @@ class Runtime:
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    check_refine(settings)
+    store = settings.model_store()  # the one store of this process, handed to what needs it
+    check_startup(settings, store)
     db = open_database(settings)  # every wait for it bounded: 503, never a hang
     db.prepare()  # SQLite: migrated; PostgreSQL: must be at head (`alphacut db upgrade`)
     blobs = open_blob_store(settings)
@@ -100,7 +102,6 @@ def build_runtime(settings: Settings) -> Runtime:
     # The models loaded at start-up take their share of the room before any job does (on a
     # fleet's replica, none: the workers load them).
     loaded = set() if settings.inference_url else set(settings.load_models)
-    store = ModelStore.for_settings(settings)
     specs = {store.spec(model).name: store.spec(model) for model in loaded}  # aliases once
     specs |= {
         spec.checker: store.spec(spec.checker) for spec in list(specs.values()) if spec.checker
@@ -129,13 +130,17 @@ def build_runtime(settings: Settings) -> Runtime:
         budget,
     )
     fetcher = UrlFetcher(settings)
-    inference = open_inference(settings, blobs, image_queue, inference_queue, budget)
+    inference = open_inference(settings, blobs, image_queue, inference_queue, budget, store)
+    keys = KeyService(db)
+    images = ImageService(settings, db, blobs, image_queue, fetcher)
     services = Services(
         settings=settings,
-        keys=KeyService(db),
-        images=ImageService(settings, db, blobs, image_queue, inference, fetcher),
-        removebg=RemoveBgService(settings, results, inference, fetcher),
+        keys=keys,
+        images=images,
+        cutouts=CutoutService(settings, inference, fetcher, image_queue, images, results, keys),
         inference=inference,
+        readiness=Readiness(settings, db, blobs, inference, store),
+        store=store,
         results=results,
         rate_limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_storage),
     )
@@ -172,7 +177,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(models.router)
     app.include_router(public.router)
     app.include_router(ximilar.router)
-    app.include_router(removebg_compat.router)
+    app.include_router(removebg.router)
+    app.include_router(rembg.router)
     app.include_router(web.router)
     app.mount("/static", web.static_files, name="static")
 
@@ -190,6 +196,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 return base64_image
             # A form: a photo and a background, the photo maybe as base64.
             return 3 * settings.max_upload_bytes + _MULTIPART_OVERHEAD
+        if path.rstrip("/") == "/api/remove":  # rembg: one photo, as a multipart file
+            return settings.max_upload_bytes + _MULTIPART_OVERHEAD
         return settings.max_json_bytes
 
     app.add_middleware(OmittedQueryValues)

@@ -19,10 +19,12 @@ from alphacut.api.limits import RateLimiter, check_json_shape, is_json, parse_js
 from alphacut.api.schemas import ImageObject
 from alphacut.config import Settings
 from alphacut.errors import AlphacutError, UnauthorizedError
+from alphacut.models.store import ModelStore
+from alphacut.service.cutout import CutoutService
+from alphacut.service.health import Readiness
 from alphacut.service.images import ImageService
-from alphacut.service.inference import Inference
+from alphacut.service.inference.port import Inference
 from alphacut.service.keys import KeyService
-from alphacut.service.removebg import RemoveBgService
 from alphacut.service.results import ResultStore
 from alphacut.storage.database import ApiKey, ImageRecord
 
@@ -37,9 +39,11 @@ class Services:
     settings: Settings
     keys: KeyService
     images: ImageService
-    removebg: RemoveBgService
+    cutouts: CutoutService
     results: ResultStore
     inference: Inference
+    readiness: Readiness
+    store: ModelStore
     rate_limiter: RateLimiter
 
 
@@ -193,12 +197,19 @@ def client_gone(request: Request) -> bool:
 
 
 def created(
-    request: Request, svc: Services, key: ApiKey, record: ImageRecord, images: int = 1
+    request: Request,
+    svc: Services,
+    key: ApiKey,
+    record: ImageRecord,
+    images: int = 1,
+    *,
+    billed: bool = False,
 ) -> JSONResponse:
-    """201 with the new Image object; counts ``images`` processed images for the key, unless
-    the client has already gone (it timed out or gave up: nobody receives the answer, so it
-    is not billed; the image stays stored and listed, like any other)."""
-    if not client_gone(request):
-        svc.keys.record(key.id, requests=0, images=images)
+    """201 with the new Image object and the usage header; counts ``images`` processed images
+    for the key (unless ``billed`` already, as the cut-out use case does), but not when the
+    client has already gone (it timed out or gave up: nobody receives the answer; the image
+    stays stored and listed, like any other)."""
+    if not billed:
+        svc.keys.bill(key.id, images, lambda: not client_gone(request))
     body = image_object(record, base_url(request, svc.settings))
     return JSONResponse(body.model_dump(), status_code=201, headers={USAGE_HEADER: str(images)})

@@ -7,14 +7,12 @@ not an ever-growing backlog.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
-from PIL import Image
 from pydantic import AfterValidator
 
 from alphacut.api import schemas
@@ -23,17 +21,16 @@ from alphacut.api.deps import (
     KeyDep,
     ServicesDep,
     base_url,
+    client_gone,
     created,
     image_object,
     json_body_rules,
 )
 from alphacut.api.openapi import errors
-from alphacut.engine.encode import MEDIA_TYPES, OutputFormat, parse_format
+from alphacut.engine import operations as ops
+from alphacut.engine.formats import FORMATS, MEDIA_TYPES, holds_alpha, parse_format
 from alphacut.errors import ImageTooLargeError, NotFoundError, NotImplementedFeatureError
-from alphacut.service import operations as ops
-from alphacut.service.images import Operation, alpha_capable
-from alphacut.service.memory import Cost, operation_cost
-from alphacut.service.work import checkpoint
+from alphacut.service.cutout import CutoutRequest, Source
 
 router = APIRouter(prefix="/v1/images", tags=["images"], route_class=BoundedJsonRoute)
 JSON_RULES = [Depends(json_body_rules)]
@@ -155,7 +152,7 @@ def content_disposition(name: str, fmt: str) -> str:
     the name is not plain ASCII, ``filename*`` (RFC 8187) with the exact name in UTF-8, which
     clients prefer. Starlette's FileResponse does the same; every byte outside ``[A-Za-z0-9
     ._~-]`` is percent-encoded, so no name can break or add a header."""
-    extension = {"jpeg": "jpg"}.get(fmt, fmt)
+    extension = FORMATS[parse_format(fmt)].extension
     exact = f"{name}.{extension}"
     fallback = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name)
     fallback = f"{fallback.lstrip('.') or 'image'}.{extension}"
@@ -202,8 +199,13 @@ def remove_background(
     image_id: str,
     body: Annotated[schemas.RemoveBackground, Body()] = schemas.RemoveBackground(),  # noqa: B008
 ) -> JSONResponse:
-    record = svc.images.remove_background(key.id, image_id, body.name, body.model)
-    return created(request, svc, key, record, images=2)
+    source = svc.images.get(key.id, image_id)
+    wanted = CutoutRequest(
+        key.id, Source(image=source), model=body.model, keep="image", name=body.name, billed=2
+    )
+    result = svc.cutouts.run(wanted, answered=lambda: not client_gone(request))
+    assert result.image is not None  # noqa: S101 - keep="image" stores one
+    return created(request, svc, key, result.image, images=2, billed=True)
 
 
 def _created_by(
@@ -212,7 +214,7 @@ def _created_by(
     key: KeyDep,
     image_id: str,
     name: str | None,
-    operation: Operation,
+    operation: ops.Operation,
     **output: Any,
 ) -> JSONResponse:
     record = svc.images.apply(key.id, image_id, name, operation, **output)
@@ -234,12 +236,16 @@ def _transform(path: str, summary: str) -> Callable[[Callable[..., Any]], Callab
 def convert(
     request: Request, svc: ServicesDep, key: KeyDep, image_id: str, body: schemas.Convert
 ) -> JSONResponse:
-    def same(image: Image.Image, _fmt: OutputFormat) -> Image.Image:
-        return image
-
     fmt = parse_format(body.format)
     return _created_by(
-        request, svc, key, image_id, body.name, same, output_format=fmt, quality=body.quality
+        request,
+        svc,
+        key,
+        image_id,
+        body.name,
+        ops.Convert(),
+        output_format=fmt,
+        quality=body.quality,
     )
 
 
@@ -247,38 +253,16 @@ def convert(
 def resize(
     request: Request, svc: ServicesDep, key: KeyDep, image_id: str, body: schemas.Resize
 ) -> JSONResponse:
-    def operation(image: Image.Image, fmt: OutputFormat) -> Image.Image:
-        return ops.resize(
-            image,
-            width=body.width,
-            height=body.height,
-            fit=body.fit,
-            position=body.position,
-            letterbox=ops.letterbox_color(body.letterbox_color, alpha_ok=alpha_capable(fmt)),
-            max_pixels=svc.settings.max_input_pixels,
-        )
-
-    def plan(size: tuple[int, int]) -> Cost:
-        width, height = ops.resize_size(
-            size, body.width, body.height, svc.settings.max_input_pixels
-        )
-        return operation_cost("resize", size[0] * size[1], width * height)
-
-    return _created_by(request, svc, key, image_id, body.name, operation, plan=plan)
+    operation = ops.Resize(body.width, body.height, body.fit, body.position, body.letterbox_color)
+    return _created_by(request, svc, key, image_id, body.name, operation)
 
 
 @_transform("/{image_id}/crop", "Crop to the rectangle (x1, y1)-(x2, y2)")
 def crop(
     request: Request, svc: ServicesDep, key: KeyDep, image_id: str, body: schemas.Crop
 ) -> JSONResponse:
-    def operation(image: Image.Image, _fmt: OutputFormat) -> Image.Image:
-        return ops.crop(image, body.x1, body.y1, body.x2, body.y2)
-
-    def plan(size: tuple[int, int]) -> Cost:
-        out = max(0, min(body.x2, size[0]) - body.x1) * max(0, min(body.y2, size[1]) - body.y1)
-        return operation_cost("crop", size[0] * size[1], out)
-
-    return _created_by(request, svc, key, image_id, body.name, operation, plan=plan)
+    operation = ops.Crop(body.x1, body.y1, body.x2, body.y2)
+    return _created_by(request, svc, key, image_id, body.name, operation)
 
 
 @_transform("/{image_id}/rotate", "Rotate (positive angles turn clockwise)")
@@ -286,39 +270,18 @@ def rotate(
     request: Request, svc: ServicesDep, key: KeyDep, image_id: str, body: schemas.Rotate
 ) -> JSONResponse:
     source_format = svc.images.get(key.id, image_id).format
-    # Parsed here, so that a bad colour is a 400 before any work.
-    background = (
-        ops.letterbox_color(body.background_color, alpha_ok=alpha_capable(source_format))
-        if body.background_color is not None
-        else None
+    # Made here, so that a bad colour is a 400 before any work.
+    operation = ops.Rotate(
+        body.angle, body.unit, body.background_color, source_alpha=holds_alpha(source_format)
     )
-
-    def operation(image: Image.Image, fmt: OutputFormat) -> Image.Image:
-        return ops.rotate(
-            image,
-            body.angle,
-            unit=body.unit,
-            alpha_ok=alpha_capable(fmt),
-            max_pixels=svc.settings.max_input_pixels,
-            background=background,
-        )
-
-    def plan(size: tuple[int, int]) -> Cost:
-        degrees = math.degrees(body.angle) if body.unit == "radians" else body.angle
-        width, height = ops.rotate_size(size, degrees, svc.settings.max_input_pixels)
-        return operation_cost("rotate", size[0] * size[1], width * height)
-
-    return _created_by(request, svc, key, image_id, body.name, operation, plan=plan)
+    return _created_by(request, svc, key, image_id, body.name, operation)
 
 
 @_transform("/{image_id}/mirror", "Mirror horizontally, vertically or both")
 def mirror(
     request: Request, svc: ServicesDep, key: KeyDep, image_id: str, body: schemas.Mirror
 ) -> JSONResponse:
-    def operation(image: Image.Image, _fmt: OutputFormat) -> Image.Image:
-        return ops.mirror(image, body.mode)
-
-    return _created_by(request, svc, key, image_id, body.name, operation)
+    return _created_by(request, svc, key, image_id, body.name, ops.Mirror(body.mode))
 
 
 @_transform("/{image_id}/blur", "Gaussian blur")
@@ -329,10 +292,7 @@ def blur(
     image_id: str,
     body: Annotated[schemas.Blur, Body()] = schemas.Blur(),  # noqa: B008
 ) -> JSONResponse:
-    def operation(image: Image.Image, _fmt: OutputFormat) -> Image.Image:
-        return ops.blur(image, body.sigma)
-
-    return _created_by(request, svc, key, image_id, body.name, operation)
+    return _created_by(request, svc, key, image_id, body.name, ops.Blur(body.sigma))
 
 
 @_transform("/{image_id}/modulate", "Adjust brightness, contrast, exposure and saturation")
@@ -346,56 +306,31 @@ def modulate(
     modulation = ops.Modulation(
         body.brightness, body.contrast, body.exposure, body.saturation, body.hue, body.lightness
     )
-
-    def operation(image: Image.Image, _fmt: OutputFormat) -> Image.Image:
-        return ops.modulate(image, modulation)
-
-    return _created_by(request, svc, key, image_id, body.name, operation)
+    return _created_by(request, svc, key, image_id, body.name, ops.Modulate(modulation))
 
 
 @_transform("/{image_id}/watermark", "Add watermarks (other images of this key)")
 def watermark(
     request: Request, svc: ServicesDep, key: KeyDep, image_id: str, body: schemas.AddWatermarks
 ) -> JSONResponse:
-    sources = []
+    marks = []
     for item in body.watermarks:
         try:
-            sources.append(svc.images.get(key.id, item.id))
+            source = svc.images.get(key.id, item.id)
         except NotFoundError:
             raise NotFoundError(f"watermark image {item.id!r} not found") from None
-
-    limit = svc.settings.max_input_pixels
-
-    def operation(image: Image.Image, _fmt: OutputFormat) -> Image.Image:
-        marks = (  # decoded one at a time, as each is composited
-            ops.Watermark(
-                image=svc.images.load(source).image,
+        marks.append(
+            ops.Mark(
+                source=source.id,
+                source_size=(source.width, source.height),
                 left=item.left,
                 top=item.top,
                 width=item.width,
                 height=item.height,
                 repetition=item.repetition_mode,
             )
-            for source, item in zip(sources, body.watermarks, strict=True)
         )
-        return ops.watermark(image, marks, max_pixels=limit, step=checkpoint)
-
-    def plan(size: tuple[int, int]) -> Cost:
-        pixels = size[0] * size[1]
-        # Each mark: decoded, scaled, and a canvas-sized layer composited over the canvas.
-        mark_pixels = [
-            source.width * source.height
-            + math.prod(
-                ops.resize_size((source.width, source.height), item.width, item.height, limit)
-            )
-            if item.width is not None or item.height is not None
-            else source.width * source.height
-            for source, item in zip(sources, body.watermarks, strict=True)
-        ]
-        cost = operation_cost("watermark", pixels, pixels, extra_bytes=8 * max(mark_pixels))
-        return Cost(cost.bytes, cost.seconds * len(mark_pixels))
-
-    return _created_by(request, svc, key, image_id, body.name, operation, plan=plan)
+    return _created_by(request, svc, key, image_id, body.name, ops.Watermarks(tuple(marks)))
 
 
 _AI_ONLY = {

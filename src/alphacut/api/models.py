@@ -10,7 +10,6 @@ from fastapi import APIRouter
 from alphacut.api.deps import KeyDep, ServicesDep
 from alphacut.api.openapi import errors
 from alphacut.models.registry import CATALOGUE
-from alphacut.models.store import ModelStore
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -22,7 +21,7 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 )
 def list_models(svc: ServicesDep, _key: KeyDep) -> dict[str, Any]:
     settings = svc.settings
-    store = ModelStore.for_settings(settings)
+    store = svc.store
     fleet = settings.inference_url is not None  # the workers hold the files: not known here
     return {
         "default": settings.default_model,

@@ -26,8 +26,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from alphacut.api.compat import OMITTED
 from alphacut.api.errors import REMOVEBG_PATHS, XIMILAR_PATHS
+from alphacut.api.query import OMITTED
 
 _DESCRIPTIONS = {
     400: "Invalid request; `errors` names each invalid field.",
@@ -173,7 +173,7 @@ def document(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _document_omitted_values(operation: dict[str, Any]) -> None:
     """An optional query parameter may also be sent as empty, ``undefined`` or ``null``,
-    meaning "not given" (:mod:`alphacut.api.compat`)."""
+    meaning "not given" (:mod:`alphacut.api.query`)."""
     for parameter in operation.get("parameters", []):
         if parameter.get("in") != "query" or parameter.get("required"):
             continue

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Callable
-from concurrent.futures import Future
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -15,9 +11,8 @@ from alphacut.api.deps import Services, ServicesDep
 from alphacut.api.images import content_disposition, image_response
 from alphacut.api.openapi import errors
 from alphacut.api.schemas import Health
-from alphacut.engine.encode import MEDIA_TYPES, parse_format
+from alphacut.engine.formats import MEDIA_TYPES, parse_format
 from alphacut.errors import NotFoundError
-from alphacut.models.store import ModelStatus, ModelStore
 
 router = APIRouter()
 
@@ -79,98 +74,7 @@ async def healthz() -> Health:
 async def readyz(request: Request) -> JSONResponse:
     # The services from the app itself: a sync dependency would wait for a worker thread.
     svc: Services = request.app.state.services
-    checks = await _checks_of(request, svc).run()
+    checks = await svc.readiness.check()
     ready = all(value == "ok" for value in checks.values())
     body = Health(status="ready" if ready else "not ready", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
-
-
-class ReadinessChecks:
-    """/readyz's checks, each on a thread of its own, all at once, each given
-    ``ALPHACUT_READINESS_TIMEOUT_SECONDS`` to answer (then ``error: timeout``): a backend that
-    does not answer makes /readyz say "not ready" at once, not when its own timeouts end. A
-    check still running from an earlier probe is waited for again, never started twice, so
-    that probing a stalled backend holds one thread per check at most."""
-
-    def __init__(self, checks: dict[str, Callable[[], str]], timeout: float) -> None:
-        self.checks = checks
-        self.timeout = timeout
-        self._running: dict[str, Future[str]] = {}
-        self._lock = threading.Lock()
-
-    def _start(self, name: str) -> Future[str]:
-        with self._lock:
-            future = self._running.get(name)
-            if future is None or future.done():
-                future = self._running[name] = Future()
-                check = self.checks[name]
-                threading.Thread(
-                    target=_settle, args=(future, check), name=f"readyz-{name}", daemon=True
-                ).start()
-            return future
-
-    async def run(self) -> dict[str, str]:
-        waiting = {name: asyncio.wrap_future(self._start(name)) for name in self.checks}
-        await asyncio.wait(waiting.values(), timeout=self.timeout)
-        return {
-            name: future.result() if future.done() else "error: timeout"
-            for name, future in waiting.items()
-        }
-
-
-def _settle(future: Future[str], check: Callable[[], str]) -> None:
-    try:
-        future.set_result(check())
-    except Exception as exc:  # noqa: BLE001 - any failure means not ready
-        future.set_result(f"error: {type(exc).__name__}")
-
-
-def _checks_of(request: Request, svc: Services) -> ReadinessChecks:
-    checks: ReadinessChecks | None = getattr(request.app.state, "readiness_checks", None)
-    if checks is None:
-        checks = ReadinessChecks(
-            {
-                "database": lambda: _database(svc),
-                "storage": lambda: _storage(svc),
-                "disk": lambda: _disk(svc),
-                "model": lambda: _model(svc),
-            },
-            svc.settings.readiness_timeout_seconds,
-        )
-        request.app.state.readiness_checks = checks
-    return checks
-
-
-def _database(svc: Services) -> str:
-    svc.images.db.ping()
-    return "ok"
-
-
-def _storage(svc: Services) -> str:
-    """The store itself: a writable folder, or a reachable bucket."""
-    problem = svc.images.blobs.check()
-    return "ok" if problem is None else f"error: {problem}"
-
-
-def _model(svc: Services) -> str:
-    loaded = svc.inference.readiness()  # "loading" until the models named to load are
-    if loaded != "ok" or svc.settings.inference_url is not None:  # a fleet's workers answer
-        return loaded
-    # A stat, once its file is verified (a hash, cached by size, mtime and inode; loading the
-    # model did it already when the default model is one of those loaded at start-up).
-    store = ModelStore.for_settings(svc.settings)
-    status = store.status(store.spec(svc.settings.default_model))
-    return "ok" if status is ModelStatus.INSTALLED else f"error: {status.value}"
-
-
-def _disk(svc: Services) -> str:
-    """Free space where images and the database are written, against
-    ``ALPHACUT_MIN_FREE_BYTES`` (how much is free is not said to the world)."""
-    threshold = svc.settings.min_free_bytes
-    try:
-        free = [svc.images.blobs.free_bytes(), svc.images.db.free_bytes()]
-    except OSError as exc:
-        return f"error: {type(exc).__name__}"
-    if any(space is not None and space < threshold for space in free):
-        return "error: low free space (under ALPHACUT_MIN_FREE_BYTES); writes answer 507"
-    return "ok"

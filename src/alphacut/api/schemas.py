@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from alphacut.engine.formats import OUTPUT_FORMATS, SPELLINGS
+
 # A name is text a person reads: any character but the control ones (NUL, CR, LF, tab, DEL,
 # C1), which have no place in a name and which no file name or header can carry.
 NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
@@ -45,7 +47,7 @@ class ImageObject(BaseModel):
     url: str | None = Field(description="Public URL once published, else null.")
     width: int
     height: int
-    format: Literal["png", "jpeg", "webp"]
+    format: str = Field(json_schema_extra={"enum": list(OUTPUT_FORMATS)})
     size: int = Field(description="Bytes.")
     created_at: str = Field(description="ISO 8601, UTC, e.g. 2021-09-01T12:00:00.000Z")
 
@@ -76,8 +78,20 @@ class RemoveBackground(Strict):
     )
 
 
+def _known_format(name: str) -> str:
+    if name not in SPELLINGS:
+        raise ValueError(f"must be one of {', '.join(SPELLINGS)}")
+    return name
+
+
+# A format by any of its names (engine/formats.py: a new row there is a new choice here).
+FormatName = Annotated[
+    str, AfterValidator(_known_format), Field(json_schema_extra={"enum": list(SPELLINGS)})
+]
+
+
 class Convert(Strict):
-    format: Literal["jpeg", "jpg", "png", "webp"]
+    format: FormatName
     quality: int | None = Field(None, ge=1, le=100)
     name: ImageName | None = None
 

@@ -1,5 +1,15 @@
 """The Ximilar Remove Background API: ``POST /removebg/{fast|precise}/removebg``.
 
+This module holds Ximilar's wire format only. Each record brings its image as ``_url`` or
+``_base64`` (plain, or a ``data:image/...;base64,`` URI) and any other fields, which come back
+unchanged (``_base64`` is not echoed: it would double the response for nothing). Options
+(``binary_mask``, ``white_background``, ``image_format``, ``image_quality``) apply from the top
+level and can be overridden per record. A record that fails (unreachable or refused URL, bad
+base64, not an image, too large) gets its own 4xx ``_status`` and does not affect the others.
+The records are cut out together by the use case (:meth:`~alphacut.service.cutout.CutoutService.
+run_batch`): fetching, decoding and encoding overlap freely while the models run through the
+bounded inference queue, so a batch never takes more of the engine than its capacity.
+
 Authentication is ``Authorization: Token <key>`` (``x-api-key`` works too) with the same
 keys, isolation, usage counting and rate limits as the images API. Output URLs point at
 ``/results/<token>.<ext>``: unguessable, no key needed, valid for 24 hours (a setting), with
@@ -10,6 +20,11 @@ official Python client makes when it is constructed.
 from __future__ import annotations
 
 import math
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Request, Response
@@ -24,18 +39,111 @@ from alphacut.api.deps import (
     read_json,
     start_clock,
 )
+from alphacut.api.inline import decode_inline_image
 from alphacut.api.openapi import errors
 from alphacut.api.public import PRESIGNED_REDIRECT, presigned_redirect
-from alphacut.engine.encode import MEDIA_TYPES, parse_format
-from alphacut.errors import NotFoundError, UnauthorizedError
-from alphacut.models.registry import ALIASES, CATALOGUE
+from alphacut.engine.formats import MEDIA_TYPES, SPELLINGS, OutputFormat, parse_format
+from alphacut.engine.outputs import OutputSpec
+from alphacut.errors import AlphacutError, InvalidInputError, NotFoundError, UnauthorizedError
+from alphacut.models.registry import ALIASES, CATALOGUE, is_model_name, model_choices
+from alphacut.service.cutout import CutoutRequest, CutoutResult, Source
 from alphacut.storage.database import ApiKey, utcnow
+
+OPTION_NAMES = ("binary_mask", "white_background", "image_format", "image_quality")
+DEFAULT_QUALITY = 85
+
+
+@dataclass(frozen=True)
+class Options:
+    binary_mask: bool = False
+    white_background: bool = False
+    image_format: OutputFormat | None = None  # None: "auto" (PNG cut-out, JPEG mask/white)
+    image_quality: int = DEFAULT_QUALITY
+
+    @classmethod
+    def parse(cls, source: Mapping[str, Any], base: Options | None = None) -> Options:
+        """Options from a request or record; ``base`` supplies what ``source`` leaves out."""
+        base = base or cls()
+        values: dict[str, Any] = {}
+        for flag in ("binary_mask", "white_background"):
+            if flag in source:
+                if not isinstance(source[flag], bool):
+                    raise InvalidInputError(f"{flag} must be true or false")
+                values[flag] = source[flag]
+        requested = source.get("image_format")
+        if requested not in (None, "auto"):
+            if not isinstance(requested, str) or requested.lower() not in SPELLINGS:
+                raise InvalidInputError(f"image_format must be one of {', '.join(SPELLINGS)}")
+            values["image_format"] = parse_format(requested)
+        if "image_quality" in source:
+            quality = source["image_quality"]
+            if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+                raise InvalidInputError("image_quality must be an integer from 1 to 100")
+            values["image_quality"] = quality
+        merged = {name: getattr(base, name) for name in OPTION_NAMES} | values
+        return cls(**merged)
+
+
+def check_request(body: Any, max_records: int) -> tuple[list[dict[str, Any]], Options]:
+    """The records and top-level options, or :class:`InvalidInputError` (HTTP 400)."""
+    if not isinstance(body, dict):
+        raise InvalidInputError("the request body must be a JSON object with records")
+    records = body.get("records")
+    if not isinstance(records, list) or not records:
+        raise InvalidInputError("records must be a non-empty list of objects")
+    if len(records) > max_records:
+        raise InvalidInputError(f"too many records: {len(records)}; at most {max_records}")
+    if not all(isinstance(record, dict) for record in records):
+        raise InvalidInputError("every record must be a JSON object")
+    return records, Options.parse(body)
+
+
+def record_request(
+    record: Mapping[str, Any], defaults: Options, key_id: str, model: str, max_bytes: int
+) -> tuple[tuple[str, ...], CutoutRequest]:
+    """A record's output URL fields, and the cut-out it asks for (400 for a bad record)."""
+    options = Options.parse(record, defaults)
+    names, specs = _outputs_for(options)
+    if record.get("_base64") is not None:
+        source = Source(data=decode_inline_image("_base64", record["_base64"], max_bytes))
+    elif isinstance(url := record.get("_url"), str) and url:
+        source = Source(url=url)
+    else:
+        raise InvalidInputError("the record needs an image: _url or _base64")
+    return names, CutoutRequest(key_id, source, model=model, outputs=specs, keep="results")
+
+
+def _status(code: int, request_id: str, description: str | None = None) -> dict[str, Any]:
+    status: dict[str, Any] = {"code": code, "text": HTTPStatus(code).phrase}
+    if description:
+        status["error_description"] = description
+    status["request_id"] = request_id
+    return status
+
+
+def _outputs_for(options: Options) -> tuple[tuple[str, ...], tuple[OutputSpec, ...]]:
+    """The record's output URL fields and what each holds: the cut-out (PNG unless a format
+    is asked for; a JPEG one is on white), then the 0/255 mask and the subject on white
+    (JPEG unless a format is asked for)."""
+    quality = options.image_quality
+    cut_format = options.image_format or "png"
+    names = ["_output_url"]
+    specs = [OutputSpec("cutout", cut_format, quality)]
+    other = options.image_format or "jpeg"
+    if options.binary_mask:
+        names.append("_output_url_mask")
+        specs.append(OutputSpec("binary_mask", other, quality))
+    if options.white_background:
+        names.append("_output_url_whitebg")
+        specs.append(OutputSpec("background", other, quality, background="#ffffff"))
+    return tuple(names), tuple(specs)
+
 
 router = APIRouter(tags=["removebg"])
 _TOKEN_SCHEMES = ("token", "jwt", "bearer")
 
 _FORMAT_SCHEMA: dict[str, Any] = {
-    "enum": ["png", "jpg", "jpeg", "webp", "auto", None],
+    "enum": [*SPELLINGS, "auto", None],
     "description": "null or auto: PNG for the cut-out, JPEG for the mask and white background.",
 }
 _RECORD_SCHEMA: dict[str, Any] = {
@@ -154,16 +262,67 @@ def removebg(
     model: Literal["fast", "precise"],
     body: Annotated[Any, Depends(batch_body)],
 ) -> JSONResponse:
+    started = time.perf_counter()
     deadline = deadline_of(request, svc.settings)
     base = base_url(request, svc.settings)
+    records, options = check_request(body, svc.settings.removebg_max_records)
+    chosen = body.get("model")
+    if chosen is not None:  # alphacut's extension: any installed model, over the path's
+        if not is_model_name(chosen):
+            raise InvalidInputError(f"unknown model; choose one of: {model_choices()}")
+        model = chosen
+    fields: list[tuple[str, ...]] = []
+    wanted: list[CutoutRequest | AlphacutError] = []
+    for record in records:
+        names: tuple[str, ...] = ()
+        one: CutoutRequest | AlphacutError
+        try:
+            names, one = record_request(
+                record, options, key.id, model, svc.settings.max_input_bytes
+            )
+        except AlphacutError as exc:
+            one = exc
+        fields.append(names)
+        wanted.append(one)
+    done = svc.cutouts.run_batch(
+        wanted, deadline=deadline, answered=lambda: not client_gone(request)
+    )
+    request_id = str(uuid.uuid4())
+    answered = [
+        _record_answer(record, names, result, request_id, base)
+        for record, names, result in zip(records, fields, done, strict=True)
+    ]
+    return JSONResponse(
+        {
+            "records": answered,
+            "status": {
+                "code": 200,
+                "text": "OK",
+                "request_id": request_id,
+                "proc_id": str(uuid.uuid4()),
+            },
+            "statistics": {"processing time": time.perf_counter() - started},
+        }
+    )
 
-    def url_for(token: str, extension: str) -> str:
-        return f"{base}results/{token}.{extension}"
 
-    result = svc.removebg.run(key.id, model, body, url_for, deadline=deadline)
-    if result.processed and not client_gone(request):  # nobody gets the answer: not billed
-        svc.keys.record(key.id, requests=0, images=result.processed)
-    return JSONResponse(result.body)
+def _record_answer(
+    record: Mapping[str, Any],
+    names: tuple[str, ...],
+    result: CutoutResult | AlphacutError,
+    request_id: str,
+    base: str,
+) -> dict[str, Any]:
+    answer = {name: value for name, value in record.items() if name != "_base64"}
+    answer["_id"] = record.get("_id") or str(uuid.uuid4())
+    if isinstance(result, AlphacutError):
+        answer["_status"] = _status(result.status, request_id, result.message)
+        return answer
+    for name, kept in zip(names, result.results, strict=True):
+        answer[name] = f"{base}results/{kept.token}.{kept.blob_key.rsplit('.', 1)[1]}"
+    answer["_status"] = _status(200, request_id)
+    answer["_width"], answer["_height"] = result.width, result.height
+    return answer
 
 
 @router.post("/authorization/v2/authorize", include_in_schema=False)

@@ -36,22 +36,17 @@ def serve(
         serve_until_stopped,
     )
     from alphacut.config import get_settings
-    from alphacut.engine.pipeline import check_refine
     from alphacut.models.store import ModelStatus
+    from alphacut.service.startup import check_startup
 
     settings = get_settings()
+    store = settings.model_store()
     try:  # said here in one line, not in a worker's startup traceback
-        check_refine(settings)
+        check_startup(settings, store)
     except AlphacutError as exc:
         fail(exc.message, 2)
     # SQLite: migrated once, before any worker starts; PostgreSQL: checked to be migrated.
     service = key_service()
-    try:  # a blob URL that cannot be used: one line here too
-        from alphacut.storage.factory import open_blob_store
-
-        open_blob_store(settings)
-    except AlphacutError as exc:
-        fail(exc.message, 2)
     config = ServerConfig(
         "alphacut.api.app:app_from_environment",
         settings,
@@ -81,7 +76,6 @@ def serve(
             f"{base}/v1/images/upload\n\n"
             f"API docs: {base}/docs\n"
         )
-    store = settings.model_store()
     used = sorted(settings.configured_models)
     missing = [n for n in used if store.status(store.spec(n)) is not ModelStatus.INSTALLED]
     if missing:
@@ -124,7 +118,7 @@ def worker(
     import logging
 
     from alphacut.config import get_settings
-    from alphacut.engine.pipeline import check_refine
+    from alphacut.service.startup import check_startup
     from alphacut.worker import run_worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -132,10 +126,7 @@ def worker(
     if not settings.inference_url:
         fail("ALPHACUT_INFERENCE_URL is not set: point it at the fleet's Redis", 2)
     try:
-        check_refine(settings)
-        from alphacut.storage.factory import open_blob_store
-
-        open_blob_store(settings)
+        check_startup(settings, settings.model_store())
     except AlphacutError as exc:
         fail(exc.message, 2)
     processes = concurrency or settings.inference_workers

@@ -1,5 +1,6 @@
-"""Decode, run a model, compose and encode: no HTTP, no storage."""
+"""Decode, run a model, compose and encode: no HTTP, no storage.
 
-from alphacut.engine.pipeline import Cutout, Remover, remove
-
-__all__ = ["Cutout", "Remover", "remove"]
+The library's front door is :mod:`alphacut.engine.pipeline` (``Remover``, ``Cutout``), also
+reachable as ``alphacut.Remover``; this package's own import loads nothing heavy, so that the
+engine's settings (:mod:`alphacut.engine.config`) can be read without numpy or a runtime.
+"""

@@ -13,41 +13,21 @@ Encoder settings were chosen by measurement on a 12 MP cut-out (2 cores, see ben
 from __future__ import annotations
 
 import io
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from alphacut.engine.compose import RGBA, on_background
+from alphacut.engine.formats import FORMATS, OutputFormat
 from alphacut.engine.png import encode_png
 from alphacut.errors import FormatLimitError, InvalidInputError
 
-OutputFormat = Literal["png", "jpeg", "webp"]
-OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("png", "jpeg", "webp")
-DEFAULT_JPEG_QUALITY = 90
-_ALIASES: dict[str, OutputFormat] = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg", "webp": "webp"}
-_SUFFIXES: dict[OutputFormat, str] = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
-# The most pixels on a side each encoder can write: WebP stores 14-bit sizes; JPEG's fields
-# are 16-bit but libjpeg stops at its JPEG_MAX_DIMENSION, 65500. PNG's limit (2**31 - 1) is
-# far beyond the pixel limit.
-MAX_SIDE: dict[OutputFormat, int] = {"webp": 16383, "jpeg": 65500}
-MEDIA_TYPES: dict[OutputFormat, str] = {
-    "png": "image/png",
-    "jpeg": "image/jpeg",
-    "webp": "image/webp",
-}
-
-
-def parse_format(name: str) -> OutputFormat:
-    """``png``, ``jpg``/``jpeg`` or ``webp`` (any case) -> the canonical format name."""
-    fmt = _ALIASES.get(name.strip().lower().lstrip("."))
-    if fmt is None:
-        raise InvalidInputError(f"unsupported output format {name!r}; choose png, jpg or webp")
-    return fmt
+WHITE: RGBA = (255, 255, 255, 255)
 
 
 def suffix_for(fmt: OutputFormat) -> str:
-    return _SUFFIXES[fmt]
+    return "." + FORMATS[fmt].extension
 
 
 def check_quality(quality: int | None) -> int | None:
@@ -58,10 +38,10 @@ def check_quality(quality: int | None) -> int | None:
 
 def check_dimensions(width: int, height: int, fmt: OutputFormat) -> None:
     """Refuse, before any work, an image larger than ``fmt`` can hold on a side."""
-    limit = MAX_SIDE.get(fmt)
-    if limit is None or (width <= limit and height <= limit):
+    limit = FORMATS[fmt].max_side
+    if width <= limit and height <= limit:
         return
-    others = "png" if max(width, height) > MAX_SIDE["jpeg"] else "png or jpg"
+    others = "png" if max(width, height) > FORMATS["jpeg"].max_side else "png or jpg"
     raise FormatLimitError(
         f"the result is {width}x{height} pixels, larger than {fmt.upper()} can hold "
         f"({limit:,} pixels on a side); choose {others}, or make it smaller first"
@@ -80,7 +60,8 @@ def encode_image(
     """Encode an ``L``, ``RGB`` or ``RGBA`` image (or an ``(h, w[, 3|4])`` uint8 array).
 
     ``quality`` applies to JPEG (default 90) and WebP (lossy at that quality; ``None`` means
-    lossless). JPEG has no alpha channel: flatten an RGBA image onto a background first.
+    lossless); PNG has none. JPEG cannot hold transparency: an RGBA image is put on white
+    (flatten it onto another colour first for another background).
     """
     check_quality(quality)
     if isinstance(image, np.ndarray):
@@ -98,9 +79,11 @@ def encode_image(
     extra: dict[str, object] = {"icc_profile": icc_profile} if icc_profile else {}
     if fmt == "jpeg":
         if image.mode == "RGBA":
-            raise ValueError("JPEG has no alpha channel: flatten the image onto a background")
+            image = on_background(image, WHITE)
         # comment=b"": Pillow would otherwise copy the source's COM comment from image.info
-        image.save(buffer, "JPEG", quality=quality or DEFAULT_JPEG_QUALITY, comment=b"", **extra)
+        image.save(
+            buffer, "JPEG", quality=quality or FORMATS["jpeg"].default_quality, comment=b"", **extra
+        )
     elif quality is None:
         image.save(buffer, "WEBP", lossless=True, quality=25, method=1, exact=False, **extra)
     else:

@@ -13,7 +13,6 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageChops
 
-from alphacut.config import Settings, get_settings
 from alphacut.engine.compose import (
     RGBA,
     Box,
@@ -23,51 +22,32 @@ from alphacut.engine.compose import (
     parse_color,
     subject_box,
 )
+from alphacut.engine.config import EngineSettings, engine_settings
 from alphacut.engine.decode import ALL_FORMATS, DecodedImage, ImageSource, Limits, decode
-from alphacut.engine.encode import (
-    check_quality,
-    encode_image,
-    parse_format,
-)
+from alphacut.engine.encode import check_quality, encode_image
 from alphacut.engine.foreground import estimate_foreground
+from alphacut.engine.formats import OutputFormat, parse_format
 from alphacut.engine.recipes import postprocess, preprocess
-from alphacut.engine.refine import agree, firm_alpha, zoom_box
+from alphacut.engine.refine import STEPS, agree, firm_alpha, resolve_refine, zoom_box
 from alphacut.engine.sessions import SESSIONS, LoadedModel, LoadSpec, SessionCache
 from alphacut.errors import InvalidInputError, ModelNotInstalledError
 from alphacut.files import write_atomic
-from alphacut.models.registry import ModelSpec, Recipe
-from alphacut.models.store import ModelStatus, ModelStore, configured_models
+from alphacut.models.registry import ModelSpec, Recipe, Refine
+from alphacut.models.store import ModelStatus, ModelStore
 
 ModelRunner = Callable[[LoadedModel, npt.NDArray[np.float32]], npt.NDArray[np.float32]]
 """How :meth:`Remover.predict` runs a model pass: ``run(model, tensor) -> output``."""
 
 _WHITE: RGBA = (255, 255, 255, 255)
-REFINES = ("none", "edges", "zoom", "consensus")
 
 
-def resolve_refine(requested: str, model_default: str) -> str:
-    """``auto`` is the model's measured best; otherwise one of :data:`REFINES`.
-
-    ``none`` is one plain pass of the model (what rembg gives); ``edges`` adds the cheap
-    clean-ups (alpha settled away from the edges, the subject's own colour in soft pixels);
-    ``zoom`` adds a second pass over the subject's box to ``edges``; ``consensus`` adds to
-    ``edges`` a check by a second model (only for models that have one: ``precise``).
-    """
-    chosen = model_default if requested == "auto" else requested
-    if chosen not in REFINES:
-        raise InvalidInputError(
-            f"unknown refine {requested!r}; choose auto, none, edges, zoom or consensus"
-        )
-    return chosen
-
-
-def check_refine(settings: Settings) -> None:
+def check_refine(settings: EngineSettings, store: ModelStore | None = None) -> None:
     """Raise :class:`InvalidInputError` if ``settings.refine`` is one that a configured model
     (default, fast, precise, loaded at start) cannot honour (``consensus`` for a model without
     a checker): services call this at start, so the mistake is reported once instead of
     failing every request. Other models chosen per request answer 400 for it."""
     for name in {settings.default_model, "fast", "precise", *settings.load_models}:
-        Remover(name, settings=settings)
+        Remover(name, settings=settings, store=store)
 
 
 class Cutout:
@@ -84,7 +64,7 @@ class Cutout:
         icc_profile: bytes | None,
         model: str,
         timings: dict[str, float],
-        settings: Settings,
+        settings: EngineSettings,
     ) -> None:
         rgba.flags.writeable = False
         self._rgba = rgba
@@ -134,12 +114,33 @@ class Cutout:
             return self
         left, top, right, bottom = Margin.parse(margin).box_around(box)
         cropped = self.image.crop((left, top, right, bottom))  # outside the photo: zeros
+        return self.with_pixels(np.asarray(cropped).copy())
+
+    def with_pixels(self, rgba: npt.NDArray[np.uint8]) -> Cutout:
+        """A cut-out of the same photo (profile, model, timings) with other pixels."""
         return Cutout(
-            np.asarray(cropped).copy(),
+            rgba,
             icc_profile=self.icc_profile,
             model=self.model,
             timings=self.timings,
             settings=self._settings,
+        )
+
+    def encode(
+        self,
+        pixels: Image.Image | npt.NDArray[np.uint8],
+        fmt: OutputFormat,
+        quality: int | None = None,
+        icc_profile: bytes | None = None,
+    ) -> bytes:
+        """``pixels`` of this cut-out (its mask, its colours...) encoded as its own are."""
+        return encode_image(
+            pixels,
+            fmt,
+            quality=quality,
+            icc_profile=icc_profile,
+            png_level=self._settings.png_compress_level,
+            threads=self._settings.image_threads,
         )
 
     def on_background(self, color: str | tuple[int, ...] = "#ffffff") -> Image.Image:
@@ -176,14 +177,10 @@ class Cutout:
             pixels = on_background(self.image, color)
         else:
             pixels = self._rgba
-        return encode_image(
-            pixels,
-            fmt,
-            quality=quality,
-            icc_profile=self.icc_profile,
-            png_level=self._settings.png_compress_level,
-            threads=self._settings.image_threads,
-        )
+        # The photo's colour profile describes its colours: a mask has none (an RGB profile
+        # in a greyscale PNG is invalid).
+        icc = None if mask else self.icc_profile
+        return self.encode(pixels, fmt, quality, icc)
 
     def save(
         self,
@@ -219,25 +216,31 @@ class Remover:
         model: str | None = None,
         *,
         refine: str | None = None,
-        settings: Settings | None = None,
+        settings: EngineSettings | None = None,
+        store: ModelStore | None = None,
         sessions: SessionCache = SESSIONS,
     ) -> None:
-        self.settings = settings or get_settings()
+        self.settings = settings or engine_settings()
         self.model = model or self.settings.default_model  # as asked: an alias or a name
-        self._store = ModelStore.for_settings(self.settings)
+        self._store = store or self.settings.model_store()
         self.spec = self._store.spec(self.model)
         self.refine = resolve_refine(refine or self.settings.refine, self.spec.refine)
+        self.steps = STEPS[self.refine]
         self.recipe: Recipe = self.spec.recipe
         self._sessions = sessions
         self._checker: Remover | None = None
-        if self.refine == "consensus":
+        if self.steps.checker:
             if self.spec.checker is None:
                 raise InvalidInputError(
                     f"refine consensus needs a second model to check {self.spec.name} with and "
                     "it has none; choose none, edges or zoom (auto picks each model's best)"
                 )
             self._checker = Remover(
-                self.spec.checker, refine="none", settings=self.settings, sessions=sessions
+                self.spec.checker,
+                refine=Refine.NONE,
+                settings=self.settings,
+                store=self._store,
+                sessions=sessions,
             )
         # The library reads every format the engine does, not only the HTTP APIs' three.
         self._limits = Limits(
@@ -274,7 +277,7 @@ class Remover:
         loaded = self._sessions.get(
             self.load_spec,
             max_loaded=self.settings.max_loaded_models,
-            pinned=self.spec.name in configured_models(self.settings),
+            pinned=self.spec.name in self.settings.configured_models,
         )
         if self._checker is not None:
             try:
@@ -341,7 +344,7 @@ class Remover:
             image = image.convert("RGB")
         with _timed(timings, "compose"):
             rgb = np.asarray(image)
-            if self.refine != "none":
+            if self.steps.settle:
                 # Where the model's alpha is soft the photo mixes subject and background; an
                 # input's own transparency mixes nothing, so it is applied after.
                 rgb = estimate_foreground(
@@ -362,7 +365,7 @@ class Remover:
         self, image: Image.Image, timings: dict[str, float], run: ModelRunner
     ) -> Image.Image:
         mask = self._model_mask(image, timings, run)
-        if self.refine == "zoom":
+        if self.steps.zoom:
             with _timed(timings, "refine"):
                 box = zoom_box(mask)
             if box is not None:
@@ -395,14 +398,14 @@ class Remover:
         small = Image.fromarray(self._model_output(image, timings, run), "L")
         with _timed(timings, "postprocess"):
             mask = small.resize(image.size, Image.Resampling.LANCZOS)
-        if self.refine != "none":
+        if self.steps.settle:
             with _timed(timings, "refine"):
                 model_pixel = max(image.size) / self.recipe.size
                 mask = Image.fromarray(firm_alpha(np.asarray(mask), model_pixel), "L")
         return mask
 
 
-def _compile_cache(settings: Settings, spec: ModelSpec) -> Path | None:
+def _compile_cache(settings: EngineSettings, spec: ModelSpec) -> Path | None:
     """Where OpenVINO may keep this model compiled: a folder per verified content. OpenVINO
     keys what it keeps by the file's path, size and modification time; the folder's name (the
     model's checksum) makes the key the file's content as well."""
@@ -435,7 +438,7 @@ def remove(
 ) -> Cutout:
     """Cut the subject out of ``source`` with ``model`` (``"fast"``, ``"precise"`` or any
     installed catalogue model: ``alphacut models list``)."""
-    name = model or get_settings().default_model
+    name = model or engine_settings().default_model
     remover = _removers.get(name)
     if remover is None:
         remover = _removers.setdefault(name, Remover(name))

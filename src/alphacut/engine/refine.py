@@ -41,10 +41,15 @@ largest part) lowered IoU: DAVIS subjects are often several separate parts.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
+
+from alphacut.errors import InvalidInputError
+from alphacut.models.registry import Refine
 
 Box = tuple[int, int, int, int]
 
@@ -56,6 +61,38 @@ EDGE_FADE = 2.0  # model pixels beyond the band over which alpha fades to fully 
 AGREE_TOLERANCE = 8  # checker-model pixels: how near the checker's subject counts as seen
 AGREE_SUPPORT = 0.25  # the share of a part's pixels the checker must see for it to stay
 _JOIN = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))  # pieces 3 px apart: one part
+
+
+@dataclass(frozen=True)
+class RefineSteps:
+    """What a refinement runs around the model's pass: ``settle`` (:func:`firm_alpha` on
+    each mask, and the subject's own colour in soft pixels), a ``zoom`` pass over the
+    subject's box (:func:`zoom_box`), a ``checker`` model's :func:`agree`."""
+
+    settle: bool = False
+    zoom: bool = False
+    checker: bool = False
+
+
+STEPS: dict[Refine, RefineSteps] = {
+    Refine.NONE: RefineSteps(),
+    Refine.EDGES: RefineSteps(settle=True),
+    Refine.ZOOM: RefineSteps(settle=True, zoom=True),
+    Refine.CONSENSUS: RefineSteps(settle=True, checker=True),
+}
+
+
+def resolve_refine(requested: str | None, model_default: str) -> Refine:
+    """The refinement a request gets: ``auto`` (or none asked for) is the model's measured
+    best, ``model_default``; any other name must be a :class:`Refine`."""
+    try:
+        chosen = Refine(requested or Refine.AUTO)
+    except ValueError:
+        *others, last = Refine
+        raise InvalidInputError(
+            f"unknown refine {requested!r}; choose {', '.join(others)} or {last}"
+        ) from None
+    return Refine(model_default) if chosen is Refine.AUTO else chosen
 
 
 def zoom_box(mask: Image.Image) -> Box | None:

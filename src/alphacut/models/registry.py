@@ -21,9 +21,26 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Literal
 
-Refinement = Literal["none", "edges", "zoom", "consensus"]
+
+class Refine(StrEnum):
+    """What is done around a model's pass (:mod:`alphacut.engine.refine` runs it).
+
+    ``auto`` is a request's "this model's measured best", resolved once into one of the others
+    (``resolve_refine``); ``none`` is one plain pass (rembg's result); ``edges`` settles the
+    alpha away from the edges and gives soft pixels the subject's own colour; ``zoom`` adds to
+    ``edges`` a second pass over the subject's box; ``consensus`` adds to ``edges`` a check by
+    a second model (only for models that have one: ``ModelSpec.checker``)."""
+
+    AUTO = "auto"
+    NONE = "none"
+    EDGES = "edges"
+    ZOOM = "zoom"
+    CONSENSUS = "consensus"
+
+
 _REMBG_RELEASE = "https://github.com/danielgatis/rembg/releases/download/v0.0.0/"
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
@@ -124,7 +141,7 @@ class ModelSpec:
     needs_acceptance: bool = False
     # What refine=auto means for this model: measured with `alphacut eval` on davis345 for the
     # packaged models; `none` (one plain pass, rembg's result) where no benefit was measured.
-    refine: Refinement = "none"
+    refine: Refine = Refine.NONE  # never auto
     checker: str | None = None  # the second model that refine=consensus checks this one with
     # bf16 inference keeps this model's masks (issue 14's rule, measured on davis345 by
     # bench/runtime.py: mean IoU within 0.002 of fp32's, no image below 0.98 against fp32).
@@ -188,7 +205,7 @@ CATALOGUE: dict[str, ModelSpec] = {
             quality="DUTS-TE max F 0.852 (U2-Net paper, small U2-Net)",
             memory_mb=200,
             seconds=0.5,
-            refine="edges",
+            refine=Refine.EDGES,
         ),
         ModelSpec(
             name="isnet-general-use",
@@ -219,7 +236,7 @@ CATALOGUE: dict[str, ModelSpec] = {
             quality="DIS-TE max F 0.791 (DIS paper, IS-Net)",
             memory_mb=900,
             seconds=3.0,
-            refine="consensus",
+            refine=Refine.CONSENSUS,
             checker="u2netp",
         ),
         ModelSpec(

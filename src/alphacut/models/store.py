@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import os
@@ -11,13 +10,9 @@ import threading
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from alphacut.errors import InvalidInputError, ModelNotInstalledError
 from alphacut.models.registry import ALIASES, CATALOGUE, DEFAULT_TARGETS, Checksum, ModelSpec
-
-if TYPE_CHECKING:
-    from alphacut.config import Settings
 
 
 class ModelStatus(StrEnum):
@@ -82,11 +77,6 @@ class ModelStore:
         self.models = models
         self.aliases = {alias: target for alias, target in aliases.items() if target in models}
 
-    @classmethod
-    def for_settings(cls, settings: Settings) -> ModelStore:
-        """The store of ``ALPHACUT_MODEL_DIR``, with fast and precise as the settings say."""
-        return cls(settings.model_dir, aliases=settings.model_aliases)
-
     def spec(self, name: str) -> ModelSpec:
         """The model ``name`` stands for: a catalogue name, or an alias of one."""
         try:
@@ -139,24 +129,3 @@ class ModelStore:
                 f"run `alphacut models install {spec.name}` to fetch and verify it"
             )
         return self.path(spec)
-
-
-def configured_models(settings: Settings) -> frozenset[str]:
-    """The catalogue names the configuration uses: the targets of fast and precise, the
-    default, the models loaded at start-up, and the models that check them (``consensus``).
-    They are what ``models install`` fetches by default, what the service must have (503 if
-    not), and their sessions are never unloaded for a model chosen per request."""
-    return _configured(
-        settings.fast_model,
-        settings.precise_model,
-        settings.default_model,
-        tuple(settings.load_models),
-    )
-
-
-@functools.lru_cache(maxsize=8)
-def _configured(fast: str, precise: str, default: str, load: tuple[str, ...]) -> frozenset[str]:
-    aliases = {"fast": fast, "precise": precise}
-    names = {aliases.get(name, name) for name in ("fast", "precise", default, *load)}
-    checkers = {CATALOGUE[name].checker for name in names}
-    return frozenset(names | {checker for checker in checkers if checker})

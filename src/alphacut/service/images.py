@@ -8,37 +8,24 @@ image and leaves its source untouched.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from PIL import Image
 
 from alphacut.config import Settings
-from alphacut.engine.compose import on_background
 from alphacut.engine.decode import DecodedImage, Limits, decode, probe_size, sniff
-from alphacut.engine.encode import OutputFormat, encode_image, parse_format
+from alphacut.engine.encode import encode_image
+from alphacut.engine.formats import FORMATS, OutputFormat, parse_format
 from alphacut.engine.metadata import strip_metadata
+from alphacut.engine.operations import Operation, OperationContext
 from alphacut.errors import InvalidInputError, NotFoundError, QuotaExceededError
 from alphacut.service.fetcher import UrlFetcher
 from alphacut.service.ids import new_image_id, new_public_token
-from alphacut.service.inference import Inference, InferenceJob
 from alphacut.service.memory import Cost, operation_cost
 from alphacut.service.work import WorkQueue, checkpoint
-from alphacut.storage.blobs import BlobNotFoundError, BlobStore
+from alphacut.storage.blobs import BlobNotFoundError, BlobStore, put_with_row
 from alphacut.storage.database import Database, ImageRecord, Page, utcnow
 
+# The IMG Processing API's quality for JPEG and (lossy) WebP when none is asked for.
 DEFAULT_QUALITY = 90
-_EXTENSIONS: dict[str, str] = {"png": "png", "jpeg": "jpg", "webp": "webp"}
-_WHITE = (255, 255, 255, 255)
-
-
-Operation = Callable[[Image.Image, OutputFormat], Image.Image]
-"""An image operation: upright RGB/RGBA pixels and the output format -> new pixels."""
-Plan = Callable[[tuple[int, int]], Cost]
-"""An operation's expected cost from its source's size (checked before decoding)."""
-
-
-def alpha_capable(fmt: str) -> bool:
-    return fmt in ("png", "webp")
 
 
 class ImageService:
@@ -48,14 +35,12 @@ class ImageService:
         db: Database,
         blobs: BlobStore,
         image_queue: WorkQueue,
-        inference: Inference,
         fetcher: UrlFetcher | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.blobs = blobs
         self.image_queue = image_queue
-        self.inference = inference
         self.fetcher = fetcher or UrlFetcher(settings)
         self.limits = Limits(settings.max_input_bytes, settings.max_input_pixels)
 
@@ -78,15 +63,16 @@ class ImageService:
         costed = 0 < pixels <= self.limits.max_pixels
         cost = operation_cost("decode", pixels, 0) if costed else None
         (width, height), stored = self.image_queue.run(work, cost=cost)
-        return self._store(key_id, name, fmt, width, height, stored)
+        return self.store(key_id, name, fmt, width, height, stored)
 
     def create_from_url(self, key_id: str, name: str, url: str) -> ImageRecord:
         data = self.fetcher.fetch(url, self.settings.max_upload_bytes)
         return self.create(key_id, name, data)
 
-    def _store(
+    def store(
         self, key_id: str, name: str, fmt: str, width: int, height: int, data: bytes
     ) -> ImageRecord:
+        """A new image of the key's from encoded ``data`` (checked against its quota)."""
         image_id = new_image_id()
         record = ImageRecord(
             id=image_id,
@@ -96,17 +82,13 @@ class ImageService:
             width=width,
             height=height,
             size=len(data),
-            blob_key=f"images/{image_id[6:8]}/{image_id}.{_EXTENSIONS[fmt]}",
+            blob_key=f"images/{image_id[6:8]}/{image_id}.{FORMATS[parse_format(fmt)].extension}",
             public_token=None,
             created_at=utcnow(),
         )
         self._check_quota(key_id, len(data))
-        self.blobs.put(record.blob_key, data)  # 507 on a full disk or under the threshold
-        try:
-            self.db.add_image(record)
-        except BaseException:
-            self.blobs.delete(record.blob_key)
-            raise
+        # 507 on a full disk or under the threshold
+        put_with_row(self.blobs, record.blob_key, data, lambda: self.db.add_image(record))
         return record
 
     def _check_quota(self, key_id: str, size: int) -> None:
@@ -183,56 +165,49 @@ class ImageService:
         *,
         output_format: OutputFormat | None = None,
         quality: int | None = None,
-        plan: Plan | None = None,
     ) -> ImageRecord:
         """Decode the source, run ``operation`` on a worker and store the result as a new
-        image, in ``output_format`` (default: the source's format). ``plan`` costs the job
-        from the source's size before anything is decoded (default: an operation that keeps
-        the size); see :mod:`alphacut.service.memory`."""
+        image, in ``output_format`` (default: the source's format). The job is costed from the
+        source's size and what the operation says it makes before anything is decoded (see
+        :mod:`alphacut.service.memory`)."""
         source = self.get(key_id, image_id)
         fmt = output_format or parse_format(source.format)
         size = (source.width, source.height)
-        pixels = size[0] * size[1]
-        cost = plan(size) if plan is not None else operation_cost("copy", pixels, pixels)
+        limit = self.settings.max_input_pixels
+        out = operation.out_size(size, limit)
+        cost = operation_cost(
+            operation.name, size[0] * size[1], out[0] * out[1], operation.extra_bytes(size, limit)
+        )
+        cost = Cost(cost.bytes, cost.seconds * operation.steps())
+        context = OperationContext(
+            fmt, limit, load=lambda other: self._other(key_id, other), step=checkpoint
+        )
 
         def work() -> tuple[bytes, tuple[int, int]]:
             decoded = self.load(source)
             checkpoint()
-            image = operation(decoded.image, fmt)
+            image = operation.apply(decoded.image, context)
             checkpoint()
             return self._encode(image, fmt, quality, decoded.icc_profile), image.size
 
         data, (width, height) = self.image_queue.run(work, cost=cost)
-        return self._store(key_id, name or source.name, fmt, width, height, data)
+        return self.store(key_id, name or source.name, fmt, width, height, data)
 
-    def remove_background(
-        self, key_id: str, image_id: str, name: str | None, model: str | None
-    ) -> ImageRecord:
-        source = self.get(key_id, image_id)
-        job = InferenceJob(
-            model=model or self.settings.default_model,
-            blob_key=source.blob_key,
-            pixels=source.width * source.height,
-            key_id=key_id,
-        )
-        result = self.inference.submit(job)
-        return self._store(
-            key_id, name or source.name, "png", result.width, result.height, result.outputs[0]
-        )
+    def _other(self, key_id: str, image_id: str) -> Image.Image:
+        """Another image of the key's, decoded (a watermark), when the operation runs."""
+        try:
+            record = self.get(key_id, image_id)
+        except NotFoundError:
+            raise NotFoundError(f"image {image_id!r} not found: it was deleted") from None
+        return self.load(record).image
 
     def _encode(
         self, image: Image.Image, fmt: OutputFormat, quality: int | None, icc: bytes | None
     ) -> bytes:
-        if fmt == "jpeg" and image.mode == "RGBA":
-            image = on_background(image, _WHITE)
-        if fmt == "png":
-            quality = None
-        elif quality is None:
-            quality = DEFAULT_QUALITY
         return encode_image(
             image,
             fmt,
-            quality=quality,
+            quality=DEFAULT_QUALITY if quality is None and fmt != "png" else quality,
             icc_profile=icc,
             png_level=self.settings.png_compress_level,
             threads=self.settings.image_threads,

@@ -10,6 +10,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
@@ -105,6 +106,13 @@ class KeyService:
                 with self._lock:
                     self._keep(key, when, n_requests, n_images)
                 self._warn("usage counts (kept, to be written with the next ones)", exc)
+
+    def bill(self, key_id: str, images: int, answered: Callable[[], bool]) -> None:
+        """Count ``images`` processed images for the key, unless the client has gone
+        (``answered()`` is false: it timed out or gave up, nobody receives the answer, so it
+        is not billed). Every API bills its images through here."""
+        if images and answered():
+            self.record(key_id, requests=0, images=images)
 
     def _keep(self, key_id: str, day: date, requests: int, images: int) -> None:
         old_requests, old_images = self._unwritten.get((key_id, day), (0, 0))

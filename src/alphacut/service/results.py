@@ -13,12 +13,12 @@ import secrets
 import threading
 from datetime import datetime, timedelta
 
+from alphacut.engine.formats import FORMATS, parse_format
 from alphacut.errors import NotFoundError
-from alphacut.storage.blobs import BlobNotFoundError, BlobStore
+from alphacut.storage.blobs import BlobNotFoundError, BlobStore, put_with_row
 from alphacut.storage.database import Database, ResultRecord, utcnow
 
 log = logging.getLogger(__name__)
-_EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
 RESULTS_PREFIX = "results/"
 ORPHAN_GRACE_S = 3600.0
 
@@ -30,22 +30,19 @@ class ResultStore:
         self.ttl = timedelta(seconds=ttl_seconds)
 
     def save(self, key_id: str, data: bytes, fmt: str) -> ResultRecord:
+        """Keep ``data`` (an image in ``fmt``) as a result file for the key, until it expires."""
+        extension = FORMATS[parse_format(fmt)].extension
         token = secrets.token_hex(24)
         now = utcnow()
         record = ResultRecord(
             token=token,
             key_id=key_id,
             format=fmt,
-            blob_key=f"{RESULTS_PREFIX}{token[:2]}/{token}.{_EXTENSIONS[fmt]}",
+            blob_key=f"{RESULTS_PREFIX}{token[:2]}/{token}.{extension}",
             created_at=now,
             expires_at=now + self.ttl,
         )
-        self.blobs.put(record.blob_key, data)
-        try:
-            self.db.add_result(record)
-        except BaseException:
-            self.blobs.delete(record.blob_key)
-            raise
+        put_with_row(self.blobs, record.blob_key, data, lambda: self.db.add_result(record))
         return record
 
     def find(self, token: str, now: datetime | None = None) -> ResultRecord:

@@ -8,7 +8,7 @@ import re
 import shutil
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -214,3 +214,15 @@ class LocalBlobStore:
                     yield name, "temp"
                 else:
                     yield name, "key" if _is_key(name) else "unknown"
+
+
+def put_with_row(blobs: BlobStore, key: str, data: bytes, add_row: Callable[[], None]) -> None:
+    """Store a file whose row says it exists: the file first (complete, or not at all), then
+    the row; when the row cannot be added the file is deleted again, so that no file is left
+    that no row points to (and no row points to a missing file)."""
+    blobs.put(key, data)
+    try:
+        add_row()
+    except BaseException:
+        blobs.delete(key)
+        raise

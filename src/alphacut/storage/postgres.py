@@ -21,7 +21,7 @@ Four bounds, each for a failure the others miss:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import psycopg
 
@@ -36,9 +36,18 @@ from sqlalchemy.engine import URL
 if TYPE_CHECKING:
     from psycopg.abc import PQGen
 
-    from alphacut.storage.database import DatabaseTimeouts
-
 T = TypeVar("T")
+
+
+class Timeouts(Protocol):
+    """The bounds this module applies (``alphacut.storage.database.DatabaseTimeouts``)."""
+
+    @property
+    def connect_seconds(self) -> int: ...
+    @property
+    def statement_seconds(self) -> float: ...
+    @property
+    def read_seconds(self) -> float: ...
 
 
 class ServerNotAnsweringError(psycopg.OperationalError):
@@ -68,7 +77,7 @@ class AnsweringConnection(psycopg.Connection[TupleRow]):
             ) from None
 
 
-def connect_args(url: URL, timeouts: DatabaseTimeouts) -> dict[str, Any]:
+def connect_args(url: URL, timeouts: Timeouts) -> dict[str, Any]:
     """libpq parameters for ``timeouts``; any the URL sets itself wins (``options`` are
     joined, unless they set ``statement_timeout`` already)."""
     user_timeout_ms = math.ceil(timeouts.read_seconds * 1000)

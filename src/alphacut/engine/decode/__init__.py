@@ -41,7 +41,7 @@ from alphacut.engine.decode.containers import (
     tiff_ifd0,
 )
 from alphacut.engine.decode.pixels import MAX_EXIF_BYTES, DecodedImage, ImageSource, Limits, decode
-from alphacut.engine.decode.probe import ALL_FORMATS, probe_size, sniff
+from alphacut.engine.decode.probe import ALL_FORMATS, probe_pixels, probe_size, sniff
 
 __all__ = [
     "ALL_FORMATS",
@@ -57,6 +57,7 @@ __all__ = [
     "image_end",
     "jpeg_segments",
     "mpf_images",
+    "probe_pixels",
     "probe_size",
     "sniff",
     "tiff_ifd0",

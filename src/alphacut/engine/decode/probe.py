@@ -13,7 +13,7 @@ from alphacut.engine.decode.containers import (
     _isobmff_child,
     tiff_ifd0,
 )
-from alphacut.errors import UnsupportedImageError
+from alphacut.errors import AlphacutError, UnsupportedImageError
 
 ALL_FORMATS: frozenset[SourceFormat] = WEB_FORMATS | {"bmp", "tiff", "heif", "avif"}
 """What the command line and the library read."""
@@ -85,6 +85,17 @@ def _magic(head: bytes) -> SourceFormat | None:
 
 
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def probe_pixels(data: bytes) -> int | None:
+    """Pixels of an encoded image (of the web formats), from its header; None when there is
+    none to read (the decoder then refuses it with its own message). What a job is costed by
+    before anything is decoded."""
+    try:
+        size = probe_size(data, sniff(data[:64]))
+    except AlphacutError:
+        return None
+    return size[0] * size[1] if size else None
 
 
 def probe_size(data: bytes, fmt: SourceFormat) -> tuple[int, int] | None:

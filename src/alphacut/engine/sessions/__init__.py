@@ -40,7 +40,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
-from alphacut.config import Device, Runtime
+from alphacut.engine.config import Device, Runtime
 from alphacut.engine.sessions import onnx, openvino
 from alphacut.engine.sessions.base import (
     DeviceUnavailableError,

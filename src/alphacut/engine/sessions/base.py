@@ -10,7 +10,7 @@ from typing import Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from alphacut.config import Device, Runtime
+from alphacut.engine.config import Device, Runtime
 from alphacut.errors import AlphacutError, RetryLaterError
 
 

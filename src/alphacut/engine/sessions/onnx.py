@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime
 
-from alphacut.config import Device
+from alphacut.engine.config import Device
 from alphacut.engine.sessions.base import DeviceUnavailableError, LoadSpec, RuntimeChoice
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,6 @@
-"""The image operations of the IMG Processing API, as pure functions on PIL images.
+"""The image operations of the IMG Processing API: pure functions on PIL images, and the
+same operations as plain data (:class:`Operation`: ``Resize``, ``Crop``, ``Rotate``...) that a
+request turns into and a worker runs.
 
 Inputs are upright 8-bit ``RGB`` or ``RGBA`` images (what :func:`alphacut.engine.decode`
 produces); outputs are the same. Geometry follows sharp, which that API is built on:
@@ -17,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
 from alphacut.engine.compose import RGBA, parse_color
+from alphacut.engine.formats import holds_alpha
 from alphacut.engine.resize import Box, resample_ordered
 from alphacut.errors import ImageTooLargeError, InvalidInputError
 
@@ -316,3 +319,217 @@ def _tile_index(extent: int, offset: int, size: int, repeat: bool) -> tuple[np.n
         return position % size, np.ones(extent, dtype=bool)
     inside = (position >= 0) & (position < size)
     return np.clip(position, 0, size - 1), inside
+
+
+# Operations as data ---------------------------------------------------------------------
+#
+# What a request asks for travels as one of these frozen values, not as a closure: the
+# service costs it from ``out_size`` and ``extra_bytes`` before anything is decoded, then
+# runs ``apply`` on a worker. Colours are parsed when the value is made, so that a bad one is
+# a 400 before any work.
+
+Size = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class OperationContext:
+    """What an operation may use beyond its own pixels: the output's format, the pixel
+    limit, how to read another stored image by its id (watermarks), and a checkpoint between
+    steps."""
+
+    output_format: str
+    max_pixels: int
+    load: Callable[[str], Image.Image] | None = None
+    step: Callable[[], None] = lambda: None
+
+    @property
+    def alpha_ok(self) -> bool:
+        return holds_alpha(self.output_format)
+
+
+class Operation:
+    """An image operation as plain data: ``apply`` makes the new pixels from upright RGB/RGBA
+    ones; ``out_size`` and ``extra_bytes`` say what it costs before anything is decoded."""
+
+    name = "copy"
+
+    def out_size(self, size: Size, max_pixels: int) -> Size:
+        return size
+
+    def extra_bytes(self, size: Size, max_pixels: int) -> int:
+        """Buffers beyond the output (a watermark's overlays...)."""
+        return 0
+
+    def steps(self) -> int:
+        """How many times the output's work is done (each watermark composites once)."""
+        return 1
+
+    def apply(self, image: Image.Image, context: OperationContext) -> Image.Image:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Convert(Operation):
+    """The same pixels, in another format (the output format does the work)."""
+
+    def apply(self, image: Image.Image, context: OperationContext) -> Image.Image:
+        return image
+
+
+@dataclass(frozen=True)
+class Resize(Operation):
+    width: int | None
+    height: int | None
+    fit: Fit = "fill"
+    position: Position = "center"
+    letterbox: str | None = None  # a colour or "transparent"; None: the format's default
+    name = "resize"
+
+    def __post_init__(self) -> None:
+        letterbox_color(self.letterbox, alpha_ok=True)  # a bad colour: 400 now
+
+    def out_size(self, size: Size, max_pixels: int) -> Size:
+        return resize_size(size, self.width, self.height, max_pixels)
+
+    def apply(self, image: Image.Image, context: OperationContext) -> Image.Image:
+        return resize(
+            image,
+            width=self.width,
+            height=self.height,
+            fit=self.fit,
+            position=self.position,
+            letterbox=letterbox_color(self.letterbox, alpha_ok=context.alpha_ok),
+            max_pixels=context.max_pixels,
+        )
+
+
+@dataclass(frozen=True)
+class Crop(Operation):
+    x1: int
+    y1: int
+    x2: int
+    y2: int
+    name = "crop"
+
+    def out_size(self, size: Size, max_pixels: int) -> Size:
+        return (
+            max(0, min(self.x2, size[0]) - self.x1),
+            max(0, min(self.y2, size[1]) - self.y1),
+        )
+
+    def apply(self, image: Image.Image, context: OperationContext) -> Image.Image:
+        return crop(image, self.x1, self.y1, self.x2, self.y2)
+
+
+@dataclass(frozen=True)
+class Rotate(Operation):
+    angle: float
+    unit: Literal["degrees", "radians"] = "degrees"
+    # The uncovered corners: a colour or "transparent"; None: transparent where the format
+    # holds it, black otherwise. ``source_alpha``: whether the source's format holds
+    # transparency (what "transparent" means is decided from it, as the request is read).
+    background: str | None = None
+    source_alpha: bool = True
+    name = "rotate"
+
+    def __post_init__(self) -> None:
+        self._fill()  # a bad colour: 400 now
+
+    def _fill(self) -> RGBA | None:
+        if self.background is None:
+            return None
+        return letterbox_color(self.background, alpha_ok=self.source_alpha)
+
+    @property
+    def degrees(self) -> float:
+        return math.degrees(self.angle) if self.unit == "radians" else self.angle
+
+    def out_size(self, size: Size, max_pixels: int) -> Size:
+        return rotate_size(size, self.degrees, max_pixels)
+
+    def apply(self, image: Image.Image, context: OperationContext) -> Image.Image:
+        return rotate(
+            image,
+            self.angle,
+            unit=self.unit,
+            alpha_ok=context.alpha_ok,
+            max_pixels=context.max_pixels,
+            background=self._fill(),
+        )
+
+
+@dataclass(frozen=True)
+class Mirror(Operation):
+    mode: MirrorMode
+
+    def apply(self, image: Image.Image, context: OperationContext) -> Image.Image:
+        return mirror(image, self.mode)
+
+
+@dataclass(frozen=True)
+class Blur(Operation):
+    sigma: float
+
+    def apply(self, image: Image.Image, context: OperationContext) -> Image.Image:
+        return blur(image, self.sigma)
+
+
+@dataclass(frozen=True)
+class Modulate(Operation):
+    modulation: Modulation
+
+    def apply(self, image: Image.Image, context: OperationContext) -> Image.Image:
+        return modulate(image, self.modulation)
+
+
+@dataclass(frozen=True)
+class Mark:
+    """One watermark: another stored image (``source``: its id, for the context's ``load``;
+    ``source_size``: its size) at ``left``/``top``, scaled to ``width``/``height`` where given,
+    maybe repeated."""
+
+    source: str
+    source_size: Size
+    left: int = 0
+    top: int = 0
+    width: int | None = None
+    height: int | None = None
+    repetition: Repetition = "no_repeat"
+
+
+@dataclass(frozen=True)
+class Watermarks(Operation):
+    marks: tuple[Mark, ...]
+    name = "watermark"
+
+    def extra_bytes(self, size: Size, max_pixels: int) -> int:
+        # Each mark: decoded, scaled, and a canvas-sized layer composited over the canvas.
+        largest = 0
+        for mark in self.marks:
+            pixels = mark.source_size[0] * mark.source_size[1]
+            if mark.width is not None or mark.height is not None:
+                pixels += math.prod(
+                    resize_size(mark.source_size, mark.width, mark.height, max_pixels)
+                )
+            largest = max(largest, pixels)
+        return 8 * largest
+
+    def steps(self) -> int:
+        return len(self.marks)
+
+    def apply(self, image: Image.Image, context: OperationContext) -> Image.Image:
+        load = context.load
+        if load is None:
+            raise ValueError("watermarks need a way to read their source images")
+        marks = (  # decoded one at a time, as each is composited
+            Watermark(
+                image=load(mark.source),
+                left=mark.left,
+                top=mark.top,
+                width=mark.width,
+                height=mark.height,
+                repetition=mark.repetition,
+            )
+            for mark in self.marks
+        )
+        return watermark(image, marks, max_pixels=context.max_pixels, step=context.step)

@@ -182,11 +182,12 @@ def test_create_from_url_via_api(make_server: Any, origin: str, photo: Path) -> 
         assert missing.status_code == 400 and "404" in missing.json()["message"]
 
 
-def test_create_from_url_refuses_loopback_by_default(api: httpx.Client, origin: str) -> None:
-    response = api.post("/v1/images", json={"name": "x", "url": f"http://{origin}/p.jpg"})
-    assert response.status_code == 400
-    assert response.json()["code"] == "url_not_allowed"
-    assert api.get("/v1/images").json()["data"] == [], "nothing stored"
+def test_create_from_url_refuses_loopback_by_default(server: Server, origin: str) -> None:
+    with server.client(server.new_key()) as api:
+        response = api.post("/v1/images", json={"name": "x", "url": f"http://{origin}/p.jpg"})
+        assert response.status_code == 400
+        assert response.json()["code"] == "url_not_allowed"
+        assert api.get("/v1/images").json()["data"] == [], "nothing stored"
 
 
 # Slow origins ------------------------------------------------------------------------------

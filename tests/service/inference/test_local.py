@@ -16,9 +16,12 @@ from PIL import Image
 
 from alphacut.config import Settings
 from alphacut.engine import pipeline
+from alphacut.engine.effects import Effects, Length
+from alphacut.engine.outputs import OutputSpec
 from alphacut.engine.pipeline import Remover
 from alphacut.errors import NotFoundError
-from alphacut.service.inference import InferenceJob, LocalInference, OutputSpec
+from alphacut.service.inference.local import LocalInference
+from alphacut.service.inference.port import InferenceJob
 from alphacut.service.work import WorkQueue
 from alphacut.storage.blobs import LocalBlobStore
 from servers import Server
@@ -40,8 +43,7 @@ def test_a_job_is_plain_data(photo: Path) -> None:
         model="fast",
         data=photo.read_bytes(),
         outputs=(OutputSpec("cutout", "webp", 80), OutputSpec("binary_mask", "png")),
-        crop=True,
-        crop_margin="5%",
+        effects=Effects(crop=True, crop_margin=(Length(5, relative=True),)),
     )
     assert pickle.loads(pickle.dumps(job)) == job  # noqa: S301 - our own bytes
     by_key = InferenceJob(model="precise", blob_key="images/ab/image_ab.png", pixels=1000)
@@ -56,7 +58,7 @@ def test_outputs_come_back_encoded_in_the_order_asked(local: LocalInference, pho
         OutputSpec("mask", "webp"),
     )
     result = local.submit(InferenceJob(model="fast", data=photo.read_bytes(), outputs=specs))
-    cut, binary, red, mask = (Image.open(io.BytesIO(data)) for data in result.outputs)
+    cut, binary, red, mask = (Image.open(io.BytesIO(out.data)) for out in result.outputs)
     assert (cut.mode, cut.format, cut.size) == ("RGBA", "PNG", (result.width, result.height))
     assert set(np.unique(np.asarray(binary))) <= {0, 255}
     assert red.format == "JPEG" and red.mode == "RGB"
@@ -72,7 +74,7 @@ def test_the_result_is_the_librarys(local: LocalInference, photo: Path) -> None:
     """The port adds no processing of its own: the same pixels as Remover.remove."""
     result = local.submit(InferenceJob(model="fast", data=photo.read_bytes()))
     direct = Remover("fast", settings=local.settings).remove(photo.read_bytes())
-    served = np.asarray(Image.open(io.BytesIO(result.outputs[0])))
+    served = np.asarray(Image.open(io.BytesIO(result.outputs[0].data)))
     assert (served == direct.array).all()
 
 

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from alphacut.engine import operations as ops
 from alphacut.errors import ImageTooLargeError, ProcessingTimeoutError, ServiceBusyError
 from alphacut.models.registry import MODELS
-from alphacut.service import operations as ops
 from alphacut.service.memory import Cost, MemoryBudget, operation_cost, removal_cost
 from alphacut.service.work import WorkQueue, checkpoint
 

@@ -1,13 +1,8 @@
-"""Background removal behind a port: a data-only job goes in, encoded outputs come out.
-
-Both APIs (and through them the web page) call :class:`Inference` and nothing else of the
-engine, so that inference can run in this process (:class:`LocalInference`) or elsewhere: a
-job names its input by blob key (or carries its bytes, for requests that bring an image
-inline) and says which outputs it wants; it holds no object, callback or open file, so it
-can be serialised as it is.
+"""The inference port in this process (see :mod:`.port`); what an ``alphacut worker`` runs too.
 
 :class:`LocalInference` runs a job on the image queue (decoding; the mask's image work:
-resizing to and from the model's size, refinements; composing and encoding), and each pass of
+resizing to and from the model's size, refinements; composing, the effects and encoding),
+and each pass of
 a model, alone, on the inference queue: a model slot is held only while a model runs, never by
 a resize, a refinement or a PNG encoder, so the next job's model pass starts as soon as this
 one's ends (12 MP: the slot's share of a job fell from about 0.5 s to the model's 0.18 s).
@@ -24,23 +19,25 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Literal, Protocol, TypeVar
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
 from alphacut.config import Settings
-from alphacut.engine.decode import DecodedImage, Limits, decode, probe_size, sniff
-from alphacut.engine.encode import OutputFormat, encode_image
-from alphacut.engine.pipeline import Cutout, Remover
+from alphacut.engine.decode import DecodedImage, Limits, decode, probe_pixels
+from alphacut.engine.effects import BYTES_PER_PX, finish
+from alphacut.engine.outputs import encode_outputs
+from alphacut.engine.pipeline import Remover
 from alphacut.engine.resize import resize
 from alphacut.engine.sessions import LoadedModel, LoadPolicy, load_policy
 from alphacut.errors import AlphacutError, ModelUnavailableError, NotFoundError
-from alphacut.models.store import ModelStore, configured_models
-from alphacut.service.memory import MB, MemoryBudget, held, removal_cost
+from alphacut.models.store import ModelStore
+from alphacut.service.inference.port import InferenceJob, InferenceResult
+from alphacut.service.memory import MB, Cost, MemoryBudget, held, removal_cost
 from alphacut.service.model_loads import LoadLimiter
 from alphacut.service.work import WorkQueue, checkpoint
 from alphacut.storage.blobs import BlobNotFoundError, BlobStore
@@ -48,75 +45,6 @@ from alphacut.storage.blobs import BlobNotFoundError, BlobStore
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Tensor = npt.NDArray[np.float32]
-
-OutputKind = Literal["cutout", "mask", "binary_mask", "background"]
-
-
-@dataclass(frozen=True)
-class OutputSpec:
-    """One encoded output of a removal.
-
-    ``cutout``: the subject with transparency (a JPEG cut-out goes on white); ``mask``: the
-    greyscale alpha; ``binary_mask``: the alpha at 0.5, as 0/255; ``background``: the subject
-    over the colour ``background`` (``#rrggbb[aa]`` or a CSS name)."""
-
-    kind: OutputKind = "cutout"
-    format: OutputFormat = "png"
-    quality: int | None = None  # JPEG/WebP quality; None: the format's default (WebP lossless)
-    background: str | None = None
-
-
-@dataclass(frozen=True)
-class InferenceJob:
-    """What to cut out, with which model, and which outputs to send back. Exactly one of
-    ``blob_key`` (an image in the blob store) and ``data`` (the image's bytes)."""
-
-    model: str
-    outputs: tuple[OutputSpec, ...] = (OutputSpec(),)
-    blob_key: str | None = None
-    data: bytes | None = None
-    refine: str | None = None  # None: ALPHACUT_REFINE
-    crop: bool = False
-    crop_margin: str = "0"
-    # Downscale the input to at most this many pixels before removal (never upscales): the
-    # remove.bg API's ``size``; None: the input's own size.
-    max_pixels: int | None = None
-    queue_wait: float | None = None  # may wait this long for a worker; None: 503 at once
-    pixels: int | None = None  # the input's size if known (a stored image's), to cost the job
-    timeout: float | None = None  # seconds it may take; None: ALPHACUT_REQUEST_TIMEOUT_SECONDS
-    key_id: str | None = None  # the API key asking: the loads of models it chooses count to it
-
-
-class InferenceUrlError(AlphacutError):
-    """``ALPHACUT_INFERENCE_URL`` names no engine alphacut can use."""
-
-
-@dataclass(frozen=True)
-class InferenceResult:
-    outputs: tuple[bytes, ...]  # in the order the job asked for them
-    width: int
-    height: int
-    model: str
-    refine: str
-    timings: Mapping[str, float] = field(default_factory=dict)
-
-
-class Inference(Protocol):
-    def submit(self, job: InferenceJob) -> InferenceResult:
-        """Run ``job``; raises the service's errors (``ServiceBusyError`` when the queue is
-        full, ``ProcessingTimeoutError`` past the request limit, ``ImageTooLargeError``,
-        ``NotFoundError`` for a blob that is gone, decoding errors...)."""
-
-    def busy(self) -> bool:
-        """Whether a job submitted now would be refused at once (503)."""
-
-    def start(self) -> None:
-        """Begin loading the models the settings name (returns at once)."""
-
-    def readiness(self) -> str:
-        """``ok`` once the models named in the settings are loaded, else why not."""
-
-    def shutdown(self) -> None: ...
 
 
 class LocalInference:
@@ -129,6 +57,7 @@ class LocalInference:
         image_queue: WorkQueue,
         inference_queue: WorkQueue,
         budget: MemoryBudget | None = None,
+        store: ModelStore | None = None,
     ) -> None:
         self.settings = settings
         self.blobs = blobs
@@ -137,7 +66,7 @@ class LocalInference:
         self.budget = budget
         self.limits = Limits(settings.max_input_bytes, settings.max_input_pixels)
         self._removers: dict[tuple[str, str | None], Remover] = {}
-        self._store = ModelStore.for_settings(settings)
+        self._store = store or settings.model_store()
         self._lock = threading.Lock()
         self._state = "loading" if settings.load_models else "ok"
         self._loader: threading.Thread | None = None
@@ -151,9 +80,9 @@ class LocalInference:
         with self._lock:
             remover = self._removers.get((model, refine))
             if remover is None:
-                remover = Remover(model, refine=refine, settings=self.settings)
+                remover = Remover(model, refine=refine, settings=self.settings, store=self._store)
                 self._removers[model, refine] = remover
-        if remover.spec.name not in configured_models(self.settings) and not remover.installed():
+        if remover.spec.name not in self.settings.configured_models and not remover.installed():
             # The server's own models missing is its problem (503 at load); a catalogue model
             # it never installed is the request's: 400, naming what it can choose.
             raise ModelUnavailableError(
@@ -228,10 +157,11 @@ class LocalInference:
         limit = self.inference_queue.timeout_or_forever
         deadline = time.monotonic() + (limit if job.timeout is None else min(job.timeout, limit))
         remover = self.remover(job.model, job.refine)
-        pixels = job.pixels if job.data is None else _pixels(job.data)
+        pixels = job.pixels if job.data is None else probe_pixels(job.data)
         cost = None
         if pixels is not None and 0 < pixels <= self.limits.max_pixels:
             cost = removal_cost(remover.spec, remover.refine, pixels, remover.checker_spec)
+            cost = Cost(cost.bytes + _effects_bytes(job, pixels), cost.seconds)
             self._check_model_fits(remover)
             self.inference_queue.admit(cost)
         timings: dict[str, float] = {}
@@ -276,19 +206,28 @@ class LocalInference:
                 deadline=deadline,
             )
 
-            def finish() -> tuple[Cutout, tuple[bytes, ...]]:
-                cut = remover.compose(decoded, mask, timings)
-                if job.crop:
-                    cut = cut.crop(job.crop_margin)
-                return cut, _timed(timings, "encode", lambda: self._encode(cut, job.outputs))
+            def finishing() -> InferenceResult:
+                composed = remover.compose(decoded, mask, timings)
+                cut, subject = _timed(
+                    timings, "effects", lambda: finish(composed, job.effects, self.limits)
+                )
+                outputs = _timed(
+                    timings, "encode", lambda: encode_outputs(cut, job.outputs, checkpoint)
+                )
+                return InferenceResult(
+                    outputs,
+                    cut.width,
+                    cut.height,
+                    remover.model,
+                    remover.refine,
+                    subject,
+                    timings,
+                )
 
             # Admitted work: it waits for an image worker rather than being refused now.
-            cut, outputs = self.image_queue.run(
-                finish, wait=max(0.0, deadline - time.monotonic()), deadline=deadline
+            return self.image_queue.run(
+                finishing, wait=max(0.0, deadline - time.monotonic()), deadline=deadline
             )
-        return InferenceResult(
-            outputs, cut.width, cut.height, remover.model, remover.refine, timings
-        )
 
     def _input(self, job: InferenceJob) -> bytes:
         if job.data is not None:
@@ -299,30 +238,6 @@ class LocalInference:
             return data
         except BlobNotFoundError:
             raise NotFoundError("the image was deleted before it could be processed") from None
-
-    def _encode(self, cut: Cutout, specs: tuple[OutputSpec, ...]) -> tuple[bytes, ...]:
-        encoded = []
-        for spec in specs:
-            checkpoint()  # the caller has its 504 already: stop encoding for nobody
-            quality = None if spec.format == "png" else spec.quality
-            if spec.kind == "binary_mask":
-                binary = np.where(cut.array[..., 3] >= 128, 255, 0).astype(np.uint8)
-                encoded.append(
-                    encode_image(
-                        binary,
-                        spec.format,
-                        quality=quality,
-                        png_level=self.settings.png_compress_level,
-                        threads=self.settings.image_threads,
-                    )
-                )
-            elif spec.kind == "mask":
-                encoded.append(cut.to_bytes(spec.format, quality, mask=True))
-            elif spec.kind == "background":
-                encoded.append(cut.to_bytes(spec.format, quality, background=spec.background))
-            else:
-                encoded.append(cut.to_bytes(spec.format, quality))
-        return tuple(encoded)
 
 
 def downscaled(decoded: DecodedImage, max_pixels: int | None, threads: int = 1) -> DecodedImage:
@@ -336,14 +251,14 @@ def downscaled(decoded: DecodedImage, max_pixels: int | None, threads: int = 1) 
     return replace(decoded, image=image)
 
 
-def _pixels(data: bytes) -> int | None:
-    """Pixels of an encoded image, from its header; None when there is none to read (the
-    decoder then refuses it with its own message)."""
-    try:
-        size = probe_size(data, sniff(data[:64]))
-    except AlphacutError:
-        return None
-    return size[0] * size[1] if size else None
+def _effects_bytes(job: InferenceJob, pixels: int) -> int:
+    """What the effects add to a job's memory: a few RGBA copies of the (maybe downscaled)
+    result, and a background image decoded beside it."""
+    if not job.effects.any:
+        return 0
+    result = min(pixels, job.max_pixels or pixels)
+    background = job.effects.background_image
+    return BYTES_PER_PX * result + 4 * ((probe_pixels(background) if background else None) or 0)
 
 
 def _timed(timings: dict[str, float], stage: str, fn: Callable[[], T]) -> T:
@@ -352,23 +267,3 @@ def _timed(timings: dict[str, float], stage: str, fn: Callable[[], T]) -> T:
         return fn()
     finally:
         timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - started
-
-
-def open_inference(
-    settings: Settings,
-    blobs: BlobStore,
-    image_queue: WorkQueue,
-    inference_queue: WorkQueue,
-    budget: MemoryBudget | None = None,
-) -> Inference:
-    """The implementation ``ALPHACUT_INFERENCE_URL`` names: unset, this process
-    (:class:`LocalInference`); ``redis://host:port/db``, a Celery fleet of ``alphacut
-    worker`` processes (:class:`~alphacut.service.remote_inference.CeleryInference`)."""
-    url = settings.inference_url
-    if not url:
-        return LocalInference(settings, blobs, image_queue, inference_queue, budget)
-    if url.split("://", 1)[0] not in ("redis", "rediss"):  # the URL may hold a password
-        raise InferenceUrlError("ALPHACUT_INFERENCE_URL must be redis://host:port/db")
-    from alphacut.service.remote_inference import CeleryInference  # celery: the fleet extra
-
-    return CeleryInference(settings, blobs, url)

@@ -1,10 +1,11 @@
 """Inference on a fleet of ``alphacut worker`` processes, through Celery with Redis as broker
 and result store (``ALPHACUT_INFERENCE_URL=redis://...``; why Celery: docs/design/scale-out.md).
+This is the API replica's side; both sides speak :mod:`.wire`.
 
 Images never travel through the broker: a job names a stored image by its blob key, and the
-bytes of an inline image (a Ximilar record) are first written to the shared blob store under
-``inference/<job id>/``. The worker writes the encoded outputs there too and answers only
-their keys and sizes; the API replica reads them and deletes the job's files.
+bytes of an inline image (a Ximilar record) or of a background image are first written to the
+shared blob store under ``inference/<job id>/``. The worker writes the encoded outputs there
+too and answers only their keys; the API replica reads them and deletes the job's files.
 
 Faults: tasks are acknowledged late and rejected back to the queue when the pool process
 running them dies (``acks_late``, ``reject_on_worker_lost``), so another process runs the
@@ -20,165 +21,37 @@ import threading
 import time
 import uuid
 from contextlib import suppress
-from dataclasses import asdict
 from typing import Any
 
 import redis
-from celery import Celery
-from celery.backends.redis import RedisBackend
 from kombu.exceptions import OperationalError
 
 from alphacut.config import Settings
-from alphacut.errors import (
-    AlphacutError,
-    ProcessingTimeoutError,
-    RetryLaterError,
-    ServiceBusyError,
+from alphacut.errors import AlphacutError, ProcessingTimeoutError, ServiceBusyError
+from alphacut.service.inference.port import InferenceJob, InferenceResult
+from alphacut.service.inference.wire import (
+    ALIVE_EVERY_S,
+    ALIVE_PREFIX,
+    QUEUE,
+    TASK,
+    background_key,
+    celery_app,
+    error_from_payload,
+    input_key,
+    job_payload,
+    output_keys,
+    result_from_payload,
 )
-from alphacut.service.inference import InferenceJob, InferenceResult, OutputSpec
 from alphacut.storage.blobs import BlobNotFoundError, BlobStore
 
 log = logging.getLogger(__name__)
 
-QUEUE = "alphacut"
-TASK = "alphacut.remove"
-TEMP_PREFIX = "inference"
-EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
 READINESS_CACHE_S = 5.0
-# Each worker node keeps ``alphacut:alive:<boot id>`` in Redis (a new id at each start),
-# renewed every second for 5 s: a replica whose job runs on a node whose key lapsed knows the
-# node is gone (503 at once) rather than waiting to its deadline for a message that comes
-# back only after that.
-ALIVE_PREFIX = "alphacut:alive:"
-ALIVE_TTL_S = 5
-ALIVE_EVERY_S = 1.0
 _PING_TIMEOUT_S = 1.0
 # A result is polled every 5 ms at first, then less often, up to every 50 ms: under 3% of
 # a 0.3 s job on average, and a GET on a local Redis costs ~0.1 ms.
 _POLL_FIRST_S = 0.005
 _POLL_MAX_S = 0.05
-
-
-class PollingRedisBackend(RedisBackend):  # type: ignore[misc]
-    """Celery's Redis result backend, read by key only. The stock backend subscribes each
-    sent task on one pub/sub connection shared by every thread, which is not thread-safe
-    (celery/celery#3761, #6335); a replica waits on many jobs from many threads."""
-
-    def on_task_call(self, producer: Any, task_id: str) -> None:
-        """Subscribe to nothing: :meth:`CeleryInference.submit` polls the result's key."""
-
-
-def celery_app(url: str, settings: Settings) -> Celery:
-    """The Celery app both sides use: the API replica sends, ``alphacut worker`` runs."""
-    app = Celery(
-        "alphacut",
-        broker=url,
-        backend=f"{__name__}:PollingRedisBackend+{url}",
-        set_as_current=False,
-    )
-    app.conf.update(
-        task_serializer="json",
-        result_serializer="json",
-        accept_content=["json"],
-        task_default_queue=QUEUE,
-        # Redelivery: acknowledge when done; a pool process killed mid-job puts it back.
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        # One job per pool process at a time: a long job never holds others hostage.
-        worker_prefetch_multiplier=1,
-        # A message a lost worker *node* held comes back after this long: by then past
-        # its expiry (the request's deadline), so it is dropped, never run twice at once.
-        broker_transport_options={
-            "visibility_timeout": int(settings.request_timeout_seconds) + 60,
-        },
-        result_expires=int(settings.request_timeout_seconds) + 3600,
-        broker_connection_retry_on_startup=True,
-        worker_hijack_root_logger=False,
-        worker_send_task_events=False,
-    )
-    return app
-
-
-# The job on the wire --------------------------------------------------------------------
-
-
-def job_payload(job: InferenceJob, blob_key: str, deadline: float) -> dict[str, Any]:
-    """``job`` as JSON data, its input as a blob key; ``deadline``: ``time.time()``."""
-    return {
-        "model": job.model,
-        "outputs": [asdict(spec) for spec in job.outputs],
-        "blob_key": blob_key,
-        "refine": job.refine,
-        "crop": job.crop,
-        "crop_margin": job.crop_margin,
-        "max_pixels": job.max_pixels,
-        "pixels": job.pixels,
-        "key_id": job.key_id,
-        "deadline": deadline,
-    }
-
-
-def job_from_payload(payload: dict[str, Any]) -> tuple[InferenceJob, float]:
-    job = InferenceJob(
-        model=payload["model"],
-        outputs=tuple(OutputSpec(**spec) for spec in payload["outputs"]),
-        blob_key=payload["blob_key"],
-        refine=payload["refine"],
-        crop=payload["crop"],
-        crop_margin=payload["crop_margin"],
-        max_pixels=payload.get("max_pixels"),
-        pixels=payload["pixels"],
-        key_id=payload.get("key_id"),
-    )
-    return job, float(payload["deadline"])
-
-
-def error_payload(exc: AlphacutError) -> dict[str, Any]:
-    return {
-        "type": type(exc).__name__,
-        "status": exc.status,
-        "code": exc.code,
-        "message": exc.message,
-        "retry_after": getattr(exc, "retry_after", None),
-    }
-
-
-def _error_classes() -> dict[str, type[AlphacutError]]:
-    found: dict[str, type[AlphacutError]] = {}
-    pending: list[type[AlphacutError]] = [AlphacutError]
-    while pending:
-        cls = pending.pop()
-        found.setdefault(cls.__name__, cls)
-        pending += cls.__subclasses__()
-    return found
-
-
-def error_from_payload(payload: dict[str, Any], retry_after: int) -> AlphacutError:
-    """The worker's error, as the same exception type (so the same status and body)."""
-    cls = _error_classes().get(str(payload.get("type")))
-    message = str(payload.get("message") or "inference failed")
-    try:
-        if cls is not None and issubclass(cls, RetryLaterError):
-            return cls(message, int(payload.get("retry_after") or retry_after))
-        if cls is not None:
-            return cls(message)
-    except TypeError:  # a class with another constructor: rebuilt generically below
-        pass
-    exc = AlphacutError(message)
-    exc.status = int(payload.get("status") or 500)
-    exc.code = str(payload.get("code") or "internal_error")
-    return exc
-
-
-def temp_folder(job_id: str) -> str:
-    return f"{TEMP_PREFIX}/{job_id}"
-
-
-def output_keys(job_id: str, outputs: tuple[OutputSpec, ...]) -> list[str]:
-    """Where the worker writes a job's outputs: known to both sides, so that the replica
-    deletes them even when it gave up waiting."""
-    folder = temp_folder(job_id)
-    return [f"{folder}/{index}.{EXTENSIONS[spec.format]}" for index, spec in enumerate(outputs)]
 
 
 # The API replica's side ------------------------------------------------------------------
@@ -244,23 +117,27 @@ class CeleryInference:
     def submit(self, job: InferenceJob) -> InferenceResult:
         if (job.data is None) == (job.blob_key is None):
             raise ValueError("an inference job needs exactly one of data and blob_key")
-        timeout = self.settings.request_timeout_seconds
+        limit = self.settings.request_timeout_seconds
+        timeout = limit if job.timeout is None else min(job.timeout, limit)
         deadline = time.monotonic() + timeout
-        # A job admitted with its batch (queue_wait) is not refused for the queue's length.
+        # A job admitted with its request (queue_wait) is not refused for the queue's length.
         if job.queue_wait is None and self.busy():
             raise self._busy_error()
         job_id = uuid.uuid4().hex
-        folder = temp_folder(job_id)
-        expected = output_keys(job_id, job.outputs)
-        written = list(expected)  # deleted at the end, whatever happens
+        written = output_keys(job_id, job.outputs)  # deleted at the end, whatever happens
         try:
             blob_key = job.blob_key
             if job.data is not None:
-                blob_key = f"{folder}/input.bin"
-                self.blobs.put(blob_key, job.data)
+                blob_key = input_key(job_id)
                 written.append(blob_key)
+                self.blobs.put(blob_key, job.data)
+            background = None
+            if job.effects.background_image is not None:
+                background = background_key(job_id)
+                written.append(background)
+                self.blobs.put(background, job.effects.background_image)
             assert blob_key is not None  # noqa: S101 - for the type checker
-            payload = job_payload(job, blob_key, time.time() + timeout)
+            payload = job_payload(job, blob_key, time.time() + timeout, background)
             try:
                 self.app.send_task(
                     TASK, args=[payload], task_id=job_id, queue=QUEUE, expires=timeout
@@ -271,20 +148,12 @@ class CeleryInference:
             answer = self._wait(job_id, deadline)
             if "error" in answer:
                 raise error_from_payload(answer["error"], self.settings.retry_after_seconds)
-            outputs = tuple(self.blobs.get(key) for key in expected)
+            return result_from_payload(answer, self.blobs.get)
         except BlobNotFoundError:
             raise AlphacutError("an inference output was lost; retry") from None
         finally:
             for key in written:
                 self.blobs.delete(key)
-        return InferenceResult(
-            outputs,
-            int(answer["width"]),
-            int(answer["height"]),
-            str(answer["model"]),
-            str(answer["refine"]),
-            dict(answer.get("timings") or {}),
-        )
 
     def _wait(self, job_id: str, deadline: float) -> dict[str, Any]:
         """The job's answer, polled from the result store until ``deadline``."""

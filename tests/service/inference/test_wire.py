@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from alphacut.config import Settings
+from alphacut.engine.effects import Effects, Length
+from alphacut.engine.outputs import Encoded, OutputSpec
 from alphacut.errors import (
     AlphacutError,
     ImageTooLargeError,
@@ -19,20 +21,18 @@ from alphacut.errors import (
     ProcessingTimeoutError,
     ServiceBusyError,
 )
-from alphacut.service.inference import (
-    InferenceJob,
-    InferenceUrlError,
-    LocalInference,
-    OutputSpec,
-    open_inference,
-)
-from alphacut.service.remote_inference import (
-    CeleryInference,
+from alphacut.service.inference.celery_client import CeleryInference
+from alphacut.service.inference.factory import open_inference
+from alphacut.service.inference.local import LocalInference
+from alphacut.service.inference.port import InferenceJob, InferenceResult, InferenceUrlError
+from alphacut.service.inference.wire import (
     error_from_payload,
     error_payload,
     job_from_payload,
     job_payload,
     output_keys,
+    result_from_payload,
+    result_payload,
 )
 from alphacut.service.work import OutOfMemoryError, WorkQueue
 from alphacut.storage.blobs import LocalBlobStore, check_key
@@ -44,8 +44,16 @@ def test_a_job_crosses_the_broker_as_json() -> None:
         outputs=(OutputSpec("cutout", "webp", 80), OutputSpec("background", "jpeg", 70, "#fff")),
         blob_key="images/ab/image_ab.png",
         refine="edges",
-        crop=True,
-        crop_margin="5%",
+        effects=Effects(
+            roi=(Length(1), Length(2, True), Length(90), Length(80, True)),
+            semitransparency=False,
+            crop=True,
+            crop_margin=(Length(5, True), Length(10)),
+            scale=0.5,
+            position=(0.5, 1.0),
+            shadow_opacity=30,
+            background_color="#00ff00",
+        ),
         max_pixels=250_000,
         pixels=1_000_000,
         queue_wait=300.0,
@@ -57,6 +65,35 @@ def test_a_job_crosses_the_broker_as_json() -> None:
     keys = output_keys("0123abcd", job.outputs)
     assert keys == ["inference/0123abcd/0.webp", "inference/0123abcd/1.jpg"]
     assert all(check_key(key) for key in keys)
+
+
+def test_a_background_image_crosses_as_a_blob_key() -> None:
+    job = InferenceJob(
+        model="fast", blob_key="images/ab/image_ab.png", effects=Effects(background_image=b"bg")
+    )
+    payload = json.loads(json.dumps(job_payload(job, "images/ab/image_ab.png", 1.0, "k/bg")))
+    assert payload["effects"]["background_image"] is None  # the bytes stay off the broker
+    assert payload["background_key"] == "k/bg"
+    read: list[str] = []
+
+    def blob(key: str) -> bytes:
+        read.append(key)
+        return b"bg"
+
+    back, _ = job_from_payload(payload, blob)
+    assert back == job and read == ["k/bg"]
+    with pytest.raises(ValueError, match="background image"):
+        job_from_payload(payload)
+
+
+def test_a_result_comes_back_with_its_formats_and_subject() -> None:
+    result = InferenceResult(
+        (Encoded(b"png", "png"), Encoded(b"zip", "zip")), 30, 20, "u2netp", "edges", (1, 2, 3, 4)
+    )
+    keys = ["inference/ab/0.png", "inference/ab/1.zip"]
+    answer = json.loads(json.dumps(result_payload(result, keys)))
+    stored = dict(zip(keys, (b"png", b"zip"), strict=True))
+    assert result_from_payload(answer, stored.__getitem__) == result
 
 
 @pytest.mark.parametrize(

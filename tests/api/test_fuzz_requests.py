@@ -1,6 +1,7 @@
-"""Property tests on request parsing: whatever JSON arrives, the Ximilar request checks, the
-option parser and the base64 decoder end in a value or a typed 4xx error, never another
-exception (which would be a 500). The HTTP-level counterpart is tests/api/test_contract.py."""
+"""Property tests on request parsing: whatever JSON arrives, the Ximilar request checks, its
+option parser and the inline (base64) image decoder end in a value or a typed 4xx error,
+never another exception (which would be a 500). The HTTP-level counterpart is
+tests/api/test_contract.py."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alphacut.config import Settings
+from alphacut.api.inline import decode_inline_image
+from alphacut.api.ximilar import OPTION_NAMES, Options, check_request
 from alphacut.errors import AlphacutError
-from alphacut.service.removebg import OPTION_NAMES, Options, RemoveBgService, decode_base64
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
@@ -42,9 +43,8 @@ def _client_error(exc: AlphacutError) -> None:
     )
 )
 def test_request_checks_end_in_records_or_a_4xx(body: Any) -> None:
-    service = RemoveBgService(Settings(removebg_max_records=3), None, None)  # type: ignore[arg-type]
     try:
-        records, options = service.check_request(body)
+        records, options = check_request(body, 3)
     except AlphacutError as exc:
         _client_error(exc)
         return
@@ -81,7 +81,7 @@ def test_options_parse_to_valid_values_or_a_4xx(
 )
 def test_base64_decodes_exactly_or_fails_with_a_4xx(value: Any) -> None:
     try:
-        data = decode_base64(value, 200)
+        data = decode_inline_image("_base64", value, 200)
     except AlphacutError as exc:
         _client_error(exc)
         return

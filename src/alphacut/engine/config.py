@@ -1,0 +1,176 @@
+"""The engine's own settings: the slice of the configuration it reads, and nothing else.
+
+Every field is read from the environment as ``ALPHACUT_<NAME>`` (the service's
+:class:`alphacut.config.Settings` extends this class with its own fields, so a field is
+documented and validated once). The engine (``Remover``, ``Cutout``, the sessions) takes an
+``EngineSettings``, never the service's settings; a library user may make one by hand
+(``EngineSettings(device="cpu")``) or let the engine read the environment.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from alphacut.models.registry import CATALOGUE, DEFAULT_TARGETS, Refine
+from alphacut.models.store import ModelStore
+
+Device = Literal["auto", "cpu", "cuda"]
+Runtime = Literal["auto", "onnxruntime", "openvino"]
+
+
+def _cache_home() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")) / "alphacut"
+
+
+def _default_model_dir() -> Path:
+    return _cache_home() / "models"
+
+
+def _default_compile_cache() -> Path:
+    return _cache_home() / "compiled"
+
+
+class EngineSettings(BaseSettings):
+    """What the engine needs: where the models are and which to use, how to run them, the
+    decoder's limits and the encoder's level. Validated once, when made."""
+
+    model_config = SettingsConfigDict(env_prefix="ALPHACUT_", extra="ignore", frozen=True)
+
+    model_dir: Path = Field(
+        default_factory=_default_model_dir,
+        description="Directory holding the verified model weights.",
+    )
+    fast_model: str = Field(
+        DEFAULT_TARGETS["fast"],
+        description="The catalogue model that the name `fast` stands for (alphacut models list).",
+    )
+    precise_model: str = Field(
+        DEFAULT_TARGETS["precise"],
+        description="The catalogue model that the name `precise` stands for.",
+    )
+    default_model: str = Field(
+        "precise", description="Model used when none is named: fast, precise or a catalogue name."
+    )
+    load_models: list[str] = Field(
+        default_factory=lambda: ["fast", "precise"],
+        description="Models the service loads at start-up (/readyz is 503 until they are); "
+        "others load on first use.",
+    )
+    max_loaded_models: int = Field(
+        3,
+        ge=1,
+        le=64,
+        description="Most model sessions kept loaded at once. The configured models (fast, "
+        "precise, the default, those loaded at start-up, precise's checker) are never "
+        "unloaded; a model chosen per request takes the room they leave, unloading the least "
+        "recently used other one (large models take GBs each: docs/models.md).",
+    )
+    refine: Refine = Field(
+        Refine.AUTO,
+        description="Refinement: auto (each model's measured best), none (one plain pass, "
+        "as rembg), edges (alpha settled away from the edges, no halo of the old background), "
+        "zoom (edges plus a second pass over the subject's box), consensus (edges plus a "
+        "check by a second model; precise only).",
+    )
+    device: Device = Field(
+        "auto", description="Execution device: auto (CUDA when available, else CPU), cpu, cuda."
+    )
+    runtime: Runtime = Field(
+        "auto",
+        description="Model runtime: auto (onnxruntime on CUDA where a GPU is used, else "
+        "OpenVINO: bf16 for the models bf16 keeps where the CPU has native bf16 (AVX512_BF16 "
+        "or AMX), else fp32), onnxruntime, or openvino (CPU only).",
+    )
+    compile_cache_dir: Path | None = Field(
+        default_factory=_default_compile_cache,
+        description="Where OpenVINO keeps the models it compiled for this CPU, so that the "
+        "next process loads them instead of compiling again (a CLI run starts about 0.5 s "
+        "sooner). Created private (0700); not used when others can write to it. Empty: no "
+        "cache.",
+    )
+    inference_threads: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        le=256,
+        description="Threads per model session (onnxruntime intra-op threads, OpenVINO "
+        "INFERENCE_NUM_THREADS).",
+    )
+    image_threads: int = Field(
+        default_factory=lambda: min(os.cpu_count() or 1, 8),
+        ge=1,
+        le=64,
+        description="Threads used to resize and to PNG-encode one large image.",
+    )
+    png_compress_level: int = Field(
+        3, ge=1, le=9, description="zlib level for PNG output (3: measured best speed/size)."
+    )
+    max_input_bytes: int = Field(
+        25 * 1024 * 1024, ge=1, description="Largest accepted encoded input, in bytes."
+    )
+    max_input_pixels: int = Field(
+        50_000_000, ge=1, description="Largest accepted input, in pixels (checked from the header)."
+    )
+
+    @field_validator("compile_cache_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value in ("", None) else value
+
+    @model_validator(mode="after")
+    def _known_models(self) -> Self:
+        targets = (("fast_model", self.fast_model), ("precise_model", self.precise_model))
+        for setting, name in targets:
+            if name not in CATALOGUE:
+                raise ValueError(
+                    f"{setting}={name!r} is not a catalogue model; choose one of: "
+                    + ", ".join(CATALOGUE)
+                )
+        for name in (self.default_model, *self.load_models):
+            if name not in CATALOGUE and name not in DEFAULT_TARGETS:
+                raise ValueError(
+                    f"unknown model {name!r}; choose fast, precise or one of: "
+                    + ", ".join(CATALOGUE)
+                )
+        return self
+
+    @property
+    def model_aliases(self) -> dict[str, str]:
+        """What ``fast`` and ``precise`` stand for."""
+        return {"fast": self.fast_model, "precise": self.precise_model}
+
+    def model_store(self) -> ModelStore:
+        """The store of ``ALPHACUT_MODEL_DIR``, with fast and precise as these settings say.
+        Each entry point (the CLI, the service, a worker) makes one and passes it on."""
+        return ModelStore(self.model_dir, aliases=self.model_aliases)
+
+    @property
+    def configured_models(self) -> frozenset[str]:
+        """The catalogue names the configuration uses: the targets of fast and precise, the
+        default, the models loaded at start-up, and the models that check them
+        (``consensus``). They are what ``models install`` fetches by default, what the
+        service must have (503 if not), and their sessions are never unloaded for a model
+        chosen per request."""
+        return _configured(
+            self.fast_model, self.precise_model, self.default_model, tuple(self.load_models)
+        )
+
+
+@functools.lru_cache(maxsize=8)
+def _configured(fast: str, precise: str, default: str, load: tuple[str, ...]) -> frozenset[str]:
+    aliases = {"fast": fast, "precise": precise}
+    names = {aliases.get(name, name) for name in ("fast", "precise", default, *load)}
+    checkers = {CATALOGUE[name].checker for name in names}
+    return frozenset(names | {checker for checker in checkers if checker})
+
+
+@functools.lru_cache(maxsize=1)
+def engine_settings() -> EngineSettings:
+    """The engine settings of the environment, read on first use: what the library uses when
+    it is given none (``Remover("fast")``, ``alphacut.remove(...)``)."""
+    return EngineSettings()

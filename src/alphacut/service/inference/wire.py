@@ -1,0 +1,248 @@
+"""The inference job on the wire: what an API replica and an ``alphacut worker`` both speak.
+
+The Celery app both sides build (JSON only, late acknowledgement), the queue and task names,
+the liveness keys workers keep in Redis, and the job, its answer and its errors as JSON data.
+Images never travel through the broker: a job names its input (and a background image) by
+blob key in the shared blob store, and the worker writes the encoded outputs there, under
+``inference/<job id>/``, at keys both sides know (:func:`output_keys`), so that the replica
+deletes them even when it gave up waiting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from celery import Celery
+from celery.backends.redis import RedisBackend
+
+from alphacut.config import Settings
+from alphacut.engine.effects import Effects, Length
+from alphacut.engine.formats import FORMATS
+from alphacut.engine.outputs import Encoded, OutputSpec
+from alphacut.errors import AlphacutError, RetryLaterError
+from alphacut.service.inference.port import InferenceJob, InferenceResult
+
+QUEUE = "alphacut"
+TASK = "alphacut.remove"
+TEMP_PREFIX = "inference"
+# Each worker node keeps ``alphacut:alive:<boot id>`` in Redis (a new id at each start),
+# renewed every second for 5 s: a replica whose job runs on a node whose key lapsed knows the
+# node is gone (503 at once) rather than waiting to its deadline for a message that comes
+# back only after that.
+ALIVE_PREFIX = "alphacut:alive:"
+ALIVE_TTL_S = 5
+ALIVE_EVERY_S = 1.0
+
+
+class PollingRedisBackend(RedisBackend):  # type: ignore[misc]
+    """Celery's Redis result backend, read by key only. The stock backend subscribes each
+    sent task on one pub/sub connection shared by every thread, which is not thread-safe
+    (celery/celery#3761, #6335); a replica waits on many jobs from many threads."""
+
+    def on_task_call(self, producer: Any, task_id: str) -> None:
+        """Subscribe to nothing: the replica polls the result's key."""
+
+
+def celery_app(url: str, settings: Settings) -> Celery:
+    """The Celery app both sides use: the API replica sends, ``alphacut worker`` runs."""
+    app = Celery(
+        "alphacut",
+        broker=url,
+        backend=f"{__name__}:PollingRedisBackend+{url}",
+        set_as_current=False,
+    )
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_default_queue=QUEUE,
+        # Redelivery: acknowledge when done; a pool process killed mid-job puts it back.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        # One job per pool process at a time: a long job never holds others hostage.
+        worker_prefetch_multiplier=1,
+        # A message a lost worker *node* held comes back after this long: by then past
+        # its expiry (the request's deadline), so it is dropped, never run twice at once.
+        broker_transport_options={
+            "visibility_timeout": int(settings.request_timeout_seconds) + 60,
+        },
+        result_expires=int(settings.request_timeout_seconds) + 3600,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+    )
+    return app
+
+
+# Where a job's files are ---------------------------------------------------------------
+
+
+def temp_folder(job_id: str) -> str:
+    return f"{TEMP_PREFIX}/{job_id}"
+
+
+def input_key(job_id: str) -> str:
+    return f"{temp_folder(job_id)}/input.bin"
+
+
+def background_key(job_id: str) -> str:
+    return f"{temp_folder(job_id)}/background.bin"
+
+
+def output_keys(job_id: str, outputs: tuple[OutputSpec, ...]) -> list[str]:
+    """Where the worker writes a job's outputs: known to both sides, so that the replica
+    deletes them even when it gave up waiting (``auto``'s format is known only once
+    encoded: ``.img``)."""
+    folder = temp_folder(job_id)
+    return [f"{folder}/{index}.{_extension(spec)}" for index, spec in enumerate(outputs)]
+
+
+def _extension(spec: OutputSpec) -> str:
+    if spec.format in FORMATS:
+        return FORMATS[spec.format].extension
+    return "zip" if spec.format == "zip" else "img"
+
+
+# The job ---------------------------------------------------------------------------------
+
+
+def job_payload(
+    job: InferenceJob, blob_key: str, deadline: float, background: str | None = None
+) -> dict[str, Any]:
+    """``job`` as JSON data, its input as a blob key (and its background image's, where it
+    has one); ``deadline``: ``time.time()``."""
+    effects = dataclasses.asdict(dataclasses.replace(job.effects, background_image=None))
+    return {
+        "model": job.model,
+        "outputs": [dataclasses.asdict(spec) for spec in job.outputs],
+        "blob_key": blob_key,
+        "refine": job.refine,
+        "effects": effects,
+        "background_key": background,
+        "max_pixels": job.max_pixels,
+        "pixels": job.pixels,
+        "key_id": job.key_id,
+        "deadline": deadline,
+    }
+
+
+def job_from_payload(
+    payload: dict[str, Any], read: Callable[[str], bytes] | None = None
+) -> tuple[InferenceJob, float]:
+    """The job and its deadline (``time.time()``); ``read`` fetches a background image by
+    its blob key."""
+    effects = _effects(payload.get("effects") or {})
+    background = payload.get("background_key")
+    if background is not None:
+        if read is None:
+            raise ValueError("this job has a background image: give a way to read it")
+        effects = dataclasses.replace(effects, background_image=read(str(background)))
+    job = InferenceJob(
+        model=payload["model"],
+        outputs=tuple(OutputSpec(**spec) for spec in payload["outputs"]),
+        blob_key=payload["blob_key"],
+        refine=payload["refine"],
+        effects=effects,
+        max_pixels=payload.get("max_pixels"),
+        pixels=payload["pixels"],
+        key_id=payload.get("key_id"),
+    )
+    return job, float(payload["deadline"])
+
+
+def _lengths(values: Any) -> tuple[Length, ...]:
+    return tuple(Length(float(value["value"]), bool(value["relative"])) for value in values)
+
+
+def _effects(data: dict[str, Any]) -> Effects:
+    """Effects from their JSON form (``dataclasses.asdict``: tuples became lists)."""
+    if not data:
+        return Effects()
+    roi = data.get("roi")
+    position = data.get("position")
+    return Effects(
+        roi=_lengths(roi) if roi is not None else None,  # type: ignore[arg-type]
+        semitransparency=bool(data["semitransparency"]),
+        crop=bool(data["crop"]),
+        crop_margin=_lengths(data["crop_margin"]),
+        scale=data.get("scale"),
+        position=(float(position[0]), float(position[1])) if position is not None else None,
+        shadow_opacity=data.get("shadow_opacity"),
+        background_color=data.get("background_color"),
+    )
+
+
+# The answer ------------------------------------------------------------------------------
+
+
+def result_payload(result: InferenceResult, keys: list[str]) -> dict[str, Any]:
+    """A job's answer: where its outputs were written and what they are, and the rest of
+    the result as JSON data."""
+    return {
+        "outputs": [
+            {"key": key, "format": encoded.format}
+            for key, encoded in zip(keys, result.outputs, strict=True)
+        ],
+        "width": result.width,
+        "height": result.height,
+        "model": result.model,
+        "refine": result.refine,
+        "subject": list(result.subject) if result.subject is not None else None,
+        "timings": dict(result.timings),
+    }
+
+
+def result_from_payload(answer: dict[str, Any], read: Callable[[str], bytes]) -> InferenceResult:
+    """The result a worker answered, its outputs read back with ``read``."""
+    subject = answer.get("subject")
+    return InferenceResult(
+        tuple(Encoded(read(str(out["key"])), out["format"]) for out in answer["outputs"]),
+        int(answer["width"]),
+        int(answer["height"]),
+        str(answer["model"]),
+        str(answer["refine"]),
+        tuple(int(v) for v in subject) if subject is not None else None,  # type: ignore[arg-type]
+        dict(answer.get("timings") or {}),
+    )
+
+
+# Errors ----------------------------------------------------------------------------------
+
+
+def error_payload(exc: AlphacutError) -> dict[str, Any]:
+    return {
+        "type": type(exc).__name__,
+        "status": exc.status,
+        "code": exc.code,
+        "message": exc.message,
+        "retry_after": getattr(exc, "retry_after", None),
+    }
+
+
+def _error_classes() -> dict[str, type[AlphacutError]]:
+    found: dict[str, type[AlphacutError]] = {}
+    pending: list[type[AlphacutError]] = [AlphacutError]
+    while pending:
+        cls = pending.pop()
+        found.setdefault(cls.__name__, cls)
+        pending += cls.__subclasses__()
+    return found
+
+
+def error_from_payload(payload: dict[str, Any], retry_after: int) -> AlphacutError:
+    """The worker's error, as the same exception type (so the same status and body)."""
+    cls = _error_classes().get(str(payload.get("type")))
+    message = str(payload.get("message") or "inference failed")
+    try:
+        if cls is not None and issubclass(cls, RetryLaterError):
+            return cls(message, int(payload.get("retry_after") or retry_after))
+        if cls is not None:
+            return cls(message)
+    except TypeError:  # a class with another constructor: rebuilt generically below
+        pass
+    exc = AlphacutError(message)
+    exc.status = int(payload.get("status") or 500)
+    exc.code = str(payload.get("code") or "internal_error")
+    return exc

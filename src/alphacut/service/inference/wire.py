@@ -157,21 +157,19 @@ def _lengths(values: Any) -> tuple[Length, ...]:
 
 
 def _effects(data: dict[str, Any]) -> Effects:
-    """Effects from their JSON form (``dataclasses.asdict``: tuples became lists)."""
-    if not data:
-        return Effects()
-    roi = data.get("roi")
-    position = data.get("position")
-    return Effects(
-        roi=_lengths(roi) if roi is not None else None,  # type: ignore[arg-type]
-        semitransparency=bool(data["semitransparency"]),
-        crop=bool(data["crop"]),
-        crop_margin=_lengths(data["crop_margin"]),
-        scale=data.get("scale"),
-        position=(float(position[0]), float(position[1])) if position is not None else None,
-        shadow_opacity=data.get("shadow_opacity"),
-        background_color=data.get("background_color"),
-    )
+    """Effects from their JSON form (``dataclasses.asdict``: lengths became objects, tuples
+    lists). Generic over the fields, so that a new effect crosses the wire unchanged."""
+    values = {
+        field.name: data[field.name] for field in dataclasses.fields(Effects) if field.name in data
+    }
+    values.pop("background_image", None)  # crosses as a blob key
+    if values.get("roi") is not None:
+        values["roi"] = _lengths(values["roi"])
+    if "crop_margin" in values:
+        values["crop_margin"] = _lengths(values["crop_margin"])
+    if values.get("position") is not None:
+        values["position"] = tuple(float(v) for v in values["position"])
+    return Effects(**values)
 
 
 # The answer ------------------------------------------------------------------------------

@@ -62,3 +62,13 @@ def test_a_short_request_limit_is_fine_where_no_server_is_waited_on() -> None:
         Settings(request_timeout_seconds=1, database_url=PG)
     with pytest.raises(ValidationError, match="blob_max_attempts x"):
         Settings(request_timeout_seconds=1, blob_url=S3)
+
+
+def test_a_blob_url_that_cannot_work_is_refused_without_repeating_it() -> None:
+    from alphacut.errors import AlphacutError
+    from alphacut.storage.factory import open_blob_store
+
+    for url in ("https://AKIA:hunter2@minio.internal/bucket", "s3://"):
+        with pytest.raises(AlphacutError) as refused:
+            open_blob_store(Settings(blob_url=url))
+        assert "hunter2" not in refused.value.message and "AKIA" not in refused.value.message

@@ -21,7 +21,12 @@ from celery import Celery, bootsteps
 from celery.signals import worker_process_init
 
 from alphacut.config import Settings
-from alphacut.errors import AlphacutError, NotFoundError, ProcessingTimeoutError
+from alphacut.errors import (
+    AlphacutError,
+    InvalidInputError,
+    NotFoundError,
+    ProcessingTimeoutError,
+)
 from alphacut.service.inference.local import LocalInference
 from alphacut.service.inference.wire import (
     ALIVE_EVERY_S,
@@ -93,6 +98,11 @@ def run_job(job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
     except BlobNotFoundError:  # the replica gave up and deleted the job's files
         gone = NotFoundError("the job's background image was deleted before it could be used")
         return {"error": error_payload(gone)}
+    except AlphacutError as exc:  # a value out of range: refused as a dialect would
+        return {"error": error_payload(exc)}
+    except (KeyError, TypeError, ValueError) as exc:  # not a job this version writes
+        log.warning("a malformed job was refused: %s", type(exc).__name__)
+        return {"error": error_payload(InvalidInputError("the inference job is malformed"))}
     late = ProcessingTimeoutError("processing took longer than the request's limit")
     left = deadline - time.time()
     if left <= 0:

@@ -394,3 +394,17 @@ def test_an_mpf_index_cut_inside_its_tiff_header_is_refused_not_a_crash(
     segment = b"\xff\xe2" + struct.pack(">H", 2 + len(payload)) + payload
     with pytest.raises(UnsupportedImageError, match="two formats"):
         decode(jpeg[:2] + segment + jpeg[2:] + b"trailing data" * 10, LIMITS)
+
+
+def test_junk_between_jpeg_segments_does_not_hide_the_size() -> None:
+    """Pillow skips junk bytes between segments and decodes such a file; the header probe
+    must read its size too, or a job is costed as if it had none (review of issue 23)."""
+    from alphacut.engine.decode import probe_pixels
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (200, 150), (10, 20, 30)).save(buffer, "JPEG")
+    clean = buffer.getvalue()
+    app0_end = 4 + int.from_bytes(clean[4:6], "big")  # SOI, then APP0's marker and length
+    junky = clean[:app0_end] + b"\x00\x00junk" + clean[app0_end:]
+    assert decode(junky, Limits(10**7, 10**7)).image.size == (200, 150)
+    assert probe_pixels(junky) == probe_pixels(clean) == 200 * 150

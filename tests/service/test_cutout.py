@@ -174,3 +174,47 @@ def test_successes_are_billed_once_answered_and_errors_never() -> None:
     assert keys.billed == [("key", 4)]
     service.run(good)
     assert keys.billed == [("key", 4), ("key", 2)]
+
+
+class LateInference(FakeInference):
+    """A job whose wait for capacity inside the engine ends at its deadline (the finishing
+    step behind a full image queue), as LocalInference then answers."""
+
+    def submit(self, job: InferenceJob) -> InferenceResult:
+        self.jobs.append(job)
+        time.sleep(job.timeout or 0)
+        raise ServiceBusyError("the server is busy (image queue full); retry in 1 s", 1)
+
+
+def test_a_single_cut_out_whose_wait_ends_at_the_deadline_is_a_504() -> None:
+    """The remove.bg finishing step that waits for an image worker until the deadline: 504,
+    not 503 (the assertion of the test this file replaced, review of issue 23)."""
+    service = _service(Settings(request_timeout_seconds=1.0), LateInference())
+    done, error, took = _in_thread(
+        lambda: service.run(CutoutRequest("key", Source(data=_png("RGB"))))
+    )
+    assert done and isinstance(error, AlphacutError) and error.status == 504, error
+    assert took < 10
+
+
+class Fetcher:
+    def __init__(self) -> None:
+        self.calls: list[tuple[float | None, float | None]] = []
+
+    def fetch(self, url: str, max_bytes: int, *, wait: Any = None, within: Any = None) -> bytes:
+        self.calls.append((wait, within))
+        return _png("RGB")
+
+
+def test_fetches_never_wait_for_a_slot_nor_run_past_the_deadline() -> None:
+    """A fetch slot is a guard against slow origins: never waited for (503 at once, see
+    tests/test_fetch.py); and no fetch may take longer than the request has left."""
+    fetcher = Fetcher()
+    service = _service(Settings(request_timeout_seconds=5.0), FakeInference())
+    service.fetcher = fetcher  # type: ignore[assignment]
+    service.run(CutoutRequest("key", Source(url="http://example.com/a.png")))
+    service.run_batch([CutoutRequest("key", Source(url="http://example.com/a.png"))])
+    (single_wait, single_within), (batch_wait, batch_within) = fetcher.calls
+    assert single_wait is None and batch_wait is None
+    assert single_within is not None and single_within <= 5.0
+    assert batch_within is not None and batch_within <= 5.0

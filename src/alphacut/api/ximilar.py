@@ -271,6 +271,7 @@ def removebg(
         if not is_model_name(chosen):
             raise InvalidInputError(f"unknown model; choose one of: {model_choices()}")
         model = chosen
+    svc.cutouts.admit()  # a busy server answers 503 before any record is decoded
     fields: list[tuple[str, ...]] = []
     wanted: list[CutoutRequest | AlphacutError] = []
     for record in records:

@@ -11,6 +11,7 @@ remove.bg's ``X-Foreground-*`` headers do).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +26,8 @@ from alphacut.errors import InvalidInputError
 # remove.bg: "the maximum margin that can be added on each side is 50% of the subject
 # dimensions or 500 pixels".
 MAX_MARGIN_PX = 500
+# The largest px length: a side of the largest image Pillow and numpy index.
+MAX_PX = 2**31 - 1
 # RGBA copies the effects may make on the way (roi, placement, shadow, background): 4 B each.
 BYTES_PER_PX = 16
 
@@ -35,6 +38,17 @@ class Length:
 
     value: float
     relative: bool = False
+
+    def __post_init__(self) -> None:
+        most = 100 if self.relative else MAX_PX
+        if not (
+            isinstance(self.value, int | float)
+            and not isinstance(self.value, bool)
+            and math.isfinite(self.value)
+            and 0 <= self.value <= most
+        ):
+            unit = "%" if self.relative else "px"
+            raise InvalidInputError(f"a length must be a number from 0 to {most} {unit}")
 
     def px(self, whole: int) -> float:
         return whole * self.value / 100 if self.relative else self.value
@@ -57,6 +71,30 @@ class Effects:
     background_image: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        """Every value checked where it is made, whoever makes it: a dialect's parser (which
+        words its own 400s first) or a job read from the broker."""
+        for name in ("semitransparency", "crop"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidInputError(f"{name} must be true or false")
+        if self.roi is not None and (
+            len(self.roi) != 4 or not all(isinstance(x, Length) for x in self.roi)
+        ):
+            raise InvalidInputError("roi must be four lengths: x1 y1 x2 y2")
+        if len(self.crop_margin) not in (1, 2, 4) or not all(
+            isinstance(x, Length) for x in self.crop_margin
+        ):
+            raise InvalidInputError("crop_margin must be 1, 2 or 4 lengths")
+        if self.scale is not None and not (_number(self.scale) and 0.1 <= self.scale <= 1):
+            raise InvalidInputError("scale must be from 10% to 100%")
+        if self.position is not None and not (
+            len(self.position) == 2 and all(_number(x) and 0 <= x <= 1 for x in self.position)
+        ):
+            raise InvalidInputError("position must be two fractions from 0 to 1")
+        opacity = self.shadow_opacity
+        if opacity is not None and not (
+            isinstance(opacity, int) and not isinstance(opacity, bool) and 0 <= opacity <= 100
+        ):
+            raise InvalidInputError("shadow_opacity must be an integer from 0 to 100")
         if self.background_color is not None:
             parse_color(self.background_color)  # a bad colour is refused before any work
         if self.background_color is not None and self.background_image is not None:
@@ -65,6 +103,10 @@ class Effects:
     @property
     def any(self) -> bool:
         return self != Effects()
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def finish(cut: Cutout, effects: Effects, limits: Limits) -> tuple[Cutout, Box | None]:

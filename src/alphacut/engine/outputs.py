@@ -12,12 +12,15 @@ import io
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
+from alphacut.engine.compose import parse_color
+from alphacut.engine.encode import check_quality
 from alphacut.engine.formats import FORMATS, OutputFormat
 from alphacut.engine.pipeline import Cutout
+from alphacut.errors import InvalidInputError
 
 OutputKind = Literal["cutout", "mask", "binary_mask", "background"]
 Packing = Literal["auto", "zip"]
@@ -37,6 +40,15 @@ class OutputSpec:
     format: OutputFormat | Packing = "png"
     quality: int | None = None
     background: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in get_args(OutputKind):
+            raise InvalidInputError(f"unknown output {self.kind!r}")
+        if self.format not in (*FORMATS, *get_args(Packing)):
+            raise InvalidInputError(f"unknown output format {self.format!r}")
+        check_quality(self.quality)
+        if self.background is not None:
+            parse_color(self.background)
 
 
 @dataclass(frozen=True)

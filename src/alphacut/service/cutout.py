@@ -11,8 +11,10 @@ into its answer; everything between is here, once:
 - **admission**, one policy for every API: a request is admitted at its first step, refused
   at once with 503 + ``Retry-After`` when the engine is full (a batch: when inference is busy
   as it starts); once admitted, all of its work (a batch's later records, a model's later
-  passes, the finishing) waits for capacity, but never past the request's deadline
-  (``ALPHACUT_REQUEST_TIMEOUT_SECONDS``, then 504);
+  passes, the finishing) waits for engine capacity, but never past the request's deadline
+  (``ALPHACUT_REQUEST_TIMEOUT_SECONDS``, then 504). URL fetches are the exception: their
+  slots guard against slow origins, so a fetch that finds them all taken is a 503 at once;
+  no fetch runs past the deadline;
 - **inference**: one data-only job through the :class:`~.inference.port.Inference` port,
   which runs the effects and encodes the outputs where the cut-out is made;
 - **keeping the outputs** where the API wants them: in the answer, as short-lived result
@@ -132,6 +134,7 @@ class CutoutService:
         by ``deadline`` (``time.monotonic()``; default: the request limit from now) or a 504;
         billed unless ``answered()`` says the client has gone."""
         deadline = self._deadline(deadline)
+        self.admit()  # before any fetch: a busy engine costs the request nothing
         result = self._one(request, deadline, admitted=False)
         self.keys.bill(request.key_id, request.billed, answered)
         return result
@@ -191,14 +194,14 @@ class CutoutService:
         try:
             return self._cut(request, deadline, admitted)
         except ServiceBusyError:
-            if admitted and time.monotonic() >= deadline:  # waited for capacity until then
+            if time.monotonic() >= deadline:  # a wait for capacity that ended at the deadline
                 raise ProcessingTimeoutError(
-                    "the request ran past the time limit before this image could start"
+                    "the request ran past the server's time limit while it waited for capacity"
                 ) from None
             raise
 
     def _cut(self, request: CutoutRequest, deadline: float, admitted: bool) -> CutoutResult:
-        blob_key, data, pixels = self._source(request.source)
+        blob_key, data, pixels = self._source(request.source, deadline, admitted)
         effects = request.effects
         if request.background is not None:
             image = self._background(request.background, deadline, admitted)
@@ -228,18 +231,23 @@ class CutoutService:
         )
         return self._keep(request, result)
 
-    def _source(self, source: Source) -> tuple[str | None, bytes | None, int | None]:
+    def _source(
+        self, source: Source, deadline: float, admitted: bool
+    ) -> tuple[str | None, bytes | None, int | None]:
         """(blob key, bytes, pixels) of an image to cut out: a stored image by its key, the
         rest as bytes within the input limit."""
         if source.image is not None:
             record = source.image
             return record.blob_key, None, record.width * record.height
-        return None, self._bytes(source), None
+        return None, self._bytes(source, deadline, admitted), None
 
-    def _bytes(self, source: Source) -> bytes:
+    def _bytes(self, source: Source, deadline: float, admitted: bool) -> bytes:
         limit = self.settings.max_input_bytes
         if source.url is not None:
-            return self.fetcher.fetch(source.url, limit)
+            # No fetch runs past the deadline. A fetch slot is never waited for, even by
+            # admitted work: the slots guard against origins that answer slowly on purpose,
+            # and waiting would let them hold request threads too (503 at once instead).
+            return self.fetcher.fetch(source.url, limit, within=_left(deadline, admitted))
         assert source.data is not None  # noqa: S101 - a Source has one of them
         if len(source.data) > limit:
             raise ImageTooLargeError(f"the image is larger than the limit of {limit:,} bytes")
@@ -251,7 +259,7 @@ class CutoutService:
         the removal, it would be memory outside the budget the removal was admitted under."""
         if source.image is not None:
             raise InvalidInputError("a background must be sent with the request")
-        data = self._bytes(source)
+        data = self._bytes(source, deadline, admitted)
         pixels = probe_pixels(data) or 0
         self.image_queue.run(
             lambda: decode(data, self.limits),

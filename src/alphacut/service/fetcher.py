@@ -29,15 +29,20 @@ class UrlFetcher:
             settings.fetch_timeout_seconds + _GRACE_S,
         )
 
-    def fetch(self, url: str, max_bytes: int) -> bytes:
-        """The body at ``url`` (see :func:`alphacut.fetch.fetch`), at most ``max_bytes``."""
+    def fetch(
+        self, url: str, max_bytes: int, *, wait: float | None = None, within: float | None = None
+    ) -> bytes:
+        """The body at ``url`` (see :func:`alphacut.fetch.fetch`), at most ``max_bytes``.
+        ``wait``: seconds it may wait for a fetch slot (None: refused at once when all are
+        busy); ``within``: seconds it may take at most (never more than the fetch timeout)."""
+        timeout = self.settings.fetch_timeout_seconds
         policy = FetchPolicy(
             max_bytes=max_bytes,
-            timeout=self.settings.fetch_timeout_seconds,
+            timeout=timeout if within is None else max(0.001, min(timeout, within)),
             max_redirects=self.settings.fetch_max_redirects,
             trusted_origins=tuple(self.settings.fetch_trusted_origins),
         )
-        return self.queue.run(lambda: fetch(url, policy))
+        return self.queue.run(lambda: fetch(url, policy), wait=wait)
 
     def shutdown(self) -> None:
         self.queue.shutdown()

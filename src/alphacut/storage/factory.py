@@ -24,7 +24,7 @@ def open_blob_store(settings: Settings) -> BlobStore:
     parts = urlsplit(url or "")
     if url and parts.scheme == "s3":
         if not parts.netloc:
-            raise BlobUrlError(f"ALPHACUT_BLOB_URL {url!r} names no bucket (s3://bucket/prefix)")
+            raise BlobUrlError("ALPHACUT_BLOB_URL names no bucket (s3://bucket/prefix)")
         from alphacut.storage.s3 import S3BlobStore, S3Timeouts  # boto3 only where S3 is used
 
         timeouts = S3Timeouts(
@@ -41,7 +41,8 @@ def open_blob_store(settings: Settings) -> BlobStore:
         )
     if url and (parts.scheme != "file" or parts.netloc not in ("", "localhost") or not parts.path):
         raise BlobUrlError(
-            f"ALPHACUT_BLOB_URL {url!r} is not file:///absolute/path or s3://bucket/prefix"
+            f"ALPHACUT_BLOB_URL ({parts.scheme or 'no'} scheme) is not file:///absolute/path or "
+            "s3://bucket/prefix (the URL is not repeated: it may hold a password)"
         )
     if settings.blob_presigned_urls:
         raise BlobUrlError("ALPHACUT_BLOB_PRESIGNED_URLS needs an s3:// ALPHACUT_BLOB_URL")

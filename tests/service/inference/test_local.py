@@ -185,3 +185,30 @@ def test_models_load_at_start_up_and_readyz_waits_for_them(
                 break
             threading.Event().wait(0.1)
         assert ready.status_code == 200 and ready.json()["checks"]["model"] == "ok"
+
+
+def test_a_job_is_costed_from_what_was_decoded_when_it_understates_its_size(
+    tmp_path: Path, photo: Path
+) -> None:
+    """A stored image's job says its pixels (a fleet job's payload could lie): what decodes
+    is costed again before the model runs, 413 when it could never fit (review of issue 23:
+    a size the header hid or a payload understated held nothing of the budget)."""
+    from alphacut.errors import ImageTooLargeError
+    from alphacut.service.memory import MB, MemoryBudget
+
+    settings = Settings(data_dir=tmp_path, load_models=[])
+    budget = MemoryBudget(300 * MB, 1, 1)  # the model fits; a 3 MP job with it does not
+    image_queue = WorkQueue("image", 2, 4, 1, timeout=60, budget=budget)
+    inference_queue = WorkQueue("inference", 1, 4, 1, timeout=60, budget=budget)
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    big = io.BytesIO()
+    Image.open(photo).convert("RGB").resize((2000, 1500)).save(big, "JPEG")
+    blobs.put("images/ab/image_ab.jpg", big.getvalue())
+    local = LocalInference(settings, blobs, image_queue, inference_queue, budget)
+    try:
+        with pytest.raises(ImageTooLargeError):
+            local.submit(InferenceJob(model="fast", blob_key="images/ab/image_ab.jpg", pixels=1))
+        assert budget.held == 0
+    finally:
+        image_queue.shutdown()
+        inference_queue.shutdown()

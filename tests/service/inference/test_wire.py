@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -157,3 +158,33 @@ def test_worker_needs_the_broker_url(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "ALPHACUT_INFERENCE_URL is not set" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"effects": {"scale": 40}},
+        {"effects": {"semitransparency": "false"}},
+        {"effects": {"crop_margin": [{"value": 1, "relative": False}] * 3}},
+        {"effects": {"roi": [{"value": float("inf"), "relative": False}] * 4}},
+        {"effects": {"position": [1e300, 0.5]}},
+        {"effects": {"crop_margin": [{"value": -5, "relative": False}]}},
+        {"effects": {"shadow_opacity": 1000}},
+        {"outputs": [{"kind": "everything", "format": "png"}]},
+        {"outputs": [{"kind": "cutout", "format": "gif"}]},
+        {"outputs": [{"kind": "cutout", "format": "png"}] * 100},
+        {"outputs": []},
+    ],
+    ids=lambda change: json.dumps(change)[:40],
+)
+def test_a_job_from_the_broker_gets_the_dialects_checks(change: dict[str, Any]) -> None:
+    """Values a dialect would refuse are refused when a job is read from the broker too, as
+    a 400 for the replica, never a worker's crash or an unbounded image (review of issue
+    23: scale 40 made a 4000x4000 intermediate of a 200x100 cut-out)."""
+    job = InferenceJob(model="fast", blob_key="images/ab/image_ab.png")
+    payload = json.loads(json.dumps(job_payload(job, "images/ab/image_ab.png", 1.0)))
+    for name, value in change.items():
+        payload[name] = {**payload[name], **value} if isinstance(value, dict) else value
+    with pytest.raises(AlphacutError) as refused:
+        job_from_payload(payload)
+    assert refused.value.status == 400

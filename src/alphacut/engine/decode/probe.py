@@ -121,8 +121,9 @@ def probe_size(data: bytes, fmt: SourceFormat) -> tuple[int, int] | None:
 def _probe_jpeg(data: bytes) -> tuple[int, int] | None:
     pos = 2
     while pos + 9 <= len(data):
-        if data[pos] != 0xFF:
-            return None
+        if data[pos] != 0xFF:  # junk between segments: Pillow skips it, so must the probe
+            pos += 1
+            continue
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1

@@ -20,6 +20,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import replace
 from typing import TypeVar
 
@@ -37,7 +38,7 @@ from alphacut.engine.sessions import LoadedModel, LoadPolicy, load_policy
 from alphacut.errors import AlphacutError, ModelUnavailableError, NotFoundError
 from alphacut.models.store import ModelStore
 from alphacut.service.inference.port import InferenceJob, InferenceResult
-from alphacut.service.memory import MB, Cost, MemoryBudget, held, removal_cost
+from alphacut.service.memory import DECODE_BYTES_PER_PX, MB, Cost, MemoryBudget, held, removal_cost
 from alphacut.service.model_loads import LoadLimiter
 from alphacut.service.work import WorkQueue, checkpoint
 from alphacut.storage.blobs import BlobNotFoundError, BlobStore
@@ -172,7 +173,8 @@ class LocalInference:
             self.settings.model_min_residency_seconds,
             charge=lambda: self._loads.charge(job.key_id),
         )
-        with held(self.budget, cost.bytes if cost is not None else 0):
+        with ExitStack() as holding:
+            holding.enter_context(held(self.budget, cost.bytes if cost is not None else 0))
 
             def load() -> DecodedImage:
                 with load_policy(policy):
@@ -184,6 +186,18 @@ class LocalInference:
                 return downscaled(decoded, job.max_pixels, self.settings.image_threads)
 
             decoded = self.image_queue.run(load, wait=job.queue_wait, deadline=deadline)
+            # What the header said (or a job's payload claimed) is checked against what was
+            # decoded: a size the header hid, or understated, is costed now, before the model.
+            width, height = decoded.image.size
+            actual = removal_cost(
+                remover.spec, remover.refine, width * height, remover.checker_spec
+            )
+            actual = Cost(actual.bytes + _effects_bytes(job, width * height), actual.seconds)
+            if cost is None or actual.bytes > cost.bytes:
+                self._check_model_fits(remover)
+                self.inference_queue.admit(actual)
+                extra = actual.bytes - (cost.bytes if cost is not None else 0)
+                holding.enter_context(held(self.budget, extra))
             passes = 0
 
             def in_slot(loaded: LoadedModel, tensor: Tensor) -> Tensor:
@@ -253,12 +267,13 @@ def downscaled(decoded: DecodedImage, max_pixels: int | None, threads: int = 1) 
 
 def _effects_bytes(job: InferenceJob, pixels: int) -> int:
     """What the effects add to a job's memory: a few RGBA copies of the (maybe downscaled)
-    result, and a background image decoded beside it."""
+    result, and a background image decoded beside it (decoded, then made RGBA)."""
     if not job.effects.any:
         return 0
     result = min(pixels, job.max_pixels or pixels)
     background = job.effects.background_image
-    return BYTES_PER_PX * result + 4 * ((probe_pixels(background) if background else None) or 0)
+    background_pixels = (probe_pixels(background) if background else None) or 0
+    return BYTES_PER_PX * result + (DECODE_BYTES_PER_PX + 4) * background_pixels
 
 
 def _timed(timings: dict[str, float], stage: str, fn: Callable[[], T]) -> T:

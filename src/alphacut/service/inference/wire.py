@@ -21,7 +21,7 @@ from alphacut.config import Settings
 from alphacut.engine.effects import Effects, Length
 from alphacut.engine.formats import FORMATS
 from alphacut.engine.outputs import Encoded, OutputSpec
-from alphacut.errors import AlphacutError, RetryLaterError
+from alphacut.errors import AlphacutError, InvalidInputError, RetryLaterError
 from alphacut.service.inference.port import InferenceJob, InferenceResult
 
 QUEUE = "alphacut"
@@ -34,6 +34,8 @@ TEMP_PREFIX = "inference"
 ALIVE_PREFIX = "alphacut:alive:"
 ALIVE_TTL_S = 5
 ALIVE_EVERY_S = 1.0
+# The most outputs one job may ask for (Ximilar's record asks for three at most).
+MAX_OUTPUTS = 8
 
 
 class PollingRedisBackend(RedisBackend):  # type: ignore[misc]
@@ -132,7 +134,13 @@ def job_from_payload(
     payload: dict[str, Any], read: Callable[[str], bytes] | None = None
 ) -> tuple[InferenceJob, float]:
     """The job and its deadline (``time.time()``); ``read`` fetches a background image by
-    its blob key."""
+    its blob key. Every value is checked as it is made (``Effects``, ``OutputSpec``): what
+    comes from the broker gets the same checks as what a dialect parsed."""
+    if (
+        not isinstance(payload.get("outputs"), list)
+        or not 1 <= len(payload["outputs"]) <= MAX_OUTPUTS
+    ):
+        raise InvalidInputError(f"a job asks for 1 to {MAX_OUTPUTS} outputs")
     effects = _effects(payload.get("effects") or {})
     background = payload.get("background_key")
     if background is not None:

@@ -49,7 +49,7 @@ from alphacut.api.inline import decode_inline_image
 from alphacut.api.limits import is_json, media_type, parse_json
 from alphacut.api.openapi import errors
 from alphacut.engine.compose import parse_color
-from alphacut.engine.effects import Effects, Length
+from alphacut.engine.effects import MAX_PX, Effects, Length
 from alphacut.engine.outputs import OutputSpec
 from alphacut.errors import ImageTooLargeError, InvalidInputError
 from alphacut.models.registry import ALIASES, CATALOGUE, Refine, is_model_name, model_choices
@@ -94,8 +94,6 @@ _LENGTH = re.compile(_NUMBER + r"(px|%)?")
 _PERCENT = re.compile(_NUMBER + "%")
 # The longest option value (the longest valid one, a colour name or a roi, is ~60).
 _MAX_OPTION_CHARS = 256
-# The largest px value: a side of the largest image Pillow and numpy index (2**31 - 1).
-_MAX_PX = 2**31 - 1
 
 
 def _bad(name: str, value: object, allowed: str) -> InvalidInputError:
@@ -117,8 +115,8 @@ def _lengths(name: str, text: str, counts: tuple[int, ...]) -> list[Length]:
         number = float(match.group(1))
         if relative and number > 100:
             raise _bad(name, text, "a percentage is at most 100%")
-        if not relative and number > _MAX_PX:
-            raise _bad(name, text, f"a px value is at most {_MAX_PX}")
+        if not relative and number > MAX_PX:
+            raise _bad(name, text, f"a px value is at most {MAX_PX}")
         out.append(Length(number, relative))
     return out
 

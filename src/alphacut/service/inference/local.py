@@ -161,8 +161,7 @@ class LocalInference:
         pixels = job.pixels if job.data is None else probe_pixels(job.data)
         cost = None
         if pixels is not None and 0 < pixels <= self.limits.max_pixels:
-            cost = removal_cost(remover.spec, remover.refine, pixels, remover.checker_spec)
-            cost = Cost(cost.bytes + _effects_bytes(job, pixels), cost.seconds)
+            cost = _job_cost(remover, job, pixels)
             self._check_model_fits(remover)
             self.inference_queue.admit(cost)
         timings: dict[str, float] = {}
@@ -189,10 +188,7 @@ class LocalInference:
             # What the header said (or a job's payload claimed) is checked against what was
             # decoded: a size the header hid, or understated, is costed now, before the model.
             width, height = decoded.image.size
-            actual = removal_cost(
-                remover.spec, remover.refine, width * height, remover.checker_spec
-            )
-            actual = Cost(actual.bytes + _effects_bytes(job, width * height), actual.seconds)
+            actual = _job_cost(remover, job, width * height)
             if cost is None or actual.bytes > cost.bytes:
                 self._check_model_fits(remover)
                 self.inference_queue.admit(actual)
@@ -263,6 +259,12 @@ def downscaled(decoded: DecodedImage, max_pixels: int | None, threads: int = 1) 
     size = (max(1, math.floor(width * factor)), max(1, math.floor(height * factor)))
     image = resize(decoded.image, size, Image.Resampling.LANCZOS, threads=threads)
     return replace(decoded, image=image)
+
+
+def _job_cost(remover: Remover, job: InferenceJob, pixels: int) -> Cost:
+    """The removal of ``pixels`` with ``remover`` and the job's effects: peak bytes, seconds."""
+    cost = removal_cost(remover.spec, remover.refine, pixels, remover.checker_spec)
+    return Cost(cost.bytes + _effects_bytes(job, pixels), cost.seconds)
 
 
 def _effects_bytes(job: InferenceJob, pixels: int) -> int:

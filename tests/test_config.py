@@ -72,3 +72,80 @@ def test_a_blob_url_that_cannot_work_is_refused_without_repeating_it() -> None:
         with pytest.raises(AlphacutError) as refused:
             open_blob_store(Settings(blob_url=url))
         assert "hunter2" not in refused.value.message and "AKIA" not in refused.value.message
+
+
+def test_precision_per_model_over_the_global_setting() -> None:
+    settings = Settings(
+        precision="fp32",
+        model_precision={"precise": "auto", "birefnet-general": "bf16", "u2netp": "fp32"},
+    )
+    assert settings.precision_for(settings.precise_model) == "auto"  # by its alias
+    assert settings.precision_for("birefnet-general") == "bf16"
+    assert settings.precision_for("u2netp") == "fp32"
+    assert settings.precision_for("bria-rmbg") == "fp32"  # the global setting
+    # a model's own name wins over the alias that stands for it
+    both = Settings(model_precision={"precise": "bf16", "isnet-general-use": "fp32"})
+    assert both.precision_for("isnet-general-use") == "fp32"
+    assert Settings().precision_for("u2netp") == "auto"
+
+
+@pytest.mark.parametrize(
+    ("values", "says"),
+    [
+        ({"precision": "bf16"}, "precision"),  # forcing bf16 everywhere is not offered
+        ({"model_precision": {"nonesuch": "bf16"}}, "unknown model 'nonesuch'"),
+        ({"model_precision": {"fast": "f16"}}, "model_precision"),
+    ],
+)
+def test_precision_settings_refused(values: dict[str, Any], says: str) -> None:
+    with pytest.raises(ValidationError, match=says):
+        Settings(**values)
+
+
+def test_an_unmeasured_model_in_bf16_is_warned_of_at_start_up(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from alphacut.service.startup import warn_unproven_bf16
+
+    with caplog.at_level("WARNING", logger="alphacut.service.startup"):
+        warn_unproven_bf16(Settings(model_precision={"birefnet-general": "bf16", "fast": "fp32"}))
+    (record,) = caplog.records
+    assert "birefnet-general runs in bf16" in record.getMessage()
+    assert "alphacut eval FOLDER -m birefnet-general --runtime openvino-fp32" in record.getMessage()
+
+
+def test_cuda_that_does_not_work_stops_the_start(tmp_path: Any) -> None:
+    import onnxruntime
+
+    from alphacut.engine.sessions import DeviceUnavailableError
+    from alphacut.service.startup import check_device
+
+    settings = Settings(device="cuda", model_dir=tmp_path)
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("onnxruntime here has its CUDA provider")
+    with pytest.raises(DeviceUnavailableError, match="no CUDA provider"):
+        check_device(settings, settings.model_store())
+    with pytest.raises(DeviceUnavailableError, match="CPU only"):
+        check_device(settings.model_copy(update={"runtime": "openvino"}), settings.model_store())
+    check_device(Settings(device="cpu"), settings.model_store())  # nothing to check
+
+
+def test_threads_default_to_the_cpus_this_process_may_use(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    # taskset or a container's cpuset (affinity), and a cgroup v2 quota (docker --cpus),
+    # not the host's count: threads beyond them only queue
+    from alphacut.engine.config import usable_cpus
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda _: {0, 1, 2, 3, 4, 5}, raising=False)
+    quota = tmp_path / "cpu.max"
+    assert usable_cpus(quota) == 6  # no cgroup file
+    quota.write_text("max 100000\n")
+    assert usable_cpus(quota) == 6
+    quota.write_text("250000 100000\n")  # 2.5 CPUs: rounded up
+    assert usable_cpus(quota) == 3
+    quota.write_text("50000 100000\n")
+    assert usable_cpus(quota) == 1
+    quota.write_text("garbage\n")
+    assert usable_cpus(quota) == 6
+    assert Settings().inference_threads == usable_cpus()

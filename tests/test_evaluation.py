@@ -9,6 +9,8 @@ import pytest
 from PIL import Image
 
 from alphacut.evaluation import (
+    ImageResult,
+    Scores,
     Truth,
     boundary_f,
     gradient_error,
@@ -16,6 +18,7 @@ from alphacut.evaluation import (
     load_pairs,
     load_truth,
     mae,
+    runtime_verdicts,
     sad,
     score,
 )
@@ -84,3 +87,57 @@ def test_pairs_may_not_leave_their_folder(tmp_path: Path) -> None:
     (tmp_path / "pairs.csv").write_text("image,mask\na.jpg,a.png\n../../etc/passwd,a.png\n")
     with pytest.raises(ValueError, match="outside"):
         load_pairs(tmp_path)
+
+
+# --- the rule for a change of runtime or precision ----------------------------------------
+
+
+def _result(variant: str, image: str, iou_: float, f: float, agreement: float | None = None,
+            reference: str | None = None) -> ImageResult:  # fmt: skip
+    return ImageResult(variant=variant, image=image, small=False, seconds=0.1,
+                       scores=Scores(iou=iou_, mae=0.0, boundary_f=f, sad=0.0, grad=0.0),
+                       reference=reference, agreement=agreement)  # fmt: skip
+
+
+def _compared(ious: list[float], fs: list[float], agreements: list[float]) -> list[ImageResult]:
+    ref, new = "fast refine=none openvino-fp32", "fast refine=none openvino-bf16"
+    results = []
+    for index, (candidate_iou, f, agreement) in enumerate(zip(ious, fs, agreements, strict=True)):
+        results.append(_result(ref, f"{index}.jpg", 0.8, 0.7))
+        results.append(_result(new, f"{index}.jpg", candidate_iou, f, agreement, ref))
+    return results
+
+
+@pytest.mark.parametrize(
+    ("ious", "fs", "agreements", "fails"),
+    [
+        ([0.801, 0.799, 0.8], [0.70, 0.704, 0.70], [0.99, 0.81, 0.95], []),  # within: passes
+        ([0.807, 0.8, 0.8], [0.7, 0.7, 0.7], [0.99, 0.99, 0.99], ["mean IoU moves +0.0023"]),
+        ([0.8, 0.8, 0.8], [0.716, 0.7, 0.7], [0.99, 0.99, 0.99], ["boundary F moves +0.0053"]),
+        ([0.8, 0.8, 0.8], [0.7, 0.7, 0.7], [0.99, 0.79, 0.5], ["2 photo(s)", "worst 2.jpg: 0.500"]),
+    ],
+)
+def test_the_runtime_rule_judges_iou_boundary_f_and_every_photo(
+    ious: list[float], fs: list[float], agreements: list[float], fails: list[str]
+) -> None:
+    (verdict,) = runtime_verdicts(_compared(ious, fs, agreements))
+    assert verdict.candidate.endswith("openvino-bf16") and verdict.reference.endswith("fp32")
+    assert verdict.images == 3 and verdict.passes == (not fails)
+    assert verdict.min_agreement == min(agreements)
+    assert [image for image, _ in verdict.worst] == [
+        f"{i}.jpg" for i in sorted(range(3), key=lambda i: agreements[i])
+    ]
+    said = " ".join(verdict.failures)
+    for text in fails:
+        assert text in said
+
+
+def test_a_gain_beyond_the_tolerance_also_fails_the_rule() -> None:
+    # the rule asks that the masks stay what they were, not that they improve: a precision
+    # that moves mean IoU by more than 0.002 either way changed the model's answers
+    (verdict,) = runtime_verdicts(_compared([0.81, 0.81], [0.7, 0.7], [0.95, 0.95]))
+    assert not verdict.passes and "+0.0100" in verdict.failures[0]
+
+
+def test_variants_without_a_reference_get_no_verdict() -> None:
+    assert runtime_verdicts([_result("fast refine=none", "a.jpg", 0.8, 0.7)]) == []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Self
@@ -11,7 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from alphacut.engine.config import Device, EngineSettings, Runtime
+from alphacut.engine.config import Device, EngineSettings, Runtime, usable_cpus
 
 __all__ = ["Device", "EngineSettings", "Runtime", "Settings", "get_settings"]
 
@@ -105,8 +104,13 @@ class Settings(EngineSettings):
         "(per process) or redis://:PASSWORD@host:port[/db] (shared by every replica; "
         "rediss:// for TLS).",
     )
-    inference_workers: int = Field(
-        1, ge=1, le=64, description="Background removals run at the same time."
+    inference_workers: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="Background removals whose model passes run at the same time in this "
+        "process (unset: the model's streams, ALPHACUT_INFERENCE_STREAMS: 1 on a small "
+        "machine, one per 4 cores from 8 cores); `alphacut worker`: its processes (unset: 1).",
     )
     inference_queue: int = Field(
         8, ge=0, le=10_000, description="Removals that may wait; beyond this: 503."
@@ -126,7 +130,7 @@ class Settings(EngineSettings):
         "beyond this: 503.",
     )
     image_workers: int = Field(
-        default_factory=lambda: os.cpu_count() or 1,
+        default_factory=usable_cpus,
         ge=1,
         le=256,
         description="Other image operations (decode, resize, encode...) run at the same time.",
@@ -301,6 +305,12 @@ class Settings(EngineSettings):
                     f"({self.request_timeout_seconds:g} s)"
                 )
         return self
+
+    @property
+    def inference_slots(self) -> int:
+        """Model passes this process runs at once: ``inference_workers``, else the model's
+        streams (one pass per stream)."""
+        return self.inference_workers or self.streams
 
     @property
     def resolved_database_url(self) -> str:

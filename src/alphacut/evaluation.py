@@ -16,13 +16,20 @@ Metrics (all over the valid pixels only):
   1.4), in thousands: it rewards edges with the right sharpness, not only the right place.
 
 A subject is *small* when the truth's foreground covers under 5% of the valid pixels.
+
+Runtimes and precisions (:func:`runtime_verdicts`): variants that differ only in ``runtime``
+(``openvino-fp32`` against ``openvino-bf16``...) are also compared with each other, photo by
+photo (``agreement``: the IoU at 0.5 of the two masks), and judged by this project's rule for
+a change of runtime or precision: against the hand-made masks, mean IoU within 0.002 and mean
+boundary F within 0.005 of the reference's, and no photo whose mask agrees with the
+reference's below IoU 0.80 (no photo flips).
 """
 
 from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,11 +40,16 @@ from PIL import Image
 
 from alphacut.config import Settings
 from alphacut.engine.pipeline import Remover
+from alphacut.engine.sessions import SESSIONS, Loader, SessionCache, fixed_loader
 from alphacut.models.store import ModelStore
 
 VOID_ID = 255
 SMALL_SUBJECT = 0.05
 BOUNDARY_TOLERANCE = 3
+# The rule for a change of runtime or precision (issue 24), against the reference's figures.
+RULE_IOU = 0.002  # mean IoU against the truth within this
+RULE_BOUNDARY_F = 0.005  # mean boundary F against the truth within this
+RULE_AGREEMENT = 0.80  # no photo's mask below this IoU with the reference's mask
 
 
 @dataclass(frozen=True)
@@ -221,10 +233,18 @@ class Variant:
 
     model: str
     refine: str
+    runtime: str | None = None  # a fixed runtime (sessions.RUNTIME_NAMES); None: the settings'
 
     @property
     def label(self) -> str:
-        return f"{self.model} refine={self.refine}"
+        label = f"{self.model} refine={self.refine}"
+        return label if self.runtime is None else f"{label} {self.runtime}"
+
+    @property
+    def method(self) -> tuple[str, str]:
+        """What the variant computes, apart from its runtime: variants with the same method
+        are compared photo by photo, the first one listed as the reference."""
+        return self.model, self.refine
 
 
 @dataclass(frozen=True)
@@ -234,6 +254,10 @@ class ImageResult:
     small: bool
     seconds: float
     scores: Scores
+    # For a variant that differs from an earlier one only in its runtime: that variant's label,
+    # and the IoU at 0.5 of the two masks on this photo.
+    reference: str | None = None
+    agreement: float | None = None
 
 
 @dataclass(frozen=True)
@@ -274,6 +298,12 @@ def summarize(results: list[ImageResult]) -> list[Summary]:
     ]
 
 
+def _agreement(first: npt.NDArray[np.uint8], second: npt.NDArray[np.uint8]) -> float:
+    ours, theirs = first >= 128, second >= 128
+    union = np.count_nonzero(ours | theirs)
+    return 1.0 if union == 0 else float(np.count_nonzero(ours & theirs) / union)
+
+
 def evaluate(
     pairs: list[Pair],
     variants: list[Variant],
@@ -282,20 +312,41 @@ def evaluate(
     store: ModelStore | None = None,
     tolerance: int = BOUNDARY_TOLERANCE,
     on_result: Callable[[ImageResult], None] | None = None,
+    loaders: Mapping[str, Loader] | None = None,
 ) -> list[ImageResult]:
     """Run every variant on every pair and score it. Seconds are alphacut's end to end
     (decode to full-size cut-out, model already loaded), not the scoring's. The variants
     take turns on each photo, so that a machine's drifting speed weighs on all alike, and
-    each mask is read once."""
+    each mask is read once. A variant with a ``runtime`` runs through ``loaders[runtime]``
+    (default: :func:`~alphacut.engine.sessions.fixed_loader`); one that differs from an
+    earlier variant only in its runtime also gets its ``agreement`` with it."""
+    caches: dict[str, SessionCache] = {}
+    for variant in variants:
+        if variant.runtime is not None and variant.runtime not in caches:
+            loader = (loaders or {}).get(variant.runtime) or fixed_loader(variant.runtime)
+            caches[variant.runtime] = SessionCache(loader=loader)
     removers = [
-        (variant, Remover(variant.model, refine=variant.refine, settings=settings, store=store))
+        (
+            variant,
+            Remover(
+                variant.model,
+                refine=variant.refine,
+                settings=settings,
+                store=store,
+                sessions=caches[variant.runtime] if variant.runtime is not None else SESSIONS,
+            ),
+        )
         for variant in variants
     ]
     for _variant, remover in removers:
         remover.load()
+    references: dict[tuple[str, str], Variant] = {}
+    for variant in variants:
+        references.setdefault(variant.method, variant)
     results = []
     for pair in pairs:
         truth = load_truth(pair.mask)
+        masks: dict[Variant, npt.NDArray[np.uint8]] = {}
         for variant, remover in removers:
             started = time.perf_counter()
             cut = remover.remove(pair.image)
@@ -306,14 +357,90 @@ def evaluate(
                     f"{pair.image.name} is {cut.width}x{cut.height} but its mask "
                     f"{pair.mask.name} is {truth.alpha.shape[1]}x{truth.alpha.shape[0]}"
                 )
+            masks[variant] = alpha
+            reference = references[variant.method]
+            compared = reference is not variant
             result = ImageResult(
                 variant=variant.label,
                 image=str(pair.image.name),
                 small=truth.small,
                 seconds=seconds,
                 scores=score(alpha, truth, tolerance),
+                reference=reference.label if compared else None,
+                agreement=_agreement(alpha, masks[reference]) if compared else None,
             )
             results.append(result)
             if on_result is not None:
                 on_result(result)
     return results
+
+
+@dataclass(frozen=True)
+class RuntimeVerdict:
+    """The rule's verdict on one runtime or precision against a reference (see the module's
+    docstring), over the photos both ran on."""
+
+    reference: str
+    candidate: str
+    images: int
+    iou: tuple[float, float]  # mean IoU against the truth: reference, candidate
+    boundary_f: tuple[float, float]
+    seconds: tuple[float, float]  # mean seconds per photo, end to end
+    min_agreement: float
+    worst: list[tuple[str, float]]  # the five photos where the masks agree least
+    failures: list[str]  # why it fails the rule; empty: it passes
+
+    @property
+    def passes(self) -> bool:
+        return not self.failures
+
+
+def runtime_verdicts(results: list[ImageResult]) -> list[RuntimeVerdict]:
+    """One verdict per variant compared with a reference (``ImageResult.reference``)."""
+    by_label: dict[str, dict[str, ImageResult]] = {}
+    for result in results:
+        by_label.setdefault(result.variant, {})[result.image] = result
+    verdicts = []
+    for candidate, rows in by_label.items():
+        compared = [r for r in rows.values() if r.reference is not None]
+        if not compared:
+            continue
+        reference = str(compared[0].reference)
+        base = [by_label[reference][r.image] for r in compared]
+
+        def mean(group: list[ImageResult], metric: str) -> float:
+            return float(np.mean([getattr(r.scores, metric) for r in group]))
+
+        iou_pair = (mean(base, "iou"), mean(compared, "iou"))
+        f_pair = (mean(base, "boundary_f"), mean(compared, "boundary_f"))
+        agreements = sorted((float(r.agreement or 0.0), r.image) for r in compared)
+        failures = []
+        if abs(iou_pair[1] - iou_pair[0]) > RULE_IOU:
+            failures.append(f"mean IoU moves {iou_pair[1] - iou_pair[0]:+.4f} (limit {RULE_IOU})")
+        if abs(f_pair[1] - f_pair[0]) > RULE_BOUNDARY_F:
+            failures.append(
+                f"mean boundary F moves {f_pair[1] - f_pair[0]:+.4f} (limit {RULE_BOUNDARY_F})"
+            )
+        flipped = [image for value, image in agreements if value < RULE_AGREEMENT]
+        if flipped:
+            failures.append(
+                f"{len(flipped)} photo(s) agree with {reference} below IoU {RULE_AGREEMENT} "
+                f"(worst {agreements[0][1]}: {agreements[0][0]:.3f})"
+            )
+        verdicts.append(
+            RuntimeVerdict(
+                reference=reference,
+                candidate=candidate,
+                images=len(compared),
+                iou=iou_pair,
+                boundary_f=f_pair,
+                seconds=(
+                    float(np.mean([r.seconds for r in base])),
+                    float(np.mean([r.seconds for r in compared])),
+                ),
+                min_agreement=agreements[0][0],
+                worst=[(image, value) for value, image in agreements[:5]],
+                failures=failures,
+            )
+        )
+    return verdicts

@@ -73,7 +73,7 @@ def _start_process(**_: Any) -> None:
     retry = settings.retry_after_seconds
     # One job at a time per process (prefetch 1): its queues never refuse it.
     image_queue = WorkQueue("image", settings.image_workers, 4, retry, timeout, budget)
-    inference_queue = WorkQueue("inference", 1, 4, retry, timeout, budget)
+    inference_queue = WorkQueue("inference", settings.streams, 4, retry, timeout, budget)
     inference = LocalInference(
         settings, blobs, image_queue, inference_queue, budget, settings.model_store()
     )

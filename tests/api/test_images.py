@@ -535,6 +535,17 @@ def test_openapi_docs_and_health(server: Server) -> None:
         "disk": "ok",
         "model": "ok",
     }
+    # each loaded model file with its runtime, precision and device (issue 24); on a fleet the
+    # workers hold the models, and log theirs
+    models = ready.json()["models"]
+    if server.settings.inference_url:
+        assert models == {}
+        return
+    assert models and all(
+        re.fullmatch(r"(openvino (fp32|bf16) cpu|onnxruntime fp32 (cpu|cuda))", value)
+        for value in models.values()
+    ), models
+    assert all(name.endswith(".onnx") for name in models)
 
 
 def test_security_headers_and_unknown_routes(server: Server) -> None:

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 import alphacut
+from alphacut.engine.sessions import openvino
 from alphacut.models.registry import CATALOGUE
 
 EXE = str(Path(sys.executable).with_name("alphacut"))
@@ -71,8 +72,29 @@ def test_models_list_shows_each_models_runtime() -> None:
     done = run("models", "list", "--json", env={"ALPHACUT_RUNTIME": "auto"})
     models = {m["name"]: m["runtime"] for m in json.loads(done.stdout)["models"]}
     fast, precise = models["u2netp"], models["isnet-general-use"]
-    assert "fp32" in fast and "fp32" in precise  # bf16 changes the masks (docs/performance.md)
-    assert "auto" in fast and "auto" in precise
+    # bf16 changes U2-Netp's masks, not IS-Net's (docs/performance.md): IS-Net runs in bf16
+    # where the CPU does bf16 natively
+    native = openvino.native_bf16() is not None
+    assert "openvino fp32" in fast and "auto" in fast and "auto" in precise
+    assert ("openvino bf16" if native else "openvino fp32") in precise
+    assert "openvino fp32" in models["birefnet-general"]  # never measured: fp32 by default
+    forced = run("models", "list", "--json", env={"ALPHACUT_PRECISION": "fp32"})
+    models = {m["name"]: m["runtime"] for m in json.loads(forced.stdout)["models"]}
+    assert (
+        "openvino fp32" in models["isnet-general-use"]
+        and "fp32 asked for" in (models["isnet-general-use"])
+    )
+    opted = run("models", "list", "--json",
+                env={"ALPHACUT_MODEL_PRECISION": '{"birefnet-general": "bf16"}'})  # fmt: skip
+    models = {m["name"]: m["runtime"] for m in json.loads(opted.stdout)["models"]}
+    if native:  # an operator's bf16, said not to be measured
+        assert (
+            "openvino bf16" in models["birefnet-general"]
+            and "NOT measured" in (models["birefnet-general"])
+        )
+    else:
+        assert "no native bf16" in models["birefnet-general"]
+    assert "openvino fp32" in models["birefnet-portrait"]
 
 
 def test_models_list_table_shows_missing_models(tmp_path: Path) -> None:
@@ -221,6 +243,30 @@ def test_eval_scores_variants_side_by_side(shared: Path, tmp_path: Path) -> None
         assert 0 <= image["scores"]["mae"] <= 1 and image["seconds"] > 0
 
 
+def test_eval_compares_two_runtimes_by_the_rule(shared: Path, tmp_path: Path) -> None:
+    """onnxruntime against OpenVINO, both fp32, on 3 DAVIS pairs: the same masks within the
+    rule, so PASS and exit 0; the verdict and each photo's agreement are in the JSON."""
+    out = tmp_path / "scores.json"
+    davis = shared / "evaldata" / "davis345"
+    done = run("eval", str(davis), "-m", "fast", "-r", "none", "--limit", "3",
+               "--runtime", "onnxruntime-fp32", "--runtime", "openvino-fp32",
+               "--json", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    said = done.stdout.decode()
+    assert "PASS fast refine=none openvino-fp32 against fast refine=none onnxruntime-fp32" in said
+    document = json.loads(out.read_text())
+    (verdict,) = document["verdicts"]
+    assert verdict["passes"] and verdict["images"] == 3 and verdict["min_agreement"] > 0.99
+    compared = [i for i in document["images"] if i["reference"]]
+    assert len(compared) == 3 and all(i["agreement"] > 0.99 for i in compared)
+
+
+def test_eval_refuses_an_unknown_runtime(shared: Path) -> None:
+    done = run("eval", str(shared / "evaldata" / "davis345"), "--runtime", "tensorrt-fp8")
+    assert done.returncode == 1
+    assert "unknown runtime 'tensorrt-fp8'; choose one of: openvino-fp32" in done.stderr.decode()
+
+
 def test_eval_names_a_mask_that_does_not_fit_its_photo(photo: Path, tmp_path: Path) -> None:
     shutil.copy(photo, tmp_path / "car.jpg")
     Image.new("L", (10, 10)).save(tmp_path / "car.png")
@@ -228,6 +274,22 @@ def test_eval_names_a_mask_that_does_not_fit_its_photo(photo: Path, tmp_path: Pa
     done = run("eval", str(tmp_path), "-m", "fast")
     assert done.returncode == 1
     assert "car.jpg is 480x360 but its mask car.png is 10x10" in done.stderr.decode()
+    assert "Traceback" not in done.stderr.decode()
+
+
+def test_serve_refuses_a_cuda_device_it_cannot_use(tmp_path: Path) -> None:
+    # never a quiet fall back to the CPU: one line and exit 2 before anything starts (this
+    # machine's onnxruntime has no CUDA provider; the test is skipped where it has one)
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("onnxruntime here has its CUDA provider")
+    done = run("serve", "--port", "1",
+               env={"ALPHACUT_DEVICE": "cuda", "ALPHACUT_DATA_DIR": str(tmp_path)})  # fmt: skip
+    assert done.returncode == 2
+    assert "device 'cuda' was asked for, but onnxruntime has no CUDA provider" in (
+        done.stderr.decode()
+    )
     assert "Traceback" not in done.stderr.decode()
 
 

@@ -128,6 +128,18 @@ def test_firming_only_the_ring_is_bit_exact_with_the_definition(model_pixel: flo
         assert np.array_equal(firm_alpha(alpha, model_pixel), _firm_everywhere(alpha, model_pixel))
 
 
+def test_firming_a_large_photo_on_two_threads_is_the_same_to_the_bit() -> None:
+    # above 1 MP the two distance transforms run at once (issue 24): the same numbers
+    rng = np.random.default_rng(3)
+    spots = ((rng.random((300, 400)) > 0.7) * 255).astype(np.uint8)
+    small = np.asarray(cv2.GaussianBlur(spots, (0, 0), 3), np.uint8)
+    alpha = np.asarray(cv2.resize(small, (1400, 1050), interpolation=cv2.INTER_LINEAR), np.uint8)
+    assert alpha.size >= 1_000_000
+    threaded = firm_alpha(alpha, 4.4, threads=2)
+    assert np.array_equal(threaded, firm_alpha(alpha, 4.4, threads=1))
+    assert np.array_equal(threaded, _firm_everywhere(alpha, 4.4))
+
+
 def test_edges_is_the_plain_pass_firmed_and_without_the_old_backgrounds_colour(
     settings: Settings, portrait: Path
 ) -> None:

@@ -93,7 +93,7 @@ class Runtime:
 
 def build_runtime(settings: Settings) -> Runtime:
     store = settings.model_store()  # the one store of this process, handed to what needs it
-    check_startup(settings, store)
+    check_startup(settings, store, runs_models=not settings.inference_url)
     db = open_database(settings)  # every wait for it bounded: 503, never a hang
     db.prepare()  # SQLite: migrated; PostgreSQL: must be at head (`alphacut db upgrade`)
     blobs = open_blob_store(settings)
@@ -123,7 +123,7 @@ def build_runtime(settings: Settings) -> Runtime:
     )
     inference_queue = WorkQueue(
         "inference",
-        settings.inference_workers,
+        settings.inference_slots,
         settings.inference_queue,
         settings.retry_after_seconds,
         settings.request_timeout_seconds,

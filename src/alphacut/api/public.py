@@ -76,5 +76,9 @@ async def readyz(request: Request) -> JSONResponse:
     svc: Services = request.app.state.services
     checks = await svc.readiness.check()
     ready = all(value == "ok" for value in checks.values())
-    body = Health(status="ready" if ready else "not ready", checks=checks)
+    body = Health(
+        status="ready" if ready else "not ready",
+        checks=checks,
+        models=svc.readiness.inference.runtimes(),
+    )
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)

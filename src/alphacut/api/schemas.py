@@ -181,3 +181,8 @@ class AddWatermarks(Strict):
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = Field(default_factory=dict)
+    models: dict[str, str] = Field(
+        default_factory=dict,
+        description="/readyz: each model file loaded in this process, with its runtime, "
+        "precision and device (`openvino bf16 cpu`); empty on a fleet's API replicas.",
+    )

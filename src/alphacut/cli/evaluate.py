@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -16,6 +16,9 @@ from alphacut.cli.common import err, fail
 from alphacut.errors import AlphacutError
 from alphacut.files import write_atomic
 from alphacut.models.registry import Refine
+
+if TYPE_CHECKING:
+    from alphacut.evaluation import RuntimeVerdict
 
 _EVAL_COLUMNS = [("iou", "IoU", 4), ("mae", "MAE", 4), ("boundary_f", "bound. F", 4),
                  ("sad", "SAD", 2), ("grad", "grad", 2)]  # fmt: skip
@@ -43,6 +46,15 @@ def eval_command(
             help="auto, none, edges, zoom or consensus (repeat to compare; default auto).",
         ),
     ] = None,
+    runtime: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--runtime",
+            help="Run through this runtime and precision: openvino-fp32, openvino-bf16 or "
+            "onnxruntime-fp32 (repeat to compare: the first is the reference, and each other "
+            "gets the rule's verdict: docs/performance.md). Default: what the settings pick.",
+        ),
+    ] = None,
     limit: Annotated[
         int | None,
         typer.Option("--limit", min=1, help="Score N pairs spread evenly over the set."),
@@ -56,10 +68,21 @@ def eval_command(
 ) -> None:
     """Score alphacut against hand-made masks: IoU, MAE, boundary F, SAD, gradient error and
     seconds per image, overall and for small subjects (under 5% of the frame) apart; one row
-    per model and refinement, side by side."""
+    per model, refinement and runtime, side by side. With two or more --runtime, each
+    runtime after the first is judged against it by the rule for a change of runtime or
+    precision (mean IoU within 0.002, mean boundary F within 0.005, no photo's mask below IoU
+    0.80 against the reference's): exit status 1 if one fails."""
     from alphacut.config import get_settings
     from alphacut.engine.refine import resolve_refine
-    from alphacut.evaluation import Variant, evaluate, load_pairs, spread, summarize
+    from alphacut.engine.sessions import RUNTIME_NAMES
+    from alphacut.evaluation import (
+        Variant,
+        evaluate,
+        load_pairs,
+        runtime_verdicts,
+        spread,
+        summarize,
+    )
 
     if not (folder / "pairs.csv").is_file():
         fail(f"{folder} has no pairs.csv (columns image,mask: paths relative to the folder)")
@@ -68,12 +91,19 @@ def eval_command(
         settings = get_settings()
         store = settings.model_store()
         names = model or ["fast", "precise"]
+        for name in runtime or []:
+            if name not in RUNTIME_NAMES:
+                raise ValueError(
+                    f"unknown runtime {name!r}; choose one of: {', '.join(RUNTIME_NAMES)}"
+                )
+        runtimes: list[str | None] = list(runtime) if runtime else [None]
         # auto may name the same refinement as another option: each variant runs once.
         variants = list(
             dict.fromkeys(
-                Variant(name, resolve_refine(option, store.spec(name).refine))
+                Variant(name, resolve_refine(option, store.spec(name).refine), chosen)
                 for name in names
                 for option in refine or [Refine.AUTO]
+                for chosen in runtimes
             )
         )
     except (AlphacutError, ValueError, KeyError) as exc:
@@ -115,12 +145,36 @@ def eval_command(
             small_cell,
             f"{summary.seconds_per_image:.3f}",
         )
-    Console(highlight=False, width=max(Console().width, 132)).print(table)
+    console = Console(highlight=False, width=max(Console().width, 132))
+    console.print(table)
+    verdicts = runtime_verdicts(results)
+    for verdict in verdicts:
+        _print_verdict(console, verdict)
     if json_out is not None:
         document = {
             "folder": str(folder),
             "tolerance": tolerance,
             "summaries": [asdict(summary) for summary in summaries],
+            "verdicts": [asdict(v) | {"passes": v.passes} for v in verdicts],
             "images": [asdict(result) for result in results],
         }
         write_atomic(json_out, json.dumps(document, indent=2).encode())
+    if any(not verdict.passes for verdict in verdicts):
+        raise typer.Exit(1)
+
+
+def _print_verdict(console: Console, verdict: RuntimeVerdict) -> None:
+    """The rule's verdict on one runtime against its reference, with the figures behind it."""
+    (iou_ref, iou_new), (f_ref, f_new) = verdict.iou, verdict.boundary_f
+    word = "[green]PASS[/]" if verdict.passes else "[red]FAIL[/]"
+    console.print(
+        f"{word} {verdict.candidate} against {verdict.reference}, {verdict.images} photos: "
+        f"mean IoU {iou_new:.4f} ({iou_new - iou_ref:+.4f}), boundary F {f_new:.4f} "
+        f"({f_new - f_ref:+.4f}), lowest agreement {verdict.min_agreement:.3f}; "
+        f"{verdict.seconds[1]:.3f} s/photo against {verdict.seconds[0]:.3f}"
+    )
+    console.print(
+        "  least agreement: " + ", ".join(f"{image} {value:.3f}" for image, value in verdict.worst)
+    )
+    for failure in verdict.failures:
+        console.print(f"  fails: {failure}")

@@ -178,7 +178,12 @@ def describe_runtimes() -> dict[str, str]:
     described = {}
     for spec in MODELS.values():
         try:
-            choice = resolve_runtime(settings.runtime, settings.device, bf16=spec.bf16)
+            choice = resolve_runtime(
+                settings.runtime,
+                settings.device,
+                precision=settings.precision_for(spec.name),
+                bf16_proven=spec.bf16,
+            )
             described[spec.name] = choice.describe()
         except AlphacutError as exc:
             described[spec.name] = f"unavailable: {exc.message}"

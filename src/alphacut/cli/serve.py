@@ -11,6 +11,7 @@ import typer
 from alphacut.cli.common import err, fail
 from alphacut.cli.keys import database, key_service
 from alphacut.cli.models import describe_runtimes
+from alphacut.engine.config import usable_cpus
 from alphacut.errors import AlphacutError
 
 
@@ -42,7 +43,7 @@ def serve(
     settings = get_settings()
     store = settings.model_store()
     try:  # said here in one line, not in a worker's startup traceback
-        check_startup(settings, store)
+        check_startup(settings, store, runs_models=not settings.inference_url)
     except AlphacutError as exc:
         fail(exc.message, 2)
     # SQLite: migrated once, before any worker starts; PostgreSQL: checked to be migrated.
@@ -129,9 +130,9 @@ def worker(
         check_startup(settings, settings.model_store())
     except AlphacutError as exc:
         fail(exc.message, 2)
-    processes = concurrency or settings.inference_workers
+    processes = concurrency or settings.inference_workers or 1
     if "ALPHACUT_INFERENCE_THREADS" not in os.environ:  # the cores, shared by the processes
-        threads = max(1, (os.cpu_count() or 1) // processes)
+        threads = max(1, usable_cpus() // processes)
         settings = settings.model_copy(update={"inference_threads": threads})
     run_worker(settings, processes, name)
 

@@ -22,6 +22,28 @@ from alphacut.models.store import ModelStore
 
 Device = Literal["auto", "cpu", "cuda"]
 Runtime = Literal["auto", "onnxruntime", "openvino"]
+# How a model's numbers are computed on a CPU with native bf16: auto (bf16 where it was measured
+# to keep the model's masks, docs/performance.md), fp32 (always), bf16 (on the operator's word:
+# for a model never measured here; a warning at start-up).
+Precision = Literal["auto", "fp32", "bf16"]
+
+
+def usable_cpus(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """The CPUs this process may use: its affinity (``taskset``, a container's cpuset), and
+    at most its cgroup v2 CPU quota (``docker --cpus``, a Kubernetes limit: ``cpu.max``),
+    rounded up; ``os.cpu_count()`` counts the whole host, and threads beyond these only
+    queue for them."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cpus = os.cpu_count() or 1
+    try:
+        quota, period = cpu_max.read_text("ascii").split()[:2]
+        if quota != "max":
+            cpus = min(cpus, -(-int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass
+    return max(1, cpus)
 
 
 def _cache_home() -> Path:
@@ -87,6 +109,21 @@ class EngineSettings(BaseSettings):
         "OpenVINO: bf16 for the models bf16 keeps where the CPU has native bf16 (AVX512_BF16 "
         "or AMX), else fp32), onnxruntime, or openvino (CPU only).",
     )
+    precision: Literal["auto", "fp32"] = Field(
+        "auto",
+        description="Model precision on the CPU: auto (bf16 for the models measured to keep "
+        "their masks in bf16, where the CPU has native bf16; fp32 elsewhere) or fp32 (always; "
+        "slower, bit for bit the masks of earlier releases). `alphacut models list` shows each "
+        "model's choice and why.",
+    )
+    model_precision: dict[str, Precision] = Field(
+        default_factory=dict,
+        description="Precision per model, over `precision`: a JSON object of model (fast, "
+        "precise or a catalogue name) to auto, fp32 or bf16. bf16 opts a model that was "
+        "never measured here (BiRefNet, BRIA, BEN2) into bf16 on a CPU with native bf16, with a "
+        "warning at start-up: prove it first on your photos with `alphacut eval --runtime "
+        "openvino-fp32 --runtime openvino-bf16` (docs/performance.md).",
+    )
     compile_cache_dir: Path | None = Field(
         default_factory=_default_compile_cache,
         description="Where OpenVINO keeps the models it compiled for this CPU, so that the "
@@ -95,14 +132,25 @@ class EngineSettings(BaseSettings):
         "cache.",
     )
     inference_threads: int = Field(
-        default_factory=lambda: os.cpu_count() or 1,
+        default_factory=usable_cpus,
         ge=1,
         le=256,
         description="Threads per model session (onnxruntime intra-op threads, OpenVINO "
         "INFERENCE_NUM_THREADS).",
     )
+    inference_streams: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="Model passes one session runs at once, sharing the inference threads "
+        "(OpenVINO streams; onnxruntime on the CPU: threads split among the calls). Unset: 1 "
+        "below 8 inference threads (every thread on one pass: the lowest latency), else one "
+        "stream per 4 threads (a small model's pass does not scale to many threads; several "
+        "at once keep every core busy). The service runs as many removals at once "
+        "(ALPHACUT_INFERENCE_WORKERS's default).",
+    )
     image_threads: int = Field(
-        default_factory=lambda: min(os.cpu_count() or 1, 8),
+        default_factory=lambda: min(usable_cpus(), 8),
         ge=1,
         le=64,
         description="Threads used to resize and to PNG-encode one large image.",
@@ -137,7 +185,31 @@ class EngineSettings(BaseSettings):
                     f"unknown model {name!r}; choose fast, precise or one of: "
                     + ", ".join(CATALOGUE)
                 )
+        for name in self.model_precision:
+            if name not in CATALOGUE and name not in DEFAULT_TARGETS:
+                raise ValueError(
+                    f"model_precision names unknown model {name!r}; use fast, precise or one "
+                    "of: " + ", ".join(CATALOGUE)
+                )
         return self
+
+    def precision_for(self, model: str) -> Precision:
+        """The precision asked for the catalogue model ``model``: its own entry in
+        ``model_precision`` (by name, else by the alias that stands for it), else
+        ``precision``."""
+        if model in self.model_precision:
+            return self.model_precision[model]
+        for alias, target in self.model_aliases.items():
+            if target == model and alias in self.model_precision:
+                return self.model_precision[alias]
+        return self.precision
+
+    @property
+    def streams(self) -> int:
+        """``inference_streams``, or its default for ``inference_threads``."""
+        if self.inference_streams is not None:
+            return min(self.inference_streams, self.inference_threads)
+        return 1 if self.inference_threads < 8 else self.inference_threads // 4
 
     @property
     def model_aliases(self) -> dict[str, str]:

@@ -266,7 +266,9 @@ class Remover:
             runtime=self.settings.runtime,
             device=self.settings.device,
             threads=self.settings.inference_threads,
-            bf16=self.spec.bf16,
+            streams=self.settings.streams,
+            precision=self.settings.precision_for(self.spec.name),
+            bf16_proven=self.spec.bf16,
             cache_dir=_compile_cache(self.settings, self.spec),
         )
 
@@ -401,7 +403,10 @@ class Remover:
         if self.steps.settle:
             with _timed(timings, "refine"):
                 model_pixel = max(image.size) / self.recipe.size
-                mask = Image.fromarray(firm_alpha(np.asarray(mask), model_pixel), "L")
+                alpha = firm_alpha(
+                    np.asarray(mask), model_pixel, threads=self.settings.image_threads
+                )
+                mask = Image.fromarray(alpha, "L")
         return mask
 
 

@@ -48,6 +48,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from alphacut.engine.threads import pool
 from alphacut.errors import InvalidInputError
 from alphacut.models.registry import Refine
 
@@ -112,7 +113,9 @@ def zoom_box(mask: Image.Image) -> Box | None:
     return box
 
 
-def firm_alpha(alpha: npt.NDArray[np.uint8], model_pixel: float) -> npt.NDArray[np.uint8]:
+def firm_alpha(
+    alpha: npt.NDArray[np.uint8], model_pixel: float, *, threads: int = 1
+) -> npt.NDArray[np.uint8]:
     """``alpha`` (uint8, at the photo's size) with soft values away from the subject's edge
     settled to 0 or 255; ``model_pixel`` is how many photo pixels one model pixel spans.
 
@@ -120,11 +123,18 @@ def firm_alpha(alpha: npt.NDArray[np.uint8], model_pixel: float) -> npt.NDArray[
     its distance to the other side of 0.5: all of it within the band, none beyond band + fade.
     Only the pixels in the fade (a thin ring along the contour) need arithmetic; the rest are
     copied (as bit-exact as computing ``keep`` everywhere, and 1.7x faster at 12 MP, where
-    most of the photo lies far from the contour)."""
+    most of the photo lies far from the contour). With ``threads`` > 1 the two distance
+    transforms (one pass over the photo each, on one core: OpenCV does not split them) run
+    at once on a large photo."""
     hard = (alpha >= 128).astype(np.uint8)
     # Distance to the nearest pixel on the other side of 0.5 (one of the two terms is 0).
-    distance = np.asarray(cv2.distanceTransform(hard, cv2.DIST_L2, 3), dtype=np.float32)
-    distance += np.asarray(cv2.distanceTransform(1 - hard, cv2.DIST_L2, 3), dtype=np.float32)
+    if threads > 1 and hard.size >= _PARALLEL_PIXELS:
+        outside = pool(2, "distance").submit(_distance, 1 - hard)
+        distance = _distance(hard)
+        distance += outside.result()
+    else:
+        distance = _distance(hard)
+        distance += _distance(1 - hard)
     scale = max(model_pixel, 1.0)
     band, fade = EDGE_BAND * scale, EDGE_FADE * scale
     result: npt.NDArray[np.uint8] = hard * np.uint8(255)  # beyond band + fade: settled
@@ -136,6 +146,14 @@ def firm_alpha(alpha: npt.NDArray[np.uint8], model_pixel: float) -> npt.NDArray[
     firmed = settled + (alpha.ravel()[ring] - settled) * keep
     result.ravel()[ring] = np.clip(firmed + 0.5, 0, 255).astype(np.uint8)
     return result
+
+
+_PARALLEL_PIXELS = 1_000_000  # below this a second thread costs more than it saves
+
+
+def _distance(mask: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    """Each pixel's distance to the nearest zero of ``mask`` (OpenCV releases the GIL)."""
+    return np.asarray(cv2.distanceTransform(mask, cv2.DIST_L2, 3), dtype=np.float32)
 
 
 def agree(alpha: npt.NDArray[np.uint8], checker: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:

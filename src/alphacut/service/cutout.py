@@ -153,7 +153,7 @@ class CutoutService:
         together, unless the client has gone."""
         deadline = self._deadline(deadline)
         self.admit()
-        workers = min(len(requests), max(2, 2 * self.settings.inference_workers))
+        workers = min(len(requests), max(2, 2 * self.settings.inference_slots))
 
         def item(request: CutoutRequest | AlphacutError) -> CutoutResult | AlphacutError:
             if isinstance(request, AlphacutError):

@@ -28,6 +28,7 @@ bench/runtime.py passes one that forces a runtime and precision.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import logging
 import math
@@ -40,7 +41,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
-from alphacut.engine.config import Device, Runtime
+from alphacut.engine.config import Device, Precision, Runtime
 from alphacut.engine.sessions import onnx, openvino
 from alphacut.engine.sessions.base import (
     DeviceUnavailableError,
@@ -55,6 +56,7 @@ from alphacut.engine.sessions.openvino import OpenVinoModel
 from alphacut.errors import AlphacutError, ModelUnavailableError
 
 __all__ = [
+    "RUNTIME_NAMES",
     "SESSIONS",
     "DeviceUnavailableError",
     "LoadPolicy",
@@ -67,6 +69,7 @@ __all__ = [
     "OpenVinoModel",
     "RuntimeChoice",
     "SessionCache",
+    "fixed_loader",
     "load",
     "load_policy",
     "resolve_runtime",
@@ -106,17 +109,25 @@ def load_policy(policy: LoadPolicy) -> Iterator[None]:
 
 
 def resolve_runtime(
-    runtime: Runtime, device: Device, *, bf16: bool = False, flags: Iterable[str] | None = None
+    runtime: Runtime,
+    device: Device,
+    *,
+    precision: Precision = "auto",
+    bf16_proven: bool = False,
+    flags: Iterable[str] | None = None,
 ) -> RuntimeChoice:
-    """What ``runtime`` and ``device`` mean on this machine for a model (``bf16``: whether
-    bf16 keeps the model's masks; ``flags``: the CPU's, for tests).
+    """What ``runtime`` and ``device`` mean on this machine for a model (``precision``: as the
+    settings ask for it; ``bf16_proven``: whether bf16 was measured to keep the model's masks;
+    ``flags``: the CPU's, for tests).
 
     - ``auto``: a GPU (``device`` cuda, or auto with onnxruntime's CUDA provider present) runs
-      through onnxruntime; else OpenVINO, in bf16 where the CPU has native bf16 and bf16
-      keeps the model's masks (about 3x faster), else in fp32 (as fast as onnxruntime's fp32
-      for both models with bf16 disabled, less memory: docs/performance.md);
-    - ``onnxruntime``: today's behaviour, fp32, CUDA or CPU as ``device`` says;
+      through onnxruntime; else OpenVINO, in bf16 where the CPU has native bf16 and either bf16
+      keeps the model's masks (``precision`` auto) or the operator asks for it (``bf16``),
+      else in fp32 (as fast as onnxruntime's fp32, less memory: docs/performance.md);
+    - ``onnxruntime``: fp32, CUDA or CPU as ``device`` says;
     - ``openvino``: the CPU, precision as for ``auto``; ``device="cuda"`` is an error.
+
+    bf16 is never emulated: on a CPU without native bf16 it is slower than fp32.
     """
     cuda = device == "cuda" or (device == "auto" and onnx.CUDA in onnx.available_providers())
     if runtime == "onnxruntime":
@@ -136,24 +147,66 @@ def resolve_runtime(
         return RuntimeChoice("onnxruntime", "fp32", "cpu", "auto: openvino is not installed")
     how = "asked for" if runtime == "openvino" else "auto"
     native = openvino.native_bf16(flags)
-    if native is not None and bf16:
-        return RuntimeChoice("openvino", "bf16", "cpu", f"{how}: the CPU has native bf16, {native}")
-    if native is not None:
+    if precision == "fp32":
+        return RuntimeChoice("openvino", "fp32", "cpu", f"{how}: fp32 asked for (precision)")
+    if native is None:
+        return RuntimeChoice("openvino", "fp32", "cpu", f"{how}: the CPU has no native bf16")
+    if bf16_proven:
         return RuntimeChoice(
             "openvino",
-            "fp32",
+            "bf16",
             "cpu",
-            f"{how}: bf16 is not proven to keep this model's masks (docs/performance.md)",
+            f"{how}: the CPU has native bf16 ({native}) and bf16 keeps this model's masks "
+            "(davis345, docs/performance.md)",
         )
-    return RuntimeChoice("openvino", "fp32", "cpu", f"{how}: the CPU has no native bf16")
+    if precision == "bf16":
+        return RuntimeChoice(
+            "openvino",
+            "bf16",
+            "cpu",
+            f"{how}: bf16 asked for (model_precision) on native bf16 ({native}); NOT measured "
+            "to keep this model's masks",
+        )
+    return RuntimeChoice(
+        "openvino",
+        "fp32",
+        "cpu",
+        f"{how}: bf16 is not proven to keep this model's masks (docs/performance.md)",
+    )
 
 
 def load(spec: LoadSpec) -> LoadedModel:
     """The model ``spec`` names, through the runtime :func:`resolve_runtime` picks for it."""
-    choice = resolve_runtime(spec.runtime, spec.device, bf16=spec.bf16)
+    choice = resolve_runtime(
+        spec.runtime, spec.device, precision=spec.precision, bf16_proven=spec.bf16_proven
+    )
     if choice.runtime == "openvino":
         return openvino.compile_model(spec, choice)
     return onnx.load(spec, choice)
+
+
+RUNTIME_NAMES = ("openvino-fp32", "openvino-bf16", "onnxruntime-fp32")
+"""The runtimes :func:`fixed_loader` builds: what ``alphacut eval --runtime`` compares."""
+
+
+def fixed_loader(name: str) -> Loader:
+    """A loader that builds runtime ``name`` (one of :data:`RUNTIME_NAMES`) whatever the
+    settings' runtime and precision say, to compare runtimes on the same photos:
+    ``openvino-*`` on the CPU, ``onnxruntime-fp32`` on the device the settings name. bf16 is
+    run even where the CPU has no native bf16 (emulated: slow, but the same numbers)."""
+    if name not in RUNTIME_NAMES:
+        raise ValueError(f"unknown runtime {name!r}; choose one of: {', '.join(RUNTIME_NAMES)}")
+    runtime, precision = name.split("-")
+
+    def build(spec: LoadSpec) -> LoadedModel:
+        if runtime == "onnxruntime":
+            return onnx.load(spec, resolve_runtime("onnxruntime", spec.device))
+        if openvino.core() is None:
+            raise DeviceUnavailableError(f"{name}: the openvino package is not installed")
+        choice = RuntimeChoice("openvino", "bf16" if precision == "bf16" else "fp32", "cpu", name)
+        return openvino.compile_model(dataclasses.replace(spec, device="cpu"), choice)
+
+    return build
 
 
 def resident_bytes() -> int:
@@ -303,6 +356,15 @@ class SessionCache:
             added // 2**20,
         )
         return loaded
+
+    def runtimes(self) -> dict[str, str]:
+        """Each loaded model file's runtime, precision and device (``openvino bf16 cpu``)."""
+        with self._lock:
+            models = list(self._models.items())
+        return {
+            spec.path.name: f"{m.choice.runtime} {m.choice.precision} {m.choice.device}"
+            for spec, m in models
+        }
 
     def loaded(self) -> list[str]:
         """The model files loaded now, least recently used first."""

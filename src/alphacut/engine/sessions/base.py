@@ -10,7 +10,7 @@ from typing import Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from alphacut.engine.config import Device, Runtime
+from alphacut.engine.config import Device, Precision, Runtime
 from alphacut.errors import AlphacutError, RetryLaterError
 
 
@@ -42,17 +42,21 @@ class LoadSpec:
 
     In the key: ``path`` (which weights), ``output`` (which tensor ``run`` returns: a session
     is built for one), ``runtime`` and ``device`` as asked for (resolved on this machine by
-    the loader), ``threads`` and ``bf16`` (whether bf16 keeps this model's masks: the
-    precision). Not in it: ``cache_dir``, only where OpenVINO may keep what it compiled; a
-    model loaded with or without it computes the same, so a second caller naming another
-    folder shares the session rather than holding the weights twice."""
+    the loader), ``threads`` and ``streams`` (passes at once, sharing the threads),
+    ``precision`` (as asked for: the settings' ``precision_for``) and ``bf16_proven``
+    (whether bf16 was measured to keep this model's masks: with ``precision``, what the
+    loader runs in). Not in it: ``cache_dir``, only where OpenVINO may keep what it
+    compiled; a model loaded with or without it computes the same, so a second caller naming
+    another folder shares the session rather than holding the weights twice."""
 
     path: Path
     output: str | None = None
     runtime: Runtime = "auto"
     device: Device = "auto"
     threads: int
-    bf16: bool = False
+    streams: int = 1
+    precision: Precision = "auto"
+    bf16_proven: bool = False
     cache_dir: Path | None = field(default=None, compare=False)
 
 

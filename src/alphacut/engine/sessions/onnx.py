@@ -5,8 +5,10 @@ onnxruntime-gpu and a GPU are present, with the CPU as fallback; ``device="cpu"`
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,12 +57,36 @@ def providers(device: Device) -> list[str]:
     return [CPU]
 
 
+@functools.lru_cache(maxsize=4)
+def check_cuda(path: Path) -> None:
+    """Raise :class:`DeviceUnavailableError` unless onnxruntime's CUDA provider really starts
+    here: a session of the model at ``path`` on CUDA (onnxruntime-gpu lists the provider even
+    on a machine without a GPU or driver, and then runs on the CPU). Checked once per file."""
+    providers("cuda")  # the provider at all
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        session = onnxruntime.InferenceSession(str(path), sess_options=options, providers=[CUDA])
+        active = session.get_providers()
+    except Exception as exc:  # a missing libcudnn, no GPU: any failure says so
+        raise DeviceUnavailableError(
+            f"device 'cuda' was asked for, but onnxruntime's CUDA provider failed to start "
+            f"({type(exc).__name__}: {str(exc)[:200]})"
+        ) from exc
+    if CUDA not in active:
+        raise DeviceUnavailableError(
+            "device 'cuda' was asked for, but onnxruntime's CUDA provider did not start (no "
+            "GPU, or missing CUDA/cuDNN libraries): it would run on the CPU"
+        )
+
+
 def load(spec: LoadSpec, choice: RuntimeChoice) -> OnnxModel:
     """``spec``'s file as an onnxruntime session on ``spec.device``; ``choice`` (what
     :func:`~alphacut.engine.sessions.resolve_runtime` chose) is what the model reports, made
     the CPU's where CUDA was hoped for and failed to start."""
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = spec.threads
+    # concurrent calls (streams) share the threads: each call gets its part
+    options.intra_op_num_threads = max(1, spec.threads // spec.streams)
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -106,8 +106,11 @@ def compile_model(
     config: dict[str, Any] = {
         "INFERENCE_PRECISION_HINT": "bf16" if choice.precision == "bf16" else "f32",
         "INFERENCE_NUM_THREADS": spec.threads,
-        "PERFORMANCE_HINT": "LATENCY",  # one stream: one call at a time uses every thread
     }
+    if spec.streams > 1:  # as many calls at once, the threads shared among them
+        config["NUM_STREAMS"] = spec.streams
+    else:  # one stream: one call at a time uses every thread
+        config["PERFORMANCE_HINT"] = "LATENCY"
     cache = compile_cache(spec.cache_dir)
     if cache is not None:
         config["CACHE_DIR"] = str(cache)

@@ -84,6 +84,9 @@ class CeleryInference:
         except redis.RedisError:
             return True
 
+    def runtimes(self) -> dict[str, str]:
+        return {}  # the workers run the models, and log each one's runtime as it loads
+
     def readiness(self) -> str:
         """``ok`` when the broker answers and at least one worker answers ``ping``;
         cached for a few seconds (a ping waits up to a second for replies)."""

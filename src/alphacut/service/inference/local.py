@@ -34,7 +34,7 @@ from alphacut.engine.effects import BYTES_PER_PX, finish
 from alphacut.engine.outputs import encode_outputs
 from alphacut.engine.pipeline import Remover
 from alphacut.engine.resize import resize
-from alphacut.engine.sessions import LoadedModel, LoadPolicy, load_policy
+from alphacut.engine.sessions import SESSIONS, LoadedModel, LoadPolicy, load_policy
 from alphacut.errors import AlphacutError, ModelUnavailableError, NotFoundError
 from alphacut.models.store import ModelStore
 from alphacut.service.inference.port import InferenceJob, InferenceResult
@@ -139,6 +139,9 @@ class LocalInference:
 
     def readiness(self) -> str:
         return self._state
+
+    def runtimes(self) -> dict[str, str]:
+        return SESSIONS.runtimes()
 
     def busy(self) -> bool:
         queue = self.inference_queue

@@ -79,4 +79,8 @@ class Inference(Protocol):
     def readiness(self) -> str:
         """``ok`` once the models named in the settings are loaded, else why not."""
 
+    def runtimes(self) -> dict[str, str]:
+        """Each model loaded in this process: its runtime, precision and device (none where
+        the models run elsewhere: a fleet's workers log theirs)."""
+
     def shutdown(self) -> None: ...

@@ -22,6 +22,7 @@ import base64
 import collections
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -71,6 +72,29 @@ def stage_of(stack: str) -> str:
     return "other (alphacut's API, services)"
 
 
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of each thread (by native id) of ``pid`` so far (/proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used: dict[int, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used[int(task.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    return used
+
+
+def thread_names(raw: str) -> dict[int, str]:
+    """Native thread id -> Python thread name, from py-spy's ``thread (TID): name`` frames
+    (digits dropped, so a pool's threads are one group)."""
+    names: dict[int, str] = {}
+    for match in re.finditer(r"thread \((\d+)\)(?:: ([^;]*))?;", raw):
+        name = (match.group(2) or "unnamed").rstrip("0123456789_")
+        names[int(match.group(1))] = name
+    return names
+
+
 def record(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [str(PY_SPY), "record", "--pid", str(pid), "--rate", "200", "--format", "raw",
@@ -84,6 +108,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--top", type=int, default=0, help="also print each stage's N top frames")
     args = parser.parse_args()
     if not PY_SPY.exists():
         sys.exit("py-spy is not installed: `make bench-compare` installs the bench extra")
@@ -112,6 +137,7 @@ def main() -> None:
             out = tmp / "samples.txt"
             spy = record(server.pid, args.seconds, out)
             time.sleep(1.0)  # py-spy attached
+            cpu_before = thread_cpu(server.pid)
             stop_at = time.monotonic() + args.seconds - 2
             lock = threading.Lock()
 
@@ -129,13 +155,20 @@ def main() -> None:
             for thread in threads:
                 thread.join()
             elapsed = time.perf_counter() - started
+            cpu_after = thread_cpu(server.pid)
             _, error = spy.communicate(timeout=args.seconds + 60)
             if not out.exists():
                 sys.exit("py-spy wrote nothing:\n" + error.decode()[-2000:])
             samples: collections.Counter[str] = collections.Counter()
-            for line in out.read_text().splitlines():
+            frames: dict[str, collections.Counter[str]] = collections.defaultdict(
+                collections.Counter
+            )
+            raw = out.read_text()
+            for line in raw.splitlines():
                 stack, _, count = line.rpartition(" ")
-                samples[stage_of(stack)] += int(count)
+                stage = stage_of(stack)
+                samples[stage] += int(count)
+                frames[stage][stack.split(";")[-1]] += int(count)
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
@@ -149,6 +182,25 @@ def main() -> None:
     print("|---|---|---|")
     for stage, hits in samples.most_common():
         print(f"| {stage} | {100 * hits / total:.1f}% | {hits / 200 / done:.4f} |")
+    names = thread_names(raw)
+    used: dict[str, float] = collections.defaultdict(float)
+    for tid, seconds in cpu_after.items():
+        name = names.get(tid, "native threads (OpenVINO's workers, ...)")
+        used[name] += seconds - cpu_before.get(tid, 0.0)
+    whole = sum(used.values())
+    print(
+        f"\nCPU by thread (/proc, exact; py-spy's samples above count only Python frames):"
+        f" {whole:.1f} CPU s, {whole / done:.3f} per job, {whole / elapsed:.2f} cores busy"
+    )
+    print("\n| threads | CPU s per job | share |")
+    print("|---|---|---|")
+    for name, seconds in sorted(used.items(), key=lambda item: -item[1]):
+        if seconds > 0:
+            print(f"| {name} | {seconds / done:.4f} | {100 * seconds / whole:.1f}% |")
+    for stage, hits in samples.most_common() if args.top else []:
+        print(f"\n{stage}:")
+        for frame, times in frames[stage].most_common(args.top):
+            print(f"  {100 * times / hits:5.1f}%  {frame}")
 
 
 if __name__ == "__main__":

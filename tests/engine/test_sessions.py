@@ -641,8 +641,9 @@ def test_a_compile_cache_is_used_only_when_no_one_else_can_change_it(
 
 
 def test_two_streams_run_two_calls_at_once_with_the_same_answers(fast_path: Path) -> None:
-    # ALPHACUT_INFERENCE_STREAMS: the session is compiled with that many OpenVINO streams
-    # (the threads shared among them), and concurrent callers get the one-stream answers
+    # ALPHACUT_INFERENCE_STREAMS: the session is compiled once more with that many OpenVINO
+    # streams (the threads shared among them) for calls that overlap, and concurrent callers
+    # get the one-stream answers
     import concurrent.futures
 
     one = SessionCache().get(LoadSpec(path=fast_path, device="cpu", threads=2, runtime="openvino"))
@@ -650,29 +651,35 @@ def test_two_streams_run_two_calls_at_once_with_the_same_answers(fast_path: Path
         LoadSpec(path=fast_path, device="cpu", threads=2, streams=2, runtime="openvino")
     )
     assert isinstance(one, OpenVinoModel) and isinstance(two, OpenVinoModel)
-    assert int(two.compiled.get_property("NUM_STREAMS")) == 2
-    assert int(one.compiled.get_property("NUM_STREAMS")) == 1
+    # a call alone runs on every thread (one stream); calls at once share them in 2 streams
+    assert int(two.compiled.get_property("NUM_STREAMS")) == 1
+    assert two.shared is not None and int(two.shared.get_property("NUM_STREAMS")) == 2
+    assert int(one.compiled.get_property("NUM_STREAMS")) == 1 and one.shared is None
     rng = np.random.default_rng(5)
     tensors = [rng.standard_normal((1, 3, 320, 320), dtype=np.float32) for _ in range(4)]
     with concurrent.futures.ThreadPoolExecutor(4) as callers:
         answers = list(callers.map(two.run, tensors))
     for tensor, answer in zip(tensors, answers, strict=True):
         np.testing.assert_allclose(answer, one.run(tensor), atol=1e-4)
+    assert not two._idle[True].empty()  # the overlapping calls ran on the streamed model
+    assert not two._idle[False].empty()  # and the first on the one-stream model
 
 
 @pytest.mark.parametrize(
     ("threads", "streams", "expected"),
     [
-        (2, None, 1),
-        (7, None, 1),
+        (1, None, 1),
+        (2, None, 2),
+        (7, None, 2),
         (8, None, 2),
         (16, None, 4),
         (64, None, 16),
         (2, 4, 2),
         (16, 3, 3),
+        (16, 1, 1),
     ],
 )
-def test_streams_default_to_one_per_four_threads_from_eight(
+def test_streams_default_to_two_and_one_per_four_threads_from_sixteen(
     threads: int, streams: int | None, expected: int
 ) -> None:
     settings = Settings(inference_threads=threads, inference_streams=streams)

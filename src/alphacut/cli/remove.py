@@ -270,6 +270,8 @@ def remove(
         # The engine's settings only: a service setting (database, blob store...) that does
         # not validate is no reason to refuse a local removal.
         settings = engine_settings()
+        # One model pass at a time here (alphacut.batch): one stream, compiled once.
+        settings = settings.model_copy(update={"inference_streams": 1})
         remover = Remover(model, refine=refine, settings=settings, store=settings.model_store())
         if not remover.installed():
             remover.load()  # fail once, clearly: the model is missing
@@ -294,11 +296,15 @@ def remove(
         return remover.decode(job.source if job.source is not None else sys.stdin.buffer)
 
     def predict(job: Job, decoded: DecodedImage) -> Image.Image:
+        # The model's input is made while the model may still be loading (the engine asks for
+        # the session after it: the session cache waits for the load thread's load).
         try:
-            loading.result()
-        except AlphacutError as exc:  # a file that would not load: once, for the whole run
-            fail(exc.message)
-        return remover.predict(decoded)
+            return remover.predict(decoded)
+        except AlphacutError:
+            failed = loading.exception() if loading.done() else None
+            if isinstance(failed, AlphacutError):  # would not load: once, for the whole run
+                fail(failed.message)
+            raise
 
     def finish(job: Job, decoded: DecodedImage, alpha: Image.Image) -> Cutout:
         cut = remover.compose(decoded, alpha)

@@ -143,11 +143,11 @@ class EngineSettings(BaseSettings):
         ge=1,
         le=64,
         description="Model passes one session runs at once, sharing the inference threads "
-        "(OpenVINO streams; onnxruntime on the CPU: threads split among the calls). Unset: 1 "
-        "below 8 inference threads (every thread on one pass: the lowest latency), else one "
-        "stream per 4 threads (a small model's pass does not scale to many threads; several "
-        "at once keep every core busy). The service runs as many removals at once "
-        "(ALPHACUT_INFERENCE_WORKERS's default).",
+        "(OpenVINO: a pass alone still gets every thread; passes that overlap run in this "
+        "many streams; onnxruntime on the CPU: the threads split among the calls). Unset: 1 "
+        "with 1 thread, else 2, and one per 4 threads from 16 (a small model's pass does not "
+        "scale to many threads; several at once keep every core busy). The service runs as "
+        "many removals at once (ALPHACUT_INFERENCE_WORKERS's default).",
     )
     image_threads: int = Field(
         default_factory=lambda: min(usable_cpus(), 8),
@@ -209,7 +209,7 @@ class EngineSettings(BaseSettings):
         """``inference_streams``, or its default for ``inference_threads``."""
         if self.inference_streams is not None:
             return min(self.inference_streams, self.inference_threads)
-        return 1 if self.inference_threads < 8 else self.inference_threads // 4
+        return 1 if self.inference_threads == 1 else max(2, self.inference_threads // 4)
 
     @property
     def model_aliases(self) -> dict[str, str]:

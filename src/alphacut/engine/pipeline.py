@@ -384,10 +384,12 @@ class Remover:
     def _model_output(
         self, image: Image.Image, timings: dict[str, float], run: ModelRunner | None = None
     ) -> npt.NDArray[np.uint8]:
-        """One pass of the model over ``image``: its mask at the model's input size."""
-        loaded = self.load()
+        """One pass of the model over ``image``: its mask at the model's input size. The
+        input is made before the model is asked for: where it is still loading (the CLI
+        loads it on a thread while the first photo is decoded), the two overlap."""
         with _timed(timings, "preprocess"):
             tensor = preprocess(self.recipe, image, threads=self.settings.image_threads)
+        loaded = self.load()
         with _timed(timings, "inference"):
             output = (run or _run_here)(loaded, tensor)
         with _timed(timings, "postprocess"):

@@ -118,9 +118,10 @@ def main() -> None:
     parser.add_argument("--soak", type=int, default=2000, help="requests of the memory run")
     parser.add_argument("--limit", type=float, default=300, help="seconds per measurement")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, 4, 16], help="clients")
     args = parser.parse_args()
 
-    levels = (1, 4, 16)
+    levels = tuple(args.levels)
     data = args.photo.read_bytes()
     with Image.open(io.BytesIO(data)) as image:
         size = image.size

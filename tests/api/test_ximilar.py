@@ -167,6 +167,21 @@ def test_good_and_bad_records_side_by_side(
         {"_url": f"http://{origin}/missing.jpg", "_id": "missing-url"},
         {"_id": "no-image"},
         {"_base64": _b64(photo), "image_quality": 500, "_id": "bad-option"},
+        # fields the answer writes, sent by the client: never given back as if alphacut's
+        {
+            "_id": "forged",
+            "_output_url": "https://elsewhere.example/x.png",
+            "_output_url_whitebg": [-2.1e-207],
+            "_width": "wide",
+            "_status": {"code": 200},
+        },
+        {
+            "_base64": _b64(photo),
+            "_id": "good-forged",
+            "_output_url_mask": "https://x.example/",
+            "_height": -1,
+            "note": "kept",
+        },
     ]
     response = post(xserver, token, "fast", {"records": records})
     assert response.status_code == 200
@@ -185,6 +200,15 @@ def test_good_and_bad_records_side_by_side(
         assert status["code"] == code, (record_id, status)
         assert words in status["error_description"], (record_id, status)
         assert "_output_url" not in by_id[record_id]
+    forged = by_id["forged"]
+    assert (
+        forged["_status"]["code"] == 400
+        and "_url or _base64" in (forged["_status"]["error_description"])
+    )
+    assert not {"_output_url", "_output_url_whitebg", "_width"} & set(forged)
+    kept = by_id["good-forged"]
+    _ok(kept)
+    assert "_output_url_mask" not in kept and kept["_height"] == 360 and kept["note"] == "kept"
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,9 @@
 
 This module holds Ximilar's wire format only. Each record brings its image as ``_url`` or
 ``_base64`` (plain, or a ``data:image/...;base64,`` URI) and any other fields, which come back
-unchanged (``_base64`` is not echoed: it would double the response for nothing). Options
+unchanged (``_base64`` is not echoed: it would double the response for nothing; nor is a
+field alphacut writes, ``_output_url*``, ``_status``, ``_width``, ``_height``: a client's own
+value there, say a URL of its choosing, must never read as alphacut's answer). Options
 (``binary_mask``, ``white_background``, ``image_format``, ``image_quality``) apply from the top
 level and can be overridden per record. A record that fails (unreachable or refused URL, bad
 base64, not an image, too large) gets its own 4xx ``_status`` and does not affect the others.
@@ -307,6 +309,13 @@ def removebg(
     )
 
 
+# A record's fields that are not given back: its image, and every field the answer writes.
+_NOT_ECHOED = frozenset(
+    {"_base64", "_output_url", "_output_url_mask", "_output_url_whitebg", "_status", "_width",
+     "_height"}
+)  # fmt: skip
+
+
 def _record_answer(
     record: Mapping[str, Any],
     names: tuple[str, ...],
@@ -314,7 +323,7 @@ def _record_answer(
     request_id: str,
     base: str,
 ) -> dict[str, Any]:
-    answer = {name: value for name, value in record.items() if name != "_base64"}
+    answer = {name: value for name, value in record.items() if name not in _NOT_ECHOED}
     answer["_id"] = record.get("_id") or str(uuid.uuid4())
     if isinstance(result, AlphacutError):
         answer["_status"] = _status(result.status, request_id, result.message)

@@ -266,7 +266,7 @@ class Remover:
             runtime=self.settings.runtime,
             device=self.settings.device,
             threads=self.settings.inference_threads,
-            streams=self.settings.streams,
+            streams=self.settings.streams_for(self.spec.memory_mb),
             precision=self.settings.precision_for(self.spec.name),
             bf16_proven=self.spec.bf16,
             cache_dir=_compile_cache(self.settings, self.spec),

@@ -340,6 +340,8 @@ def evaluate(
     ]
     for _variant, remover in removers:
         remover.load()
+    # photos are named by file name, or by path where two share a name (a verdict pairs by it)
+    unique_names = len({pair.image.name for pair in pairs}) == len(pairs)
     references: dict[tuple[str, str], Variant] = {}
     for variant in variants:
         references.setdefault(variant.method, variant)
@@ -362,7 +364,7 @@ def evaluate(
             compared = reference is not variant
             result = ImageResult(
                 variant=variant.label,
-                image=str(pair.image.name),
+                image=pair.image.name if unique_names else str(pair.image),
                 small=truth.small,
                 seconds=seconds,
                 scores=score(alpha, truth, tolerance),

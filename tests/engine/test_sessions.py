@@ -700,3 +700,26 @@ def test_a_large_model_keeps_one_stream_by_default_below_sixteen_threads() -> No
     assert asked.streams_for(precise.memory_mb) == 2  # asked for: every model
     assert Remover("precise", settings=settings).load_spec.streams == 1
     assert Remover("fast", settings=settings).load_spec.streams == 2
+
+
+@pytest.mark.parametrize("streams", [1, 2])
+def test_openvino_reads_the_named_output_not_the_first(fast_path: Path, streams: int) -> None:
+    # U2-Netp has 7 outputs; a session built for its fourth ("1962") must return that one,
+    # alone and when calls overlap (a port's get_index() is its node's, not the model's)
+    import concurrent.futures
+
+    tensor = np.linspace(-2, 2, 3 * 320 * 320, dtype=np.float32).reshape(1, 3, 320, 320)
+    first = SessionCache().get(LoadSpec(path=fast_path, device="cpu", threads=2))
+    second = SessionCache().get(
+        LoadSpec(path=fast_path, output="1962", device="cpu", threads=2, streams=streams,
+                 runtime="openvino")
+    )  # fmt: skip
+    reference = SessionCache().get(
+        LoadSpec(path=fast_path, output="1962", device="cpu", threads=1, runtime="onnxruntime")
+    )
+    expected = reference.run(tensor)
+    assert not np.allclose(first.run(tensor), expected, rtol=1e-2, atol=0)  # they differ
+    with concurrent.futures.ThreadPoolExecutor(3) as callers:
+        answers = list(callers.map(second.run, [tensor] * 6))
+    for answer in answers:
+        np.testing.assert_allclose(answer, expected, rtol=2e-3, atol=1e-6)

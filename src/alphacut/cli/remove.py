@@ -301,7 +301,7 @@ def remove(
         try:
             return remover.predict(decoded)
         except AlphacutError:
-            failed = loading.exception() if loading.done() else None
+            failed = loading.exception()  # the load thread is done: the lock was free
             if isinstance(failed, AlphacutError):  # would not load: once, for the whole run
                 fail(failed.message)
             raise

@@ -127,7 +127,13 @@ def worker(
     if not settings.inference_url:
         fail("ALPHACUT_INFERENCE_URL is not set: point it at the fleet's Redis", 2)
     try:
-        check_startup(settings, settings.model_store())
+        # No CUDA session in this parent: the pool forks, and CUDA does not survive a fork;
+        # the provider is checked here, each process's load fails loudly where CUDA does not.
+        check_startup(settings, settings.model_store(), runs_models=False)
+        if settings.device == "cuda":
+            from alphacut.engine.sessions import onnx
+
+            onnx.providers("cuda")
     except AlphacutError as exc:
         fail(exc.message, 2)
     processes = concurrency or settings.inference_workers or 1

@@ -192,8 +192,8 @@ RUNTIME_NAMES = ("openvino-fp32", "openvino-bf16", "onnxruntime-fp32")
 def fixed_loader(name: str) -> Loader:
     """A loader that builds runtime ``name`` (one of :data:`RUNTIME_NAMES`) whatever the
     settings' runtime and precision say, to compare runtimes on the same photos:
-    ``openvino-*`` on the CPU, ``onnxruntime-fp32`` on the device the settings name. bf16 is
-    run even where the CPU has no native bf16 (emulated: slow, but the same numbers)."""
+    ``openvino-*`` on the CPU, ``onnxruntime-fp32`` on the device the settings name. bf16
+    where OpenVINO cannot run it (no AVX-512) is an error, never fp32 under bf16's name."""
     if name not in RUNTIME_NAMES:
         raise ValueError(f"unknown runtime {name!r}; choose one of: {', '.join(RUNTIME_NAMES)}")
     runtime, precision = name.split("-")
@@ -204,7 +204,14 @@ def fixed_loader(name: str) -> Loader:
         if openvino.core() is None:
             raise DeviceUnavailableError(f"{name}: the openvino package is not installed")
         choice = RuntimeChoice("openvino", "bf16" if precision == "bf16" else "fp32", "cpu", name)
-        return openvino.compile_model(dataclasses.replace(spec, device="cpu"), choice)
+        model = openvino.compile_model(dataclasses.replace(spec, device="cpu"), choice)
+        ran = str(model.compiled.get_property("INFERENCE_PRECISION_HINT"))
+        if precision == "bf16" and "bf16" not in ran:  # OpenVINO runs f32 without bf16 support
+            raise DeviceUnavailableError(
+                f"{name}: this CPU cannot run bf16 (OpenVINO runs {ran} here), so it cannot be "
+                "measured here: compare on a CPU with AVX512_BF16 or AMX"
+            )
+        return model
 
     return build
 

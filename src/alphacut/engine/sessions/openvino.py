@@ -36,8 +36,9 @@ class OpenVinoModel:
     ) -> None:
         self.compiled = compiled  # openvino.CompiledModel: one stream, every thread
         self.shared = shared  # the same, in streams; None: one stream only
-        self._output = output  # the output port alphacut reads (the same index in both)
-        self._index = output.get_index()
+        self._output = output  # the output port alphacut reads, on `compiled`
+        # the same output on `shared`, by its name (a port's get_index() is its node's)
+        self._ports = {False: output, True: shared.output(output.any_name) if shared else None}
         self._idle: dict[bool, queue.SimpleQueue[Any]] = {
             False: queue.SimpleQueue(),
             True: queue.SimpleQueue(),
@@ -60,7 +61,7 @@ class OpenVinoModel:
             try:
                 request.infer({0: tensor})
                 # a copy: the request's own buffer is reused by its next call
-                return np.array(request.get_output_tensor(self._index).data, np.float32)
+                return np.array(request.get_tensor(self._ports[crowded]).data, np.float32)
             finally:
                 idle.put(request)
         finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import zipfile
 from collections.abc import Callable, Iterator
@@ -81,8 +82,13 @@ def page_on(browser: Browser) -> Iterator[Callable[..., Page]]:
         context.close()
 
 
+def model_choice(page: Page, name: str) -> Locator:
+    """The model radio named ``name`` (Auto's note names the other two: not by label)."""
+    return page.get_by_role("radio", name=re.compile(f"^{name}\\b"))
+
+
 def choose_fast(page: Page) -> None:
-    page.get_by_label("Fast").check()
+    model_choice(page, "Fast").check()
 
 
 def add_files(page: Page, *paths: Path) -> None:
@@ -483,10 +489,142 @@ def test_installed_models_beyond_fast_and_precise_are_offered(
     page = page_on(server, key=server.new_key())
     choice = page.get_by_label("isnet-general-use")
     expect(choice).to_be_visible()
-    expect(page.locator("fieldset.model input[type=radio]")).to_have_count(3)
+    expect(page.locator("fieldset.model input[type=radio]")).to_have_count(4)
     choice.check()
     add_files(page, photo)
     card = page.locator(".card", has_text=photo.name)
     wait_done(card)
     expect(card.locator(".card-status")).to_contain_text("480×360")  # noqa: RUF001
     assert page.outside_requests == []  # type: ignore[attr-defined]
+
+
+# Issue 25: how sure each cut-out is, model auto, photos without a subject ---------------------
+
+
+def _quality(card: Locator) -> Locator:
+    return card.locator(".quality")
+
+
+def test_a_result_shows_its_confidence_in_words(
+    local: Server, page_on: Callable[..., Page], photo: Path
+) -> None:
+    """Under the default threshold (0.7) fast's car is no doubt: the card says it looks good,
+    with the number, and what the number means on hover; a lone photo gets no summary."""
+    page = page_on(local, key=local.new_key())
+    card = _one_done(page, photo)
+    quality = _quality(card)
+    expect(quality).to_be_visible()
+    expect(quality).to_have_text(re.compile(r"^✓ Looks good · confidence (0\.\d\d|1\.00)$"))
+    expect(quality).to_have_attribute("title", re.compile("mask drawn by hand"))
+    expect(card).to_have_attribute("data-quality", "good")
+    expect(card.get_by_text("Doubtful")).to_have_count(0)
+    expect(page.locator("#doubtful-summary")).to_be_hidden()
+
+
+def test_every_cut_out_is_doubtful_under_threshold_one(
+    make_server: Callable[..., Server], page_on: Callable[..., Page], fixtures: Path
+) -> None:
+    """ALPHACUT_DOUBTFUL_BELOW=1.0: every cut-out is marked, in words, and the summary above
+    the results counts them as they arrive and as cards go."""
+    strict = make_server(doubtful_below=1.0)
+    page = page_on(strict, LAPTOP, key=strict.new_key())
+    names = ["car-1.jpg", "cloth-1.jpg", "anime-girl-1.jpg"]
+    choose_fast(page)
+    add_files(page, *(fixtures / name for name in names))
+    summary = page.locator("#doubtful-summary")
+    for name in names:
+        card = page.locator(".card", has_text=name)
+        wait_done(card)
+        badge = _quality(card).locator(".badge")
+        expect(badge).to_have_text("⚠ Doubtful: check this cut-out")
+        expect(badge).to_be_visible()
+        expect(_quality(card)).to_contain_text("below this server's threshold")
+        expect(_quality(card)).to_have_attribute("title", re.compile("hand.*below", re.S))
+        expect(card).to_have_attribute("data-quality", "doubtful")
+        expect(summary).to_have_text(re.compile(r"^\d of \d cut-outs? looks? doubtful$"))
+    expect(summary).to_have_text("3 of 3 cut-outs look doubtful")
+    expect(summary).to_be_visible()
+    expect(summary).to_have_attribute("role", "status")
+    page.locator(".card", has_text="anime-girl-1.jpg").get_by_role("button", name="Remove").click()
+    expect(summary).to_have_text("2 of 2 cut-outs look doubtful")
+    page.locator(".card", has_text="cloth-1.jpg").get_by_role("button", name="Remove").click()
+    expect(summary).to_be_hidden()  # one photo: its card says it
+
+    phone = page_on(strict, PHONE, key=strict.new_key())
+    card = _one_done(phone, fixtures / "car-1.jpg")
+    expect(_quality(card).locator(".badge")).to_be_in_viewport()
+    overflow = phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, "the badge makes no sideways scrolling on a phone"
+
+
+def test_no_cut_out_is_doubtful_under_threshold_zero(
+    make_server: Callable[..., Server], page_on: Callable[..., Page], photo: Path, portrait: Path
+) -> None:
+    lenient = make_server(doubtful_below=0.0)
+    page = page_on(lenient, key=lenient.new_key())
+    choose_fast(page)
+    add_files(page, photo, portrait)
+    cards = page.locator(".card")
+    for index in range(2):
+        wait_done(cards.nth(index))
+        expect(_quality(cards.nth(index))).to_contain_text("Looks good · confidence ")
+    expect(page.locator(".card[data-quality=doubtful]")).to_have_count(0)
+    expect(page.get_by_text("Doubtful")).to_have_count(0)
+    expect(page.locator("#doubtful-summary")).to_be_hidden()
+
+
+def test_auto_is_offered_and_sent(local: Server, page_on: Callable[..., Page], photo: Path) -> None:
+    """Auto sits beside Fast and Precise (not in /v1/models: no catalogue model), Precise
+    stays the default choice, and a photo sent with Auto is cut out, with its confidence."""
+    page = page_on(local, key=local.new_key())
+    auto = model_choice(page, "Auto")
+    expect(auto).to_be_visible()
+    expect(page.locator("fieldset.model")).to_contain_text("fast where its cut-out looks better")
+    expect(model_choice(page, "Precise")).to_be_checked()
+    auto.check()
+    with page.expect_request(lambda r: r.url.endswith("/remove-background")) as sent:
+        add_files(page, photo)
+    assert sent.value.post_data_json == {"model": "auto"}
+    card = page.locator(".card", has_text=photo.name)
+    wait_done(card)
+    expect(card.locator(".card-status")).to_contain_text("480×360")  # noqa: RUF001
+    expect(_quality(card)).to_contain_text(re.compile(r"confidence (0\.\d\d|1\.00)"))
+
+
+def test_auto_is_chosen_where_it_is_the_servers_default(
+    make_server: Callable[..., Server], page_on: Callable[..., Page]
+) -> None:
+    server = make_server(default_model="auto")
+    page = page_on(server, key=server.new_key())
+    expect(model_choice(page, "Auto")).to_be_checked()
+    expect(page.locator("fieldset.model input[type=radio]:checked")).to_have_count(1)
+
+
+def test_a_photo_without_a_subject_says_so(
+    local: Server, page_on: Callable[..., Page], tmp_path: Path
+) -> None:
+    """A plain grey picture is refused (422 unknown_foreground): the card says there is no
+    subject, not a generic failure, and offers no "Try again" (it would be refused again)."""
+    wall = tmp_path / "grey-wall.png"
+    Image.new("RGB", (400, 300), (128, 128, 128)).save(wall)
+    page = page_on(local, key=local.new_key())
+    choose_fast(page)
+    with page.expect_response(lambda r: r.url.endswith("/remove-background")) as answer:
+        add_files(page, wall)
+    assert answer.value.status == 422
+    assert answer.value.json()["code"] == "unknown_foreground"
+    card = page.locator(".card", has_text=wall.name)
+    expect(card).to_have_attribute("data-state", "error", timeout=60_000)
+    expect(card).to_have_attribute("data-code", "unknown_foreground")
+    error = card.locator(".error")
+    expect(error).to_have_text(re.compile(r"^No subject found in this photo: "))
+    expect(error).to_contain_text("Precise or Auto may find one.")  # only fast looked
+    expect(card.get_by_role("button", name="Try again")).to_be_hidden()
+    expect(_quality(card)).to_be_hidden()
+
+    model_choice(page, "Precise").check()
+    add_files(page, wall)
+    again = page.locator(".card").first
+    expect(again).to_have_attribute("data-state", "error", timeout=60_000)
+    expect(again.locator(".error")).to_contain_text("No subject found in this photo")
+    expect(again.locator(".error")).not_to_contain_text("may find one")  # both models looked

@@ -10,15 +10,18 @@ const PARALLEL = 2; // images processed at once; the server queues and bounds th
 
 const $ = (selector, root = document) => root.querySelector(selector);
 
-const state = { key: null, keySource: null, queue: [], running: 0, cards: 0, scrollToNext: false };
+const state = {
+  key: null, keySource: null, queue: [], running: 0, cards: 0, scrollToNext: false, modelChosen: false,
+};
 
 // API ----------------------------------------------------------------------------------------
 
 class ApiError extends Error {
-  constructor(status, message, retryAfter) {
+  constructor(status, message, retryAfter, code = null) {
     super(message);
     this.status = status;
     this.retryAfter = retryAfter;
+    this.code = code; // the server's error code ("unknown_foreground"...), where it gave one
   }
 }
 
@@ -46,8 +49,17 @@ function unsupported(message) {
   return `Unsupported format: the file is ${parts[1]}. ${sentence(parts[2])}`.trim();
 }
 
+// A photo without a subject (a plain wall, an empty scene) is refused, not answered with an
+// empty cut-out. Where only one model looked, the server says another may find one.
+function noSubject(message) {
+  const another = /another model may find one/i.test(message || "");
+  return "No subject found in this photo: nothing in it stands out from the background."
+    + (another ? " Precise or Auto may find one." : "");
+}
+
 function friendlyError(error) {
   if (!(error instanceof ApiError)) return "Could not reach the server: is it still running?";
+  if (error.code === "unknown_foreground") return noSubject(error.message);
   const wait = error.retryAfter ? ` Try again in ${error.retryAfter} s.` : "";
   switch (error.status) {
     case 401: return "The API key was refused. Set a valid key (button at the top).";
@@ -61,10 +73,13 @@ function friendlyError(error) {
 
 async function toApiError(status, text, retryAfter) {
   let message = text;
+  let code = null;
   try {
-    message = JSON.parse(text).message || text;
+    const body = JSON.parse(text);
+    message = body.message || text;
+    code = typeof body.code === "string" ? body.code : null;
   } catch (_) { /* not JSON: keep the text */ }
-  return new ApiError(status, message, retryAfter);
+  return new ApiError(status, message, retryAfter, code);
 }
 
 function request(method, path, { body, json, onUpload, responseType = "json" } = {}) {
@@ -104,16 +119,18 @@ function setKey(key, source) {
   if (key) showInstalledModels();
 }
 
-// Fast and Precise are always offered; any other model the server has installed (alphacut
-// models install birefnet-general...) is added after them, by name.
+// Fast, Precise and Auto are always offered; any other model the server has installed (alphacut
+// models install birefnet-general...) is added after them, by name. Precise is chosen unless
+// the server's default is auto (and the user has not chosen already).
 async function showInstalledModels() {
   let listing;
   try {
     listing = await request("GET", "/v1/models");
   } catch {
-    return; // an old server, or a refused key (said elsewhere): the two built-in choices stay
+    return; // an old server, or a refused key (said elsewhere): the three built-in choices stay
   }
   const fieldset = $("fieldset.model");
+  if (listing.default === "auto" && !state.modelChosen) $("input[value=auto]", fieldset).checked = true;
   const targets = new Set(Object.values(listing.aliases || {}));
   for (const model of listing.models || []) {
     if (!model.installed || targets.has(model.name)) continue;
@@ -286,9 +303,52 @@ function setStatus(card, text, progress = null) {
   else bar.value = Math.round(progress * 100);
 }
 
+// How sure the server is of a cut-out, in words: its confidence is the estimated overlap
+// (IoU) of the cut-out with a mask drawn by hand; under the server's threshold it is doubtful.
+// Images made otherwise (an old server, a model without an estimate) say nothing.
+function showQuality(card, result) {
+  const quality = $(".quality", card);
+  quality.replaceChildren();
+  quality.removeAttribute("title");
+  delete card.dataset.quality;
+  const confidence = typeof result?.confidence === "number" ? result.confidence : null;
+  if (confidence === null) return;
+  const score = confidence.toFixed(2);
+  const meaning = "Confidence is the estimated overlap of this cut-out with a mask drawn by hand "
+    + "(1.00: a perfect match).";
+  const mark = (symbol) => {
+    const span = document.createElement("span");
+    span.className = "quality-mark";
+    span.setAttribute("aria-hidden", "true");
+    span.textContent = symbol;
+    return span;
+  };
+  if (result.doubtful === true) {
+    card.dataset.quality = "doubtful";
+    const badge = document.createElement("strong");
+    badge.className = "badge";
+    badge.append(mark("⚠"), " Doubtful: check this cut-out");
+    const why = document.createElement("small");
+    why.className = "quality-why";
+    why.textContent = `Confidence ${score}: its estimated overlap with a hand-made mask is below `
+      + "this server's threshold.";
+    quality.append(badge, " ", why);
+    quality.title = `${meaning} ${score} is below this server's threshold for doubtful cut-outs: `
+      + "look at the edges before using it.";
+  } else if (result.doubtful === false) {
+    card.dataset.quality = "good";
+    quality.append(mark("✓"), ` Looks good · confidence ${score}`);
+    quality.title = `${meaning} ${score} is not below this server's threshold for doubtful cut-outs.`;
+  } else {
+    quality.append(`Confidence ${score}`);
+    quality.title = meaning;
+  }
+}
+
 function fail(card, error) {
   card.dataset.state = "error";
   card.dataset.status = error instanceof ApiError ? String(error.status) : "network";
+  if (error instanceof ApiError && error.code) card.dataset.code = error.code;
   setStatus(card, "Failed");
   $(".error", card).textContent = friendlyError(error);
   $(".retry", card).hidden = !canPass(error);
@@ -376,6 +436,11 @@ function updateBatch() {
   const parts = [`${cards.length} images`, `${done} done`];
   if (failed) parts.push(`${failed} failed`);
   $("#batch-count").textContent = parts.join(", ");
+  // Several photos: how many of their cut-outs want a look (said only when some do).
+  const doubtful = cards.filter((card) => card.dataset.state === "done" && card.dataset.quality === "doubtful").length;
+  $("#doubtful-summary").textContent = cards.length > 1 && doubtful
+    ? `${doubtful} of ${done} ${done === 1 ? "cut-out" : "cut-outs"} ${doubtful === 1 ? "looks" : "look"} doubtful`
+    : "";
 }
 
 // Processing ---------------------------------------------------------------------------------
@@ -430,6 +495,8 @@ function addUrl(url) {
 function resetCard(card) {
   card.dataset.state = "working";
   delete card.dataset.status;
+  delete card.dataset.code;
+  showQuality(card, null);
   $(".error", card).textContent = "";
   $(".retry", card).hidden = true;
   setStatus(card, "Waiting…", 0);
@@ -478,6 +545,7 @@ async function process(card, model, create, needsOriginal = false) {
     card.dataset.width = String(result.width);
     card.dataset.height = String(result.height);
     setStatus(card, `Done: ${result.width}×${result.height}`);
+    showQuality(card, result);
     updateBatch();
     reveal(card);
   } catch (error) {
@@ -748,6 +816,7 @@ function start() {
   setUpIntake();
   $("#download-all").addEventListener("click", downloadAll);
   $("#clear-all").addEventListener("click", clearAll);
+  $("fieldset.model").addEventListener("change", () => { state.modelChosen = true; });
   const linked = keyFromLink();
   const stored = localStorage.getItem(KEY_STORAGE);
   if (linked) setKey(linked, "link");

@@ -48,7 +48,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("colour estimation (foreground)", ("engine/foreground.py",)),
     ("edges (firm_alpha)", ("engine/refine.py",)),
     ("model input (resize, normalise)", ("engine/recipes.py", "engine/resize.py")),
-    ("mask to full size", ("_model_mask", "postprocess")),
+    ("mask to full size", ("_full_size", "to_mask", "activate")),
     ("decode", ("engine/decode/",)),
     ("compose, effects, outputs", ("engine/compose.py", "engine/effects.py",
                                    "engine/outputs.py", "engine/pipeline.py")),

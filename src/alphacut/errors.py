@@ -56,6 +56,16 @@ class FormatLimitError(AlphacutError):
     code = "format_limit_exceeded"
 
 
+class NoSubjectError(AlphacutError):
+    """The photo was read and the model ran, but it holds no subject to cut out (a plain
+    wall, an empty scene): refused, never answered with an empty cut-out as a success. 422,
+    as for any well-formed image that cannot be carried out; the remove.bg dialect answers
+    400 ``unknown_foreground``, as remove.bg does."""
+
+    status = 422
+    code = "unknown_foreground"
+
+
 class ModelNotInstalledError(AlphacutError):
     """The model's weights are not in the model directory (or fail verification)."""
 

@@ -39,8 +39,9 @@ import numpy.typing as npt
 from PIL import Image
 
 from alphacut.config import Settings
-from alphacut.engine.pipeline import Remover
+from alphacut.engine.pipeline import Cutout, Remover
 from alphacut.engine.sessions import SESSIONS, Loader, SessionCache, fixed_loader
+from alphacut.errors import NoSubjectError
 from alphacut.models.store import ModelStore
 
 VOID_ID = 255
@@ -258,6 +259,9 @@ class ImageResult:
     # and the IoU at 0.5 of the two masks on this photo.
     reference: str | None = None
     agreement: float | None = None
+    confidence: float | None = None  # the engine's estimate of this cut-out's IoU
+    mask_model: str | None = None  # the model whose mask it is (auto: the one it kept)
+    refused: bool = False  # the engine found no subject: scored as an empty cut-out
 
 
 @dataclass(frozen=True)
@@ -351,12 +355,16 @@ def evaluate(
         masks: dict[Variant, npt.NDArray[np.uint8]] = {}
         for variant, remover in removers:
             started = time.perf_counter()
-            cut = remover.remove(pair.image)
+            cut: Cutout | None = None
+            try:
+                cut = remover.remove(pair.image)
+                alpha = np.asarray(cut.array[..., 3])
+            except NoSubjectError:  # what a user gets: no cut-out at all, scored as empty
+                alpha = np.zeros(truth.alpha.shape, np.uint8)
             seconds = time.perf_counter() - started
-            alpha = np.asarray(cut.array[..., 3])
             if alpha.shape != truth.alpha.shape:
                 raise ValueError(
-                    f"{pair.image.name} is {cut.width}x{cut.height} but its mask "
+                    f"{pair.image.name} is {alpha.shape[1]}x{alpha.shape[0]} but its mask "
                     f"{pair.mask.name} is {truth.alpha.shape[1]}x{truth.alpha.shape[0]}"
                 )
             masks[variant] = alpha
@@ -370,6 +378,9 @@ def evaluate(
                 scores=score(alpha, truth, tolerance),
                 reference=reference.label if compared else None,
                 agreement=_agreement(alpha, masks[reference]) if compared else None,
+                confidence=cut.confidence if cut is not None else None,
+                mask_model=cut.mask_model if cut is not None else None,
+                refused=cut is None,
             )
             results.append(result)
             if on_result is not None:
@@ -446,3 +457,120 @@ def runtime_verdicts(results: list[ImageResult]) -> list[RuntimeVerdict]:
             )
         )
     return verdicts
+
+
+# The confidence score (issue 25) ---------------------------------------------------------
+
+BAD_IOU = 0.80  # a cut-out under this IoU is one a person should look at
+
+
+@dataclass(frozen=True)
+class ConfidenceReport:
+    """How well one variant's confidence tells its good cut-outs from its bad ones.
+
+    ``auroc``: the chance that a random cut-out under IoU ``BAD_IOU`` scores lower than a
+    random one above it (0.5 is chance); ``spearman``: rank correlation with IoU;
+    ``calibration``: mean |confidence - IoU|; ``deciles``: (mean confidence, mean IoU, photos)
+    for each tenth of the photos by confidence; ``flagged``: at the threshold, how many are
+    doubtful and how many of those are really under ``BAD_IOU``; ``bad``: photos under it;
+    ``refused``: photos the engine found no subject in (scored as empty, no confidence);
+    ``kept``: photos per model whose mask was kept (``auto``: how often it switched)."""
+
+    variant: str
+    photos: int
+    bad: int
+    auroc: float
+    spearman: float
+    calibration: float
+    deciles: list[tuple[float, float, int]]
+    threshold: float
+    flagged: int
+    flagged_bad: int
+    refused: int
+    kept: dict[str, int]
+
+
+def auroc(scores: list[float], bad: list[bool]) -> float:
+    """The probability that a random bad item scores lower than a random good one (ties
+    count half); nan without both kinds."""
+    good_scores = np.sort([s for s, b in zip(scores, bad, strict=True) if not b])
+    bad_scores = [s for s, b in zip(scores, bad, strict=True) if b]
+    if not len(good_scores) or not bad_scores:
+        return float("nan")
+    wins = 0.0
+    for value in bad_scores:
+        above = len(good_scores) - int(np.searchsorted(good_scores, value, side="right"))
+        ties = int(np.searchsorted(good_scores, value, side="right")) - int(
+            np.searchsorted(good_scores, value, side="left")
+        )
+        wins += above + 0.5 * ties
+    return wins / (len(good_scores) * len(bad_scores))
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    """Spearman's rank correlation, tied values sharing their average rank; nan where it is
+    undefined (fewer than two values, or one side constant)."""
+    ranks_a, ranks_b = _ranks(a), _ranks(b)
+    if len(a) < 2 or ranks_a.std() == 0 or ranks_b.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ranks_a, ranks_b)[0, 1])
+
+
+def _ranks(values: list[float]) -> npt.NDArray[np.float64]:
+    """Ranks from 0, ties given the mean of the ranks they span."""
+    array = np.asarray(values, dtype=np.float64)
+    order = np.argsort(array, kind="stable")
+    ranks = np.empty(len(array))
+    ranks[order] = np.arange(len(array), dtype=np.float64)
+    _unique, inverse = np.unique(array, return_inverse=True)
+    sums = np.bincount(inverse, weights=ranks)
+    counts = np.bincount(inverse)
+    return np.asarray(sums[inverse] / counts[inverse], dtype=np.float64)
+
+
+def confidence_reports(results: list[ImageResult], threshold: float) -> list[ConfidenceReport]:
+    """One :class:`ConfidenceReport` per variant, in the order the variants first appear."""
+    by_variant: dict[str, list[ImageResult]] = {}
+    for result in results:
+        by_variant.setdefault(result.variant, []).append(result)
+    reports = []
+    for variant, group in by_variant.items():
+        scored = [r for r in group if r.confidence is not None]
+        confidence = [float(r.confidence) for r in scored]  # type: ignore[arg-type]
+        ious = [r.scores.iou for r in scored]
+        bad = [value < BAD_IOU for value in ious]
+        order = np.argsort(confidence)
+        deciles = [] if not scored else [
+            (
+                float(np.mean([confidence[i] for i in chunk])),
+                float(np.mean([ious[i] for i in chunk])),
+                len(chunk),
+            )
+            for chunk in np.array_split(order, min(10, len(order)))
+            if len(chunk)
+        ]  # fmt: skip
+        flagged = [i for i, value in enumerate(confidence) if value < threshold]
+        kept: dict[str, int] = {}
+        for r in scored:
+            kept[str(r.mask_model)] = kept.get(str(r.mask_model), 0) + 1
+        reports.append(
+            ConfidenceReport(
+                variant=variant,
+                photos=len(scored),
+                bad=sum(bad),
+                auroc=auroc(confidence, bad),
+                spearman=spearman(confidence, ious),
+                calibration=(
+                    float(np.mean(np.abs(np.subtract(confidence, ious))))
+                    if scored
+                    else float("nan")
+                ),
+                deciles=deciles,
+                threshold=threshold,
+                flagged=len(flagged),
+                flagged_bad=sum(1 for i in flagged if bad[i]),
+                refused=sum(1 for r in group if r.refused),
+                kept=kept,
+            )
+        )
+    return reports

@@ -29,8 +29,10 @@ def _image(data: bytes) -> Image.Image:
     return image
 
 
-def _check_image_object(body: dict[str, Any]) -> None:
-    assert set(body) == {"id", "name", "url", "width", "height", "format", "size", "created_at"}
+def _check_image_object(body: dict[str, Any], *, cut_out: bool = False) -> None:
+    """The IMG Processing API's exact fields; a cut-out adds alphacut's two (issue 25)."""
+    fields = {"id", "name", "url", "width", "height", "format", "size", "created_at"}
+    assert set(body) == (fields | {"confidence", "doubtful"} if cut_out else fields)
     assert ID.fullmatch(body["id"])
     assert STAMP.fullmatch(body["created_at"])
     created = datetime.strptime(body["created_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
@@ -428,7 +430,7 @@ def test_remove_background(upload: Upload, api: httpx.Client, server: Server) ->
     assert response.status_code == 201, response.text
     assert response.headers["x-image-processing-usage"] == "2"
     result = response.json()
-    _check_image_object(result)
+    _check_image_object(result, cut_out=True)
     assert (result["format"], result["width"], result["height"], result["name"]) == (
         "png",
         480,

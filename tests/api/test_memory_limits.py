@@ -47,7 +47,10 @@ def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str,
     secret, _ = KeyService(db).create("capped", "test")
     db.close()
     port = free_port()
-    env = {**os.environ, "ALPHACUT_DATA_DIR": str(data_dir), "ALPHACUT_IMAGE_WORKERS": "2"}
+    # The bombs are plain colours, which have no subject: the refusal is off, these tests are
+    # about memory (tests/api/test_confidence.py tests it).
+    env = {**os.environ, "ALPHACUT_DATA_DIR": str(data_dir), "ALPHACUT_IMAGE_WORKERS": "2",
+           "ALPHACUT_NO_SUBJECT_SHARE": "0"}  # fmt: skip
     process = subprocess.Popen(
         [EXE, "serve", "--port", str(port)],
         env=env,

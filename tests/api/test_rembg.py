@@ -265,7 +265,7 @@ def test_a_model_this_server_has_not_installed_is_a_400(
         ("", {"ppm": "2"}, "invalid value for ppm"),
         ("", {"dc": "x" * 100}, "invalid value for dc"),
         ("", {"vm": "yess"}, "invalid value for vm"),
-        ("", {"model": "sam"}, "invalid value for model: 'sam'; one of fast, precise, u2netp"),
+        ("", {"model": "sam"}, "invalid value for model: 'sam'; one of auto, fast, precise"),
         ("", {"model": ""}, "invalid value for model"),
         ("?extras=not-json", {}, "invalid value for extras: 'not-json'; not JSON"),
         ("?extras=[]", {}, "invalid value for extras: '[]'; a JSON object"),

@@ -226,7 +226,7 @@ def test_postgres_must_be_migrated_explicitly(postgres: Postgres, tmp_path: Path
     upgraded = cli("db", "upgrade")
     assert upgraded.returncode == 0 and "upgraded the schema" in upgraded.stderr
     current = cli("db", "current")
-    assert current.returncode == 0 and "current: 0002" in current.stdout
+    assert current.returncode == 0 and "current: 0003" in current.stdout
     assert cli("db", "upgrade").returncode == 0  # idempotent
     db.prepare()
     db.close()

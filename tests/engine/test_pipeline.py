@@ -37,7 +37,7 @@ def test_result_is_full_resolution_rgba_with_a_subject(cut: Cutout, photo: Path)
     np.testing.assert_array_equal(np.asarray(cut.mask), cut.array[..., 3])
     covered = (cut.array[..., 3] > 127).mean()
     assert 0.1 < covered < 0.9, "a car should cover part of the frame, not none or all of it"
-    stages = {"decode", "preprocess", "inference", "postprocess", "refine", "compose"}
+    stages = {"decode", "preprocess", "inference", "postprocess", "refine", "assess", "compose"}
     assert set(cut.timings) == stages
 
 

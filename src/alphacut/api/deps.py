@@ -20,7 +20,7 @@ from alphacut.api.schemas import ImageObject
 from alphacut.config import Settings
 from alphacut.errors import AlphacutError, UnauthorizedError
 from alphacut.models.store import ModelStore
-from alphacut.service.cutout import CutoutService
+from alphacut.service.cutout import CutoutResult, CutoutService
 from alphacut.service.health import Readiness
 from alphacut.service.images import ImageService
 from alphacut.service.inference.port import Inference
@@ -173,7 +173,9 @@ def base_url(request: Request, settings: Settings) -> str:
     return str(request.base_url).rstrip("/") + "/"
 
 
-def image_object(record: ImageRecord, base: str) -> ImageObject:
+def image_object(record: ImageRecord, base: str, doubtful_below: float) -> ImageObject:
+    """The Image object of ``record``; ``doubtful_below``: the threshold under which a
+    cut-out's confidence marks it doubtful."""
     created = record.created_at
     stamp = created.strftime("%Y-%m-%dT%H:%M:%S.") + f"{created.microsecond // 1000:03d}Z"
     return ImageObject(
@@ -185,6 +187,8 @@ def image_object(record: ImageRecord, base: str) -> ImageObject:
         format=record.format,
         size=record.size,
         created_at=stamp,
+        confidence=record.confidence,
+        doubtful=(None if record.confidence is None else record.confidence < doubtful_below),
     )
 
 
@@ -211,5 +215,16 @@ def created(
     stays stored and listed, like any other)."""
     if not billed:
         svc.keys.bill(key.id, images, lambda: not client_gone(request))
-    body = image_object(record, base_url(request, svc.settings))
+    body = image_object(record, base_url(request, svc.settings), svc.settings.doubtful_below)
     return JSONResponse(body.model_dump(), status_code=201, headers={USAGE_HEADER: str(images)})
+
+
+def confidence_headers(result: CutoutResult) -> dict[str, str]:
+    """alphacut's ``X-Confidence`` (the cut-out's estimated IoU) and ``X-Doubtful`` headers,
+    on the answers that are an image (remove.bg's and rembg's dialects)."""
+    if result.confidence is None:
+        return {}
+    return {
+        "X-Confidence": f"{result.confidence:.4f}",
+        "X-Doubtful": "true" if result.doubtful else "false",
+    }

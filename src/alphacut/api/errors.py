@@ -96,6 +96,9 @@ _REMOVEBG_TITLES = {
     "file_too_large": "File too large",
     "invalid_parameters": "Invalid parameters",
     "rate_limit_exceeded": "Rate limit exceeded",
+    # remove.bg's own words (its error for a photo without a foreground)
+    "unknown_foreground": "Could not identify foreground in image. For details and "
+    "recommendations see https://www.remove.bg/supported-images.",
 }
 
 

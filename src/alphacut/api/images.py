@@ -98,7 +98,7 @@ def list_images(
         return f"{base}v1/images?take={take}&from={start}" if start else None
 
     return schemas.ImageList(
-        data=[image_object(record, base) for record in page.items],
+        data=[image_object(record, base, svc.settings.doubtful_below) for record in page.items],
         links=schemas.Links(previous=link(page.previous_from), next=link(page.next_from)),
     )
 
@@ -116,7 +116,11 @@ def imagine(key: KeyDep) -> None:
 def get_image(
     request: Request, svc: ServicesDep, key: KeyDep, image_id: str
 ) -> schemas.ImageObject:
-    return image_object(svc.images.get(key.id, image_id), base_url(request, svc.settings))
+    return image_object(
+        svc.images.get(key.id, image_id),
+        base_url(request, svc.settings),
+        svc.settings.doubtful_below,
+    )
 
 
 @router.delete(
@@ -169,7 +173,11 @@ def content_disposition(name: str, fmt: str) -> str:
     summary="Publish: give the image a public URL",
 )
 def publish(request: Request, svc: ServicesDep, key: KeyDep, image_id: str) -> schemas.ImageObject:
-    return image_object(svc.images.publish(key.id, image_id), base_url(request, svc.settings))
+    return image_object(
+        svc.images.publish(key.id, image_id),
+        base_url(request, svc.settings),
+        svc.settings.doubtful_below,
+    )
 
 
 @router.post(
@@ -181,14 +189,18 @@ def publish(request: Request, svc: ServicesDep, key: KeyDep, image_id: str) -> s
 def unpublish(
     request: Request, svc: ServicesDep, key: KeyDep, image_id: str
 ) -> schemas.ImageObject:
-    return image_object(svc.images.unpublish(key.id, image_id), base_url(request, svc.settings))
+    return image_object(
+        svc.images.unpublish(key.id, image_id),
+        base_url(request, svc.settings),
+        svc.settings.doubtful_below,
+    )
 
 
 @router.post(
     "/{image_id}/remove-background",
     status_code=201,
     response_model=schemas.ImageObject,
-    responses=errors(403, 404, 503, 504, 507),
+    responses=errors(403, 404, 422, 503, 504, 507),
     dependencies=JSON_RULES,
     summary="Remove the background (PNG with transparency; counts 2 images)",
 )

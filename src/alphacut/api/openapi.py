@@ -37,7 +37,8 @@ _DESCRIPTIONS = {
     404: "Not found (or not this key's).",
     413: "Body, image or result over a size limit.",
     415: "Not a JPEG, PNG or WebP image.",
-    422: "The image is corrupt or truncated, or the result is larger than its format holds.",
+    422: "The image is corrupt or truncated, the result is larger than its format holds, or "
+    "(code `unknown_foreground`) the photo holds no subject to cut out.",
     429: "Rate limit exceeded; retry after `Retry-After` seconds.",
     500: "Internal error (details are in the server log, never in the answer).",
     501: "Not offered by alphacut.",
@@ -114,7 +115,8 @@ _REMOVEBG_ERROR: dict[str, Any] = {
 }
 # remove.bg's statuses: 403 for a missing or wrong key, 400 for an input it cannot take.
 _REMOVEBG_DESCRIPTIONS = {
-    400: "Invalid parameters, or an input it cannot take (too large, not an image, corrupt).",
+    400: "Invalid parameters, or an input it cannot take (too large, not an image, corrupt; "
+    "`unknown_foreground`: no subject found in it).",
     403: "Missing, unknown or revoked API key (remove.bg's authentication error).",
 }
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")

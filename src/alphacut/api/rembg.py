@@ -58,6 +58,7 @@ from alphacut.api.deps import (
     admit,
     api_key_header,
     client_gone,
+    confidence_headers,
     deadline_of,
     start_clock,
 )
@@ -66,13 +67,13 @@ from alphacut.api.openapi import errors
 from alphacut.engine.effects import Effects
 from alphacut.engine.outputs import OutputKind, OutputSpec
 from alphacut.errors import ImageTooLargeError, InvalidInputError
-from alphacut.models.registry import ALIASES, CATALOGUE, Refine
+from alphacut.models.registry import MODEL_NAMES, Refine
 from alphacut.service.cutout import CutoutRequest, Source
 from alphacut.storage.database import ApiKey
 
 # rembg's names for catalogue models that alphacut names otherwise (the same weights).
 REMBG_NAMES = {"bria-rmbg": "bria-rmbg-2.0"}
-MODELS = (*ALIASES, *CATALOGUE, *REMBG_NAMES)
+MODELS = (*MODEL_NAMES, *REMBG_NAMES)
 # rembg reads its booleans as pydantic does: these words, in any case.
 _TRUE = ("true", "t", "yes", "y", "on", "1")
 _FALSE = ("false", "f", "no", "n", "off", "0")
@@ -389,4 +390,5 @@ async def _answer(request: Request, svc: Services, wanted: CutoutRequest) -> Res
         )
     )
     (output,) = result.outputs
-    return Response(output.data, media_type=output.media_type)
+    headers = confidence_headers(result)  # alphacut's extension, as on its remove.bg answers
+    return Response(output.data, media_type=output.media_type, headers=headers)

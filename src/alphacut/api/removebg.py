@@ -44,7 +44,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
-from alphacut.api.deps import ServicesDep, admit, client_gone, deadline_of, start_clock
+from alphacut.api.deps import (
+    ServicesDep,
+    admit,
+    client_gone,
+    confidence_headers,
+    deadline_of,
+    start_clock,
+)
 from alphacut.api.inline import decode_inline_image
 from alphacut.api.limits import is_json, media_type, parse_json
 from alphacut.api.openapi import errors
@@ -52,7 +59,7 @@ from alphacut.engine.compose import parse_color
 from alphacut.engine.effects import MAX_PX, Effects, Length
 from alphacut.engine.outputs import OutputSpec
 from alphacut.errors import ImageTooLargeError, InvalidInputError
-from alphacut.models.registry import ALIASES, CATALOGUE, Refine, is_model_name, model_choices
+from alphacut.models.registry import MODEL_NAMES, Refine, is_model_name, model_choices
 from alphacut.service.cutout import CutoutRequest, Source
 from alphacut.storage.database import ApiKey
 
@@ -408,8 +415,9 @@ def _params(boolean: dict[str, Any]) -> dict[str, Any]:
         "bg_color": _string("Hex (81d4fa, fff, 81d4fa77) or a CSS colour name."),
         "bg_image_url": _string("http(s) URL of a background image (covers the canvas)."),
         "model": _string(
-            "alphacut extension: fast, precise or a model installed on this server.",
-            enum=[*ALIASES, *CATALOGUE],
+            "alphacut extension: auto (precise, or fast's cut-out where the confidence "
+            "prefers it), fast, precise or a model installed on this server.",
+            enum=list(MODEL_NAMES),
         ),
         "refine": _string("alphacut extension: the refinement.", enum=list(REFINES)),
     }
@@ -439,6 +447,16 @@ _RESULT_HEADERS = {
     "X-Foreground-Left": {"description": "Left of the subject in the result.", **_INT},
     "X-Foreground-Width": {"description": "Width of the subject.", **_INT},
     "X-Foreground-Height": {"description": "Height of the subject.", **_INT},
+    "X-Confidence": {
+        "description": "alphacut extension: the cut-out's estimated IoU against a person's "
+        "mask, 0..1 (docs/quality.md: how well it ranks and how it is calibrated).",
+        "schema": {"type": "number", "minimum": 0, "maximum": 1},
+    },
+    "X-Doubtful": {
+        "description": "alphacut extension: `true` where the confidence is under the server's "
+        "threshold (ALPHACUT_DOUBTFUL_BELOW): a cut-out worth a person's look.",
+        "schema": {"type": "string", "enum": ["true", "false"]},
+    },
 }
 _RESULT_JSON = {
     "type": "object",
@@ -453,6 +471,16 @@ _RESULT_JSON = {
                 "foreground_left": {"type": "integer"},
                 "foreground_width": {"type": "integer"},
                 "foreground_height": {"type": "integer"},
+                "confidence": {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": 1,
+                    "description": "alphacut extension: as `X-Confidence`.",
+                },
+                "doubtful": {
+                    "type": "boolean",
+                    "description": "alphacut extension: as `X-Doubtful`.",
+                },
             },
         }
     },
@@ -556,7 +584,10 @@ async def _fields(request: Request, svc: ServicesDep) -> tuple[dict[str, Any], I
         "`image_file_b64` or `image_url`, as multipart/form-data, url-encoded or JSON. "
         "Answers the image (or, with `Accept: application/json`, `data.result_b64`) with "
         "remove.bg's headers. alphacut has no credits: `X-Credits-Charged` is 0, and `size` "
-        "only bounds the resolution. `model` and `refine` are alphacut extensions."
+        "only bounds the resolution. `model` and `refine` are alphacut extensions, and so are "
+        "`X-Confidence` / `X-Doubtful` (and `confidence` / `doubtful` in JSON): how sure the "
+        "cut-out is. A photo without a subject is refused as remove.bg refuses it: 400, code "
+        "`unknown_foreground`."
     ),
     response_class=Response,
     responses={
@@ -610,6 +641,7 @@ async def remove_background(
         "X-Foreground-Left": str(left),
         "X-Foreground-Width": str(width),
         "X-Foreground-Height": str(height),
+        **confidence_headers(result),
     }
     if "application/json" in request.headers.get("accept", "").lower():
         data = {
@@ -619,6 +651,9 @@ async def remove_background(
             "foreground_width": width,
             "foreground_height": height,
         }
+        if result.confidence is not None:
+            data["confidence"] = result.confidence
+            data["doubtful"] = result.doubtful
         return JSONResponse({"data": data}, headers=headers)
     return Response(output.data, media_type=output.media_type, headers=headers)
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from alphacut.engine.formats import OUTPUT_FORMATS, SPELLINGS
 
@@ -50,6 +58,30 @@ class ImageObject(BaseModel):
     format: str = Field(json_schema_extra={"enum": list(OUTPUT_FORMATS)})
     size: int = Field(description="Bytes.")
     created_at: str = Field(description="ISO 8601, UTC, e.g. 2021-09-01T12:00:00.000Z")
+    # alphacut's extensions (clients that do not know them ignore them)
+    confidence: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="alphacut extension: for an image made by remove-background, the cut-out's "
+        "estimated IoU against a person's mask (0..1); absent for other images.",
+    )
+    doubtful: bool | None = Field(
+        None,
+        description="alphacut extension: whether that confidence is under the server's "
+        "threshold (ALPHACUT_DOUBTFUL_BELOW): worth a person's look; absent for other images.",
+    )
+
+    # No return annotation on purpose: pydantic would take it for the answer's schema (a bare
+    # object) instead of this model's fields.
+    @model_serializer(mode="wrap")
+    def _extensions_only_where_set(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        """An image that is not a cut-out answers exactly the IMG Processing API's fields."""
+        data = handler(self)
+        for name in ("confidence", "doubtful"):
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
 
 
 class Links(BaseModel):
@@ -73,8 +105,9 @@ class RemoveBackground(Strict):
         None,
         max_length=64,
         pattern=r"^[a-z0-9][a-z0-9._-]*$",
-        description="fast (U2-Netp), precise (IS-Net, the default) or any model installed on "
-        "this server (alphacut models list), e.g. birefnet-general.",
+        description="fast (U2-Netp), precise (IS-Net, the default), auto (precise, or fast's "
+        "cut-out where the confidence prefers it) or any model installed on this server "
+        "(alphacut models list), e.g. birefnet-general.",
     )
 
 

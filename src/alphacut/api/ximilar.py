@@ -3,11 +3,14 @@
 This module holds Ximilar's wire format only. Each record brings its image as ``_url`` or
 ``_base64`` (plain, or a ``data:image/...;base64,`` URI) and any other fields, which come back
 unchanged (``_base64`` is not echoed: it would double the response for nothing; nor is a
-field alphacut writes, ``_output_url*``, ``_status``, ``_width``, ``_height``: a client's own
+field alphacut writes, ``_output_url*``, ``_status``, ``_width``, ``_height``, ``_confidence``,
+``_doubtful``: a client's own
 value there, say a URL of its choosing, must never read as alphacut's answer). Options
 (``binary_mask``, ``white_background``, ``image_format``, ``image_quality``) apply from the top
 level and can be overridden per record. A record that fails (unreachable or refused URL, bad
-base64, not an image, too large) gets its own 4xx ``_status`` and does not affect the others.
+base64, not an image, too large, no subject in it: 422 ``unknown_foreground``) gets its own 4xx
+``_status`` and does not affect the others. Each cut-out's record carries alphacut's
+``_confidence`` (its estimated IoU, 0..1) and ``_doubtful`` (under ``ALPHACUT_DOUBTFUL_BELOW``).
 The records are cut out together by the use case (:meth:`~alphacut.service.cutout.CutoutService.
 run_batch`): fetching, decoding and encoding overlap freely while the models run through the
 bounded inference queue, so a batch never takes more of the engine than its capacity.
@@ -47,7 +50,7 @@ from alphacut.api.public import PRESIGNED_REDIRECT, presigned_redirect
 from alphacut.engine.formats import MEDIA_TYPES, SPELLINGS, OutputFormat, parse_format
 from alphacut.engine.outputs import OutputSpec
 from alphacut.errors import AlphacutError, InvalidInputError, NotFoundError, UnauthorizedError
-from alphacut.models.registry import ALIASES, CATALOGUE, is_model_name, model_choices
+from alphacut.models.registry import MODEL_NAMES, is_model_name, model_choices
 from alphacut.service.cutout import CutoutRequest, CutoutResult, Source
 from alphacut.storage.database import ApiKey, utcnow
 
@@ -173,9 +176,10 @@ _REQUEST_SCHEMA: dict[str, Any] = {
         "image_quality": {"type": "integer", "minimum": 1, "maximum": 100, "default": 85},
         "model": {
             "type": "string",
-            "enum": [*ALIASES, *CATALOGUE],
+            "enum": list(MODEL_NAMES),
             "description": "alphacut extension: the model, over the path's fast/precise "
-            "(any model installed on this server: alphacut models list).",
+            "(auto: precise, or fast's cut-out where the confidence prefers it; any model "
+            "installed on this server: alphacut models list).",
         },
     },
 }
@@ -209,6 +213,18 @@ _RESPONSE_SCHEMA: dict[str, Any] = {
                     "_output_url_whitebg": _URL,
                     "_width": {"type": "integer"},
                     "_height": {"type": "integer"},
+                    "_confidence": {
+                        "type": "number",
+                        "minimum": 0,
+                        "maximum": 1,
+                        "description": "alphacut extension: the cut-out's estimated IoU "
+                        "against a person's mask (0..1).",
+                    },
+                    "_doubtful": {
+                        "type": "boolean",
+                        "description": "alphacut extension: the confidence is under the "
+                        "server's threshold (ALPHACUT_DOUBTFUL_BELOW): worth a person's look.",
+                    },
                 },
             },
         },
@@ -312,7 +328,7 @@ def removebg(
 # A record's fields that are not given back: its image, and every field the answer writes.
 _NOT_ECHOED = frozenset(
     {"_base64", "_output_url", "_output_url_mask", "_output_url_whitebg", "_status", "_width",
-     "_height"}
+     "_height", "_confidence", "_doubtful"}
 )  # fmt: skip
 
 
@@ -332,6 +348,9 @@ def _record_answer(
         answer[name] = f"{base}results/{kept.token}.{kept.blob_key.rsplit('.', 1)[1]}"
     answer["_status"] = _status(200, request_id)
     answer["_width"], answer["_height"] = result.width, result.height
+    if result.confidence is not None:
+        answer["_confidence"] = result.confidence
+        answer["_doubtful"] = result.doubtful
     return answer
 
 

@@ -18,7 +18,8 @@ from alphacut.files import write_atomic
 from alphacut.models.registry import Refine
 
 if TYPE_CHECKING:
-    from alphacut.evaluation import RuntimeVerdict
+    from alphacut.evaluation import ConfidenceReport, RuntimeVerdict
+    from alphacut.models.store import ModelStore
 
 _EVAL_COLUMNS = [("iou", "IoU", 4), ("mae", "MAE", 4), ("boundary_f", "bound. F", 4),
                  ("sad", "SAD", 2), ("grad", "grad", 2)]  # fmt: skip
@@ -34,8 +35,8 @@ def eval_command(
         typer.Option(
             "--model",
             "-m",
-            help="Model to score: fast, precise or an installed catalogue model (repeat to "
-            "compare; default fast and precise).",
+            help="Model to score: fast, precise, auto or an installed catalogue model (repeat "
+            "to compare; default fast and precise).",
         ),
     ] = None,
     refine: Annotated[
@@ -71,12 +72,14 @@ def eval_command(
     per model, refinement and runtime, side by side. With two or more --runtime, each
     runtime after the first is judged against it by the rule for a change of runtime or
     precision (mean IoU within 0.002, mean boundary F within 0.005, no photo's mask below IoU
-    0.80 against the reference's): exit status 1 if one fails."""
+    0.80 against the reference's): exit status 1 if one fails. For each variant, how well
+    its confidence score ranks and estimates the IoU (AUROC for IoU under 0.80, Spearman,
+    mean |confidence - IoU|, a table by decile)."""
     from alphacut.config import get_settings
-    from alphacut.engine.refine import resolve_refine
     from alphacut.engine.sessions import RUNTIME_NAMES
     from alphacut.evaluation import (
         Variant,
+        confidence_reports,
         evaluate,
         load_pairs,
         runtime_verdicts,
@@ -100,7 +103,7 @@ def eval_command(
         # auto may name the same refinement as another option: each variant runs once.
         variants = list(
             dict.fromkeys(
-                Variant(name, resolve_refine(option, store.spec(name).refine), chosen)
+                Variant(name, _refine_of(name, option, store), chosen)
                 for name in names
                 for option in refine or [Refine.AUTO]
                 for chosen in runtimes
@@ -147,6 +150,8 @@ def eval_command(
         )
     console = Console(highlight=False, width=max(Console().width, 132))
     console.print(table)
+    reports = confidence_reports(results, settings.doubtful_below)
+    _print_confidence(console, reports)
     verdicts = runtime_verdicts(results)
     for verdict in verdicts:
         _print_verdict(console, verdict)
@@ -155,12 +160,61 @@ def eval_command(
             "folder": str(folder),
             "tolerance": tolerance,
             "summaries": [asdict(summary) for summary in summaries],
+            "confidence": [asdict(report) for report in reports],
             "verdicts": [asdict(v) | {"passes": v.passes} for v in verdicts],
             "images": [asdict(result) for result in results],
         }
-        write_atomic(json_out, json.dumps(document, indent=2).encode())
+        write_atomic(json_out, json.dumps(_finite(document), indent=2).encode())
     if any(not verdict.passes for verdict in verdicts):
         raise typer.Exit(1)
+
+
+def _finite(value: object) -> object:
+    """``value`` with NaN (an AUROC without bad photos...) as null: JSON has no NaN."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _refine_of(name: str, option: Refine, store: ModelStore) -> str:
+    """The refinement a variant runs (``auto`` decides its own: consensus)."""
+    from alphacut.engine.refine import resolve_refine
+    from alphacut.models.registry import AUTO_MODEL
+
+    spec = store.spec(name)
+    if name == AUTO_MODEL and spec.checker is not None:  # else auto is precise's model alone
+        if option not in (Refine.AUTO, Refine.CONSENSUS):
+            raise ValueError(f"model auto runs refine consensus, not {option}")
+        return Refine.CONSENSUS
+    return resolve_refine(option, spec.refine)
+
+
+def _print_confidence(console: Console, reports: list[ConfidenceReport]) -> None:
+    """Per variant: how well its confidence ranks and estimates the IoU, and by decile."""
+    table = Table(title="confidence: the estimated IoU against the real one")
+    for title in ("variant", "AUROC (IoU<0.80)", "Spearman", "mean |conf-IoU|",
+                  "doubtful (really <0.80)", "no subject", "masks kept"):  # fmt: skip
+        table.add_column(title, justify="left" if title == "variant" else "right")
+    for report in reports:
+        table.add_row(
+            report.variant,
+            f"{report.auroc:.3f} ({report.bad} bad)",
+            f"{report.spearman:+.3f}",
+            f"{report.calibration:.3f}",
+            f"{report.flagged} ({report.flagged_bad}) under {report.threshold:g}",
+            str(report.refused),
+            ", ".join(f"{name} {count}" for name, count in report.kept.items()),
+        )
+    console.print(table)
+    for report in reports:
+        console.print(
+            f"{report.variant}, by decile of confidence (mean confidence -> mean IoU): "
+            + "; ".join(f"{conf:.2f} -> {iou:.2f}" for conf, iou, _n in report.deciles)
+        )
 
 
 def _print_verdict(console: Console, verdict: RuntimeVerdict) -> None:

@@ -56,6 +56,66 @@ def _scan(directory: Path, exclude: Path | None) -> list[Path]:
     return found
 
 
+@dataclass(frozen=True)
+class ReportRow:
+    """One photo of ``--report``: where it went, which model's mask it got, how sure that is;
+    or why it failed."""
+
+    input: str
+    output: str | None
+    model: str | None
+    confidence: float | None
+    doubtful: bool | None
+    error: str | None = None
+
+
+def check_report(path: Path) -> None:
+    """``--report``'s file must be .csv or .json, and writable: refused before any work."""
+    if path.suffix.lower() not in (".csv", ".json"):
+        raise InvalidInputError(f"--report {path}: name a .csv or a .json file")
+    if path.is_dir():
+        raise InvalidInputError(f"--report {path} is a folder; name a file")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InvalidInputError(f"--report {path}: cannot write into {folder}")
+
+
+def write_report(path: Path, rows: list[ReportRow]) -> None:
+    """The rows as CSV (a header line, then one line per photo) or a JSON list, written
+    atomically: a reader never sees half a report."""
+    import csv
+    import dataclasses
+    import io
+    import json
+
+    records = [dataclasses.asdict(row) for row in rows]
+    if path.suffix.lower() == ".json":
+        data = json.dumps(records, indent=1) + "\n"
+    else:
+        text = io.StringIO()
+        writer = csv.DictWriter(text, [f.name for f in dataclasses.fields(ReportRow)])
+        writer.writeheader()
+        for record in records:
+            writer.writerow({key: _cell(value) for key, value in record.items()})
+        data = text.getvalue()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, data.encode("utf-8"))
+
+
+def _cell(value: object) -> str:
+    """A CSV cell: empty for none, ``true``/``false`` as in the JSON report, and text that a
+    spreadsheet would run as a formula (a file named ``=HYPERLINK(...).jpg``) quoted with a
+    leading ``'`` (OWASP's advice for CSV injection)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def _looks_like_a_cutout_of(candidate: Path, source: Path) -> bool:
     """Whether ``candidate`` is what ``alphacut remove source -o candidate`` wrote: an image
     of the same size with transparent pixels (so, not a second photo to process)."""
@@ -203,7 +263,8 @@ def remove(
         typer.Option(
             "--model",
             "-m",
-            help="fast, precise or any installed model (alphacut models list). Default: precise.",
+            help="fast, precise, auto (picks between the two per photo) or any installed "
+            "model (alphacut models list). Default: precise.",
         ),
     ] = None,
     refine: Annotated[
@@ -243,22 +304,31 @@ def remove(
             help="Leave inputs whose output already exists (resume an interrupted batch).",
         ),
     ] = False,
+    report_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            metavar="FILE",
+            help="Write one row per photo (input, output, model, confidence, doubtful, error) "
+            "to FILE: .csv or .json.",
+        ),
+    ] = None,
 ) -> None:
     from concurrent.futures import ThreadPoolExecutor
-
-    from PIL import Image
 
     from alphacut.batch import Outcome, run_pipeline
     from alphacut.engine.config import engine_settings
     from alphacut.engine.decode import DecodedImage
     from alphacut.engine.formats import parse_format
-    from alphacut.engine.pipeline import Cutout, Remover
+    from alphacut.engine.pipeline import Cutout, Prediction, Remover
 
     try:
         if output is not None and out_dir is not None:
             raise InvalidInputError("use either -o or --out-dir, not both")
         chosen = parse_format(fmt or (output.suffix if output and output.suffix else "png"))
         _check_options(chosen, bg, mask, crop, crop_margin, quality)
+        if report_file is not None:
+            check_report(report_file)
         jobs = _plan(inputs, output, out_dir, chosen, mask)
         if skip_existing:
             kept = [job for job in jobs if job.target is None or not job.target.exists()]
@@ -266,6 +336,8 @@ def remove(
                 err.print(f"skipping {len(jobs) - len(kept)} whose output exists")
             jobs = kept
             if not jobs:
+                if report_file is not None:
+                    write_report(report_file, [])  # never an old report left looking current
                 return
         # The engine's settings only: a service setting (database, blob store...) that does
         # not validate is no reason to refuse a local removal.
@@ -285,6 +357,8 @@ def remove(
 
     inputs_resolved = {job.source.resolve() for job in jobs if job.source is not None}
     failures = 0
+    rows: list[ReportRow] = []
+    threshold = settings.doubtful_below
     started = time.perf_counter()
 
     # The three stages of alphacut.batch: load (own thread), model (here), finish (own thread).
@@ -295,7 +369,7 @@ def remove(
             raise InvalidInputError("not writing image data to a terminal; use -o FILE")
         return remover.decode(job.source if job.source is not None else sys.stdin.buffer)
 
-    def predict(job: Job, decoded: DecodedImage) -> Image.Image:
+    def predict(job: Job, decoded: DecodedImage) -> Prediction:
         # The model's input is made while the model may still be loading (the engine asks for
         # the session after it: the session cache waits for the load thread's load).
         try:
@@ -306,8 +380,8 @@ def remove(
                 fail(failed.message)
             raise
 
-    def finish(job: Job, decoded: DecodedImage, alpha: Image.Image) -> Cutout:
-        cut = remover.compose(decoded, alpha)
+    def finish(job: Job, decoded: DecodedImage, found: Prediction) -> Cutout:
+        cut = remover.compose(decoded, found)
         if crop:
             cut = cut.crop(crop_margin)
         data = cut.to_bytes(chosen, quality, mask=mask, background=bg)
@@ -321,19 +395,26 @@ def remove(
 
     def report(outcome: Outcome[Job, Cutout]) -> None:
         nonlocal failures
-        job, exc = outcome.job, outcome.error
+        job, exc, cut = outcome.job, outcome.error, outcome.result
         name = str(job.source) if job.source else "stdin"
+        target = str(job.target) if job.target is not None else "stdout"
         if isinstance(exc, AlphacutError):
             failures += 1
             err.print(f"[red]failed:[/red] {name}: {exc.message}")
+            rows.append(ReportRow(name, None, None, None, None, exc.message))
         elif isinstance(exc, OSError):
             failures += 1
             where = exc.filename or (job.target if job.target is not None else name)
             err.print(f"[red]failed:[/red] {name}: {where}: {exc.strerror or exc}")
-        elif len(jobs) == 1 and job.target is not None and outcome.result is not None:
-            seconds = time.perf_counter() - started
-            size = f"{outcome.result.width}x{outcome.result.height}"
-            err.print(f"{name} -> {job.target} ({size}, {seconds:.2f} s)")
+            rows.append(ReportRow(name, None, None, None, None, f"{where}: {exc.strerror or exc}"))
+        elif cut is not None:
+            rows.append(ReportRow(name, target, cut.mask_model, cut.confidence, cut.doubtful))
+            if len(jobs) == 1 and job.target is not None:
+                seconds = time.perf_counter() - started
+                size = f"{cut.width}x{cut.height}"
+                sure = "" if cut.confidence is None else f", confidence {cut.confidence:.2f}"
+                doubt = " [yellow]doubtful: check it[/yellow]" if cut.doubtful else ""
+                err.print(f"{name} -> {job.target} ({size}, {seconds:.2f} s{sure}){doubt}")
 
     expected = (AlphacutError, OSError)
     if len(jobs) == 1:
@@ -355,5 +436,18 @@ def remove(
             run_pipeline(jobs, load, predict, finish, report_and_advance, expected)
         done = len(jobs) - failures
         err.print(f"{done} of {len(jobs)} done in {time.perf_counter() - started:.1f} s")
+        doubtful = [row for row in rows if row.doubtful]
+        if doubtful:
+            listed = f"; {report_file} lists them" if report_file else "; --report FILE lists them"
+            err.print(
+                f"[yellow]{len(doubtful)} of {done} cut-outs look doubtful[/yellow] "
+                f"(confidence under {threshold:g}){listed}"
+            )
+    if report_file is not None:
+        try:
+            write_report(report_file, rows)
+        except OSError as exc:
+            fail(f"could not write the report {report_file}: {exc.strerror or exc}")
+        err.print(f"report: {report_file} ({len(rows)} rows)")
     if failures:
         raise typer.Exit(1)

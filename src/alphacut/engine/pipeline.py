@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,17 +23,18 @@ from alphacut.engine.compose import (
     parse_color,
     subject_box,
 )
+from alphacut.engine.confidence import Assessment, assess, assess_checked, subject_share
 from alphacut.engine.config import EngineSettings, engine_settings
 from alphacut.engine.decode import ALL_FORMATS, DecodedImage, ImageSource, Limits, decode
 from alphacut.engine.encode import check_quality, encode_image
 from alphacut.engine.foreground import estimate_foreground
 from alphacut.engine.formats import OutputFormat, parse_format
-from alphacut.engine.recipes import postprocess, preprocess
+from alphacut.engine.recipes import activate, preprocess, to_mask
 from alphacut.engine.refine import STEPS, agree, firm_alpha, resolve_refine, zoom_box
 from alphacut.engine.sessions import SESSIONS, LoadedModel, LoadSpec, SessionCache
-from alphacut.errors import InvalidInputError, ModelNotInstalledError
+from alphacut.errors import InvalidInputError, ModelNotInstalledError, NoSubjectError
 from alphacut.files import write_atomic
-from alphacut.models.registry import ModelSpec, Recipe, Refine
+from alphacut.models.registry import AUTO_MODEL, ModelSpec, Recipe, Refine
 from alphacut.models.store import ModelStatus, ModelStore
 
 ModelRunner = Callable[[LoadedModel, npt.NDArray[np.float32]], npt.NDArray[np.float32]]
@@ -50,11 +52,33 @@ def check_refine(settings: EngineSettings, store: ModelStore | None = None) -> N
         Remover(name, settings=settings, store=store)
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """What :meth:`Remover.predict` found: the refined ``mask`` (mode ``L``, the photo's
+    size), how sure it is (``assessment``) and the catalogue ``model`` whose mask it is
+    (``model=auto`` picks one of two)."""
+
+    mask: Image.Image
+    assessment: Assessment
+    model: str
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """One pass of a model: its mask at its own input size, and the share of the photo its
+    raw output (before any stretch) sees as subject."""
+
+    mask: npt.NDArray[np.uint8]
+    share: float
+
+
 class Cutout:
     """One background removal's result, always at the photo's full resolution.
 
     ``image`` is the RGBA cut-out, ``mask`` its alpha as a greyscale image. Fully transparent
-    pixels carry no colour. ``timings`` holds the seconds each stage took.
+    pixels carry no colour. ``timings`` holds the seconds each stage took. ``confidence``
+    estimates the cut-out's IoU against a person's mask (0..1, :mod:`~.confidence`);
+    ``doubtful`` says it is below ``ALPHACUT_DOUBTFUL_BELOW``: worth a person's look.
     """
 
     def __init__(
@@ -65,13 +89,28 @@ class Cutout:
         model: str,
         timings: dict[str, float],
         settings: EngineSettings,
+        assessment: Assessment | None = None,
+        mask_model: str | None = None,
     ) -> None:
         rgba.flags.writeable = False
         self._rgba = rgba
         self.icc_profile = icc_profile
-        self.model = model
+        self.model = model  # as asked: auto, an alias or a catalogue name
+        self.mask_model = mask_model or model  # the catalogue model whose mask this is
         self.timings = timings
+        self.assessment = assessment
         self._settings = settings
+
+    @property
+    def confidence(self) -> float | None:
+        """The estimated IoU of this cut-out (0..1); None for one made without a model."""
+        return None if self.assessment is None else self.assessment.confidence
+
+    @property
+    def doubtful(self) -> bool:
+        """Whether :attr:`confidence` is below the settings' ``doubtful_below``."""
+        confidence = self.confidence
+        return confidence is not None and confidence < self._settings.doubtful_below
 
     @property
     def array(self) -> npt.NDArray[np.uint8]:
@@ -124,6 +163,8 @@ class Cutout:
             model=self.model,
             timings=self.timings,
             settings=self._settings,
+            assessment=self.assessment,
+            mask_model=self.mask_model,
         )
 
     def encode(
@@ -223,8 +264,19 @@ class Remover:
         self.settings = settings or engine_settings()
         self.model = model or self.settings.default_model  # as asked: an alias or a name
         self._store = store or self.settings.model_store()
+        # auto: the precise model with its consensus check; where the two models disagree and
+        # the checker's output is the more decided, the checker's cut-out (with zoom) is kept
+        # instead (engine/confidence.py; docs/quality.md, "model=auto").
         self.spec = self._store.spec(self.model)
-        self.refine = resolve_refine(refine or self.settings.refine, self.spec.refine)
+        # Without a checker (ALPHACUT_PRECISE_MODEL=birefnet-general...) auto is precise alone.
+        self.routes = self.model == AUTO_MODEL and self.spec.checker is not None
+        if self.routes and refine not in (None, Refine.AUTO, Refine.CONSENSUS):
+            raise InvalidInputError(
+                f"model auto chooses between two models' cut-outs and needs refine consensus; "
+                f"leave refine unset (or auto) or choose a model for refine {refine}"
+            )
+        requested = Refine.CONSENSUS if self.routes else refine
+        self.refine = resolve_refine(requested or self.settings.refine, self.spec.refine)
         self.steps = STEPS[self.refine]
         self.recipe: Recipe = self.spec.recipe
         self._sessions = sessions
@@ -238,6 +290,16 @@ class Remover:
             self._checker = Remover(
                 self.spec.checker,
                 refine=Refine.NONE,
+                settings=self.settings,
+                store=self._store,
+                sessions=sessions,
+            )
+        # auto's other cut-out: the checker's model with zoom (the same loaded session)
+        self._fallback: Remover | None = None
+        if self.routes and self.spec.checker is not None:  # (checked: for the type checker)
+            self._fallback = Remover(
+                self.spec.checker,
+                refine=Refine.ZOOM,
                 settings=self.settings,
                 store=self._store,
                 sessions=sessions,
@@ -275,7 +337,7 @@ class Remover:
     def load(self) -> LoadedModel:
         """Load (or fetch from the cache) the model's session (and its checker's, for
         ``consensus``); raises if a model it needs is not installed."""
-        self._store.require(self.model)  # installed and intact: checked on every load
+        self._store.require(self.spec.name)  # installed and intact: checked on every load
         loaded = self._sessions.get(
             self.load_spec,
             max_loaded=self.settings.max_loaded_models,
@@ -293,7 +355,7 @@ class Remover:
 
     def predict_mask(self, image: Image.Image) -> Image.Image:
         """The model's mask for an image, resized to the image's size (mode ``L``)."""
-        return self._predict(image.convert("RGB"), {}, _run_here)
+        return self._predict(image.convert("RGB"), {}, _run_here).mask
 
     def remove(
         self,
@@ -320,26 +382,48 @@ class Remover:
         decoded: DecodedImage,
         timings: dict[str, float] | None = None,
         run: ModelRunner | None = None,
-    ) -> Image.Image:
-        """The refined mask (mode ``L``) of a decoded photo, at its size: the model's pass(es)
-        and the image work around them. With :meth:`compose`, :meth:`remove` in two steps, so
-        that a service can run this one where its models are and decoding and encoding
-        elsewhere. ``run(model, tensor)`` runs each model pass (default: right here), so that
-        a service can hold its inference slot for the model's work alone."""
+    ) -> Prediction:
+        """The refined mask (mode ``L``) of a decoded photo, at its size, and how sure it is:
+        the model's pass(es) and the image work around them. With :meth:`compose`,
+        :meth:`remove` in two steps, so that a service can run this one where its models are
+        and decoding and encoding elsewhere. ``run(model, tensor)`` runs each model pass
+        (default: right here), so that a service can hold its inference slot for the model's
+        work alone. Raises :class:`~alphacut.errors.NoSubjectError` where the model sees no
+        subject (under ``ALPHACUT_NO_SUBJECT_SHARE`` of the photo): never an empty cut-out."""
         image = decoded.image
         if image.mode == "RGBA":
             # Transparent areas may hold any colour; show the model what a viewer would see.
             image = on_background(image, _WHITE)
-        return self._predict(image, timings if timings is not None else {}, run or _run_here)
+        found = self._predict(image, timings if timings is not None else {}, run or _run_here)
+        least = self.settings.no_subject_share
+        if found.assessment.subject < least:
+            seen = found.assessment.subject
+            other = found.assessment.checker_subject
+            if self.routes or (other is not None and other < least):  # both models looked
+                who, hint = "neither model sees", ""
+            elif other is not None:
+                who, hint = f"{self.spec.name} sees", "; the fast model sees one: try model auto"
+            else:
+                who, hint = f"{self.spec.name} sees", "; another model may find one"
+            raise NoSubjectError(
+                f"no subject found in this photo: {who} anything to cut out ({seen:.2%} of "
+                f"it, under {least:.2%}): a plain surface or an empty scene has no "
+                f"foreground{hint}"
+            )
+        return found
 
     def compose(
-        self, decoded: DecodedImage, mask: Image.Image, timings: dict[str, float] | None = None
+        self,
+        decoded: DecodedImage,
+        prediction: Prediction,
+        timings: dict[str, float] | None = None,
     ) -> Cutout:
         """The cut-out of a decoded photo from its :meth:`predict` mask: the subject's own
         colour in soft pixels (unless ``refine`` is ``none``), the input's own transparency
         applied, fully transparent pixels cleared."""
         timings = timings if timings is not None else {}
         image = decoded.image
+        mask = prediction.mask
         input_alpha = None
         if image.mode == "RGBA":
             input_alpha = image.getchannel("A")
@@ -361,29 +445,58 @@ class Remover:
             model=self.model,
             timings=timings,
             settings=self.settings,
+            assessment=prediction.assessment,
+            mask_model=prediction.model,
         )
 
     def _predict(
         self, image: Image.Image, timings: dict[str, float], run: ModelRunner
-    ) -> Image.Image:
-        mask = self._model_mask(image, timings, run)
+    ) -> Prediction:
+        first = self._model_output(image, timings, run)
+        mask = self._full_size(first.mask, image.size, timings)
         if self.steps.zoom:
-            with _timed(timings, "refine"):
-                box = zoom_box(mask)
-            if box is not None:
-                detail = self._model_mask(image.crop(box), timings, run)
-                with _timed(timings, "refine"):
-                    mask.paste(detail, box[:2])
-        if self._checker is not None:
-            with _timed(timings, "check"):
-                found = self._checker._model_output(image, {}, run)
-            with _timed(timings, "refine"):
-                mask = Image.fromarray(agree(np.asarray(mask), found), "L")
+            mask = self._zoomed(image, mask, timings, run)
+        if self._checker is None:
+            with _timed(timings, "assess"):
+                assessment = assess(first.mask, first.share, self.spec.name)
+            return Prediction(mask, assessment, self.spec.name)
+        checker = self._checker
+        with _timed(timings, "check"):
+            second = checker._model_output(image, {}, run)
+        with _timed(timings, "refine"):
+            mask = Image.fromarray(agree(np.asarray(mask), second.mask), "L")
+        with _timed(timings, "assess"):
+            checked = assess_checked(first.mask, first.share, second.mask, second.share)
+        # Never switch to a cut-out the checker's raw output does not back (its stretched
+        # mask can show a subject where its raw output sees none): that would be refused.
+        backed = second.share > 0 and second.share >= self.settings.no_subject_share
+        if self._fallback is not None and checked.switch and backed:
+            # auto keeps the checker's cut-out, made the best way measured for it: its pass
+            # (already run) settled, and a second pass over the subject's box (zoom).
+            fallback = self._fallback
+            mask = fallback._zoomed(image, fallback._full_size(second.mask, image.size, timings),
+                                    timings, run)  # fmt: skip
+            return Prediction(mask, checked.checker, fallback.spec.name)
+        return Prediction(mask, checked.own, self.spec.name)
+
+    def _zoomed(
+        self, image: Image.Image, mask: Image.Image, timings: dict[str, float], run: ModelRunner
+    ) -> Image.Image:
+        """``mask`` with a second pass of the model over the subject's box pasted in, where
+        the box is small enough to be worth it (:func:`zoom_box`)."""
+        with _timed(timings, "refine"):
+            box = zoom_box(mask)
+        if box is None:
+            return mask
+        crop = image.crop(box)
+        detail = self._full_size(self._model_output(crop, timings, run).mask, crop.size, timings)
+        with _timed(timings, "refine"):
+            mask.paste(detail, box[:2])
         return mask
 
     def _model_output(
         self, image: Image.Image, timings: dict[str, float], run: ModelRunner | None = None
-    ) -> npt.NDArray[np.uint8]:
+    ) -> _Pass:
         """One pass of the model over ``image``: its mask at the model's input size. The
         input is made before the model is asked for: where it is still loading (the CLI
         loads it on a thread while the first photo is decoded), the two overlap."""
@@ -393,23 +506,27 @@ class Remover:
         with _timed(timings, "inference"):
             output = (run or _run_here)(loaded, tensor)
         with _timed(timings, "postprocess"):
-            return postprocess(self.recipe, output)
+            probability = activate(self.recipe, output)
+            return _Pass(to_mask(self.recipe, probability), subject_share(probability))
 
-    def _model_mask(
-        self, image: Image.Image, timings: dict[str, float], run: ModelRunner
+    def _full_size(
+        self, small: npt.NDArray[np.uint8], size: tuple[int, int], timings: dict[str, float]
     ) -> Image.Image:
-        """One pass of the model over ``image``: its mask at the image's size."""
-        small = Image.fromarray(self._model_output(image, timings, run), "L")
+        """A pass's mask at the image's ``size``, settled where this refinement settles."""
         with _timed(timings, "postprocess"):
-            mask = small.resize(image.size, Image.Resampling.LANCZOS)
-        if self.steps.settle:
-            with _timed(timings, "refine"):
-                model_pixel = max(image.size) / self.recipe.size
-                alpha = firm_alpha(
-                    np.asarray(mask), model_pixel, threads=self.settings.image_threads
-                )
-                mask = Image.fromarray(alpha, "L")
-        return mask
+            mask = Image.fromarray(small, "L").resize(size, Image.Resampling.LANCZOS)
+        if not self.steps.settle:
+            return mask
+        with _timed(timings, "refine"):
+            return _settled(mask, self.recipe.size, self.settings)
+
+
+def _settled(mask: Image.Image, model_size: int, settings: EngineSettings) -> Image.Image:
+    """A model's mask at the photo's size (the model saw it at ``model_size`` px), with
+    :func:`firm_alpha`."""
+    model_pixel = max(mask.size) / model_size
+    alpha = firm_alpha(np.asarray(mask), model_pixel, threads=settings.image_threads)
+    return Image.fromarray(alpha, "L")
 
 
 def _compile_cache(settings: EngineSettings, spec: ModelSpec) -> Path | None:

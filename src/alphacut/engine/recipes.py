@@ -33,9 +33,20 @@ def preprocess(recipe: Recipe, image: Image.Image, threads: int = 1) -> npt.NDAr
 def postprocess(recipe: Recipe, output: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
     """The model's raw output -> a ``size x size`` uint8 mask (0 background, 255 subject):
     channel 0 of the first image, activated, then stretched or clipped to 0..1."""
+    return to_mask(recipe, activate(recipe, output))
+
+
+def activate(recipe: Recipe, output: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """The model's raw output -> its own probability map (channel 0 of the first image,
+    activated), before any stretching: how sure the model is, pixel by pixel."""
     prediction = output[0, 0] if output.ndim == 4 else output.reshape(output.shape[-2:])
     if recipe.activation == "sigmoid":
         prediction = 1.0 / (1.0 + np.exp(-prediction))
+    return prediction
+
+
+def to_mask(recipe: Recipe, prediction: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
+    """An activated map (:func:`activate`) -> the uint8 mask, stretched (``minmax``) or clipped."""
     if recipe.output_range == "minmax":
         low, high = float(prediction.min()), float(prediction.max())
         prediction = (prediction - low) / max(high - low, 1e-12)

@@ -417,6 +417,11 @@ CATALOGUE: dict[str, ModelSpec] = {
     )
 }
 
+AUTO_MODEL = "auto"
+"""Not a model: ``precise`` with its ``consensus`` check, keeping the checker's (``fast``'s)
+cut-out, made with ``zoom``, where the two disagree and it is the more decided
+(alphacut.engine.confidence)."""
+
 ALIASES = ("fast", "precise")
 """Names that stand for a catalogue model chosen by a setting (``ALPHACUT_FAST_MODEL``,
 ``ALPHACUT_PRECISE_MODEL``)."""
@@ -431,12 +436,17 @@ def model_names() -> list[str]:
 
 
 def is_model_name(name: object) -> bool:
-    """Whether ``name`` is ``fast``, ``precise`` or a catalogue model (installed or not)."""
-    return isinstance(name, str) and (name in ALIASES or name in CATALOGUE)
+    """Whether ``name`` is ``auto``, ``fast``, ``precise`` or a catalogue model (installed or
+    not)."""
+    return isinstance(name, str) and (name == AUTO_MODEL or name in ALIASES or name in CATALOGUE)
 
 
 def model_choices() -> str:
-    return "fast, precise, " + ", ".join(CATALOGUE)
+    return "auto, fast, precise, " + ", ".join(CATALOGUE)
+
+
+MODEL_NAMES = (AUTO_MODEL, *ALIASES, *CATALOGUE)
+"""Every name a request may choose a model by (the APIs' enums)."""
 
 
 def resolve_name(name: str, aliases: Mapping[str, str]) -> str:

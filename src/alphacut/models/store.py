@@ -12,7 +12,14 @@ from enum import StrEnum
 from pathlib import Path
 
 from alphacut.errors import InvalidInputError, ModelNotInstalledError
-from alphacut.models.registry import ALIASES, CATALOGUE, DEFAULT_TARGETS, Checksum, ModelSpec
+from alphacut.models.registry import (
+    ALIASES,
+    AUTO_MODEL,
+    CATALOGUE,
+    DEFAULT_TARGETS,
+    Checksum,
+    ModelSpec,
+)
 
 
 class ModelStatus(StrEnum):
@@ -65,7 +72,8 @@ class ModelStore:
     """Verified model files in one directory (``ALPHACUT_MODEL_DIR``).
 
     ``aliases`` maps ``fast`` and ``precise`` to the catalogue models they stand for (the
-    ``ALPHACUT_FAST_MODEL`` and ``ALPHACUT_PRECISE_MODEL`` settings)."""
+    ``ALPHACUT_FAST_MODEL`` and ``ALPHACUT_PRECISE_MODEL`` settings); ``auto`` runs
+    ``precise``'s model, so it stands for that one too."""
 
     def __init__(
         self,
@@ -76,6 +84,8 @@ class ModelStore:
         self.root = root
         self.models = models
         self.aliases = {alias: target for alias, target in aliases.items() if target in models}
+        if "precise" in self.aliases:  # auto runs the precise model (and may keep its checker's)
+            self.aliases.setdefault(AUTO_MODEL, self.aliases["precise"])
 
     def spec(self, name: str) -> ModelSpec:
         """The model ``name`` stands for: a catalogue name, or an alias of one."""

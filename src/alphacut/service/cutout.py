@@ -101,6 +101,8 @@ class CutoutResult:
     subject: Box | None  # the subject's box in the result (before any background)
     results: tuple[ResultRecord, ...] = ()  # keep="results": one per output
     image: ImageRecord | None = None  # keep="image"
+    confidence: float | None = None  # estimated IoU, 0..1 (alphacut.engine.confidence)
+    doubtful: bool = False  # confidence under ALPHACUT_DOUBTFUL_BELOW: worth a person's look
 
 
 class CutoutService:
@@ -221,6 +223,7 @@ class CutoutService:
             key_id=request.key_id,
         )
         removed = self.inference.submit(job)
+        confidence = removed.confidence
         result = CutoutResult(
             removed.outputs,
             removed.width,
@@ -228,6 +231,8 @@ class CutoutService:
             removed.model,
             removed.refine,
             removed.subject,
+            confidence=confidence,
+            doubtful=confidence is not None and confidence < self.settings.doubtful_below,
         )
         return self._keep(request, result)
 
@@ -280,7 +285,13 @@ class CutoutService:
             name = request.name or (source.name if source is not None else "cutout")
             out = result.outputs[0]
             image = self.images.store(
-                request.key_id, name, out.format, result.width, result.height, out.data
+                request.key_id,
+                name,
+                out.format,
+                result.width,
+                result.height,
+                out.data,
+                confidence=result.confidence,
             )
             return replace(result, image=image)
         return result

@@ -70,9 +70,18 @@ class ImageService:
         return self.create(key_id, name, data)
 
     def store(
-        self, key_id: str, name: str, fmt: str, width: int, height: int, data: bytes
+        self,
+        key_id: str,
+        name: str,
+        fmt: str,
+        width: int,
+        height: int,
+        data: bytes,
+        *,
+        confidence: float | None = None,
     ) -> ImageRecord:
-        """A new image of the key's from encoded ``data`` (checked against its quota)."""
+        """A new image of the key's from encoded ``data`` (checked against its quota);
+        ``confidence``: a cut-out's estimated IoU, kept with it."""
         image_id = new_image_id()
         record = ImageRecord(
             id=image_id,
@@ -85,6 +94,7 @@ class ImageService:
             blob_key=f"images/{image_id[6:8]}/{image_id}.{FORMATS[parse_format(fmt)].extension}",
             public_token=None,
             created_at=utcnow(),
+            confidence=confidence,
         )
         self._check_quota(key_id, len(data))
         # 507 on a full disk or under the threshold

@@ -136,6 +136,7 @@ class ImageRecord:
     blob_key: str
     public_token: str | None
     created_at: datetime
+    confidence: float | None = None  # remove-background's estimated IoU of the cut-out
 
     @classmethod
     def of(cls, row: ImageRow) -> ImageRecord:
@@ -150,6 +151,7 @@ class ImageRecord:
             blob_key=row.blob_key,
             public_token=row.public_token,
             created_at=_aware(row.created_at) or row.created_at,
+            confidence=row.confidence,
         )
 
 
@@ -430,6 +432,7 @@ class Database:
                     blob_key=image.blob_key,
                     public_token=image.public_token,
                     created_at=image.created_at,
+                    confidence=image.confidence,
                 )
             )
 

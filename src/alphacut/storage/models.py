@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, DateTime, ForeignKey, Index, Integer, String
+from sqlalchemy import Date, DateTime, Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -40,6 +40,7 @@ class ImageRow(Base):
     blob_key: Mapped[str] = mapped_column(String(200))
     public_token: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    confidence: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 class UsageRow(Base):

@@ -50,11 +50,13 @@ function unsupported(message) {
 }
 
 // A photo without a subject (a plain wall, an empty scene) is refused, not answered with an
-// empty cut-out. Where only one model looked, the server says another may find one.
+// empty cut-out. Where only one model looked, the server says another may find one; where
+// precise saw nothing but its checker (the fast model) did, it points to auto.
 function noSubject(message) {
   const another = /another model may find one/i.test(message || "");
+  const tryAuto = /try model auto/i.test(message || "");
   return "No subject found in this photo: nothing in it stands out from the background."
-    + (another ? " Precise or Auto may find one." : "");
+    + (another ? " Precise or Auto may find one." : tryAuto ? " Auto may find one." : "");
 }
 
 function friendlyError(error) {

@@ -115,7 +115,7 @@ def test_only_model_work_holds_the_model_slot(
     loaded = remover.load()
     watch(type(loaded), "run")
     watch(remover, "compose")
-    for stage in ("preprocess", "postprocess", "firm_alpha"):
+    for stage in ("preprocess", "to_mask", "firm_alpha"):
         watch(pipeline, stage)
     watch(Image, "open")
     local.submit(InferenceJob(model="fast", data=photo.read_bytes()))
@@ -123,7 +123,7 @@ def test_only_model_work_holds_the_model_slot(
         "open": [0],
         "preprocess": [0],
         "run": [1],
-        "postprocess": [0],
+        "to_mask": [0],
         "firm_alpha": [0],
         "compose": [0],
     }

@@ -87,14 +87,28 @@ def test_a_background_image_crosses_as_a_blob_key() -> None:
         job_from_payload(payload)
 
 
-def test_a_result_comes_back_with_its_formats_and_subject() -> None:
+def test_a_result_comes_back_with_its_formats_subject_and_confidence() -> None:
     result = InferenceResult(
-        (Encoded(b"png", "png"), Encoded(b"zip", "zip")), 30, 20, "u2netp", "edges", (1, 2, 3, 4)
+        (Encoded(b"png", "png"), Encoded(b"zip", "zip")),
+        30,
+        20,
+        "u2netp",
+        "edges",
+        (1, 2, 3, 4),
+        confidence=0.8123,
     )
     keys = ["inference/ab/0.png", "inference/ab/1.zip"]
     answer = json.loads(json.dumps(result_payload(result, keys)))
     stored = dict(zip(keys, (b"png", b"zip"), strict=True))
     assert result_from_payload(answer, stored.__getitem__) == result
+
+
+@pytest.mark.parametrize("confidence", [1.5, -0.1, float("nan"), "high"])
+def test_a_workers_confidence_outside_zero_to_one_is_refused(confidence: object) -> None:
+    result = InferenceResult((Encoded(b"png", "png"),), 30, 20, "u2netp", "edges")
+    answer = result_payload(result, ["inference/ab/0.png"]) | {"confidence": confidence}
+    with pytest.raises(ValueError, match=r"confidence must"):
+        result_from_payload(answer, lambda key: b"png")
 
 
 @pytest.mark.parametrize(

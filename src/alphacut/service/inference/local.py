@@ -32,7 +32,7 @@ from alphacut.config import Settings
 from alphacut.engine.decode import DecodedImage, Limits, decode, probe_pixels
 from alphacut.engine.effects import BYTES_PER_PX, finish
 from alphacut.engine.outputs import encode_outputs
-from alphacut.engine.pipeline import Remover
+from alphacut.engine.pipeline import Prediction, Remover
 from alphacut.engine.resize import resize
 from alphacut.engine.sessions import SESSIONS, LoadedModel, LoadPolicy, load_policy
 from alphacut.errors import AlphacutError, ModelUnavailableError, NotFoundError
@@ -209,18 +209,18 @@ class LocalInference:
                     lambda: loaded.run(tensor), wait=wait, deadline=deadline
                 )
 
-            def predict() -> Image.Image:
+            def predict() -> Prediction:
                 with load_policy(policy):  # unloaded meanwhile (residency 0): the same rules
                     return remover.predict(decoded, timings, run=in_slot)
 
-            mask = self.image_queue.run(
+            found = self.image_queue.run(
                 predict,
                 wait=max(0.0, deadline - time.monotonic()),
                 deadline=deadline,
             )
 
             def finishing() -> InferenceResult:
-                composed = remover.compose(decoded, mask, timings)
+                composed = remover.compose(decoded, found, timings)
                 cut, subject = _timed(
                     timings, "effects", lambda: finish(composed, job.effects, self.limits)
                 )
@@ -235,6 +235,7 @@ class LocalInference:
                     remover.refine,
                     subject,
                     timings,
+                    confidence=found.assessment.confidence,
                 )
 
             # Admitted work: it waits for an image worker rather than being refused now.

@@ -49,6 +49,7 @@ class InferenceResult:
     refine: str
     subject: Box | None = None  # where the subject is in the result (before any background)
     timings: Mapping[str, float] = field(default_factory=dict)
+    confidence: float | None = None  # the cut-out's estimated IoU (alphacut.engine.confidence)
 
 
 class InferenceUrlError(AlphacutError):

@@ -197,6 +197,7 @@ def result_payload(result: InferenceResult, keys: list[str]) -> dict[str, Any]:
         "refine": result.refine,
         "subject": list(result.subject) if result.subject is not None else None,
         "timings": dict(result.timings),
+        "confidence": result.confidence,
     }
 
 
@@ -211,7 +212,20 @@ def result_from_payload(answer: dict[str, Any], read: Callable[[str], bytes]) ->
         str(answer["refine"]),
         tuple(int(v) for v in subject) if subject is not None else None,  # type: ignore[arg-type]
         dict(answer.get("timings") or {}),
+        _confidence(answer.get("confidence")),
     )
+
+
+def _confidence(value: Any) -> float | None:
+    """A worker's confidence, checked: a number in [0, 1] or none."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"a confidence must be a number, not {type(value).__name__}")
+    number = float(value)
+    if not 0.0 <= number <= 1.0:
+        raise ValueError(f"a confidence must lie in [0, 1], not {number}")
+    return number
 
 
 # Errors ----------------------------------------------------------------------------------

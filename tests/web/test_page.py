@@ -59,9 +59,12 @@ def local(make_server: Callable[..., Server]) -> Server:
 def page_on(browser: Browser) -> Iterator[Callable[..., Page]]:
     contexts = []
 
-    def open_page(server: Server, viewport: ViewportSize = DESKTOP, key: str = "") -> Page:
-        """The page, opened as `alphacut serve`'s link opens it when ``key`` is given."""
-        context = browser.new_context(viewport=viewport, accept_downloads=True)
+    def open_page(
+        server: Server, viewport: ViewportSize = DESKTOP, key: str = "", **options: Any
+    ) -> Page:
+        """The page, opened as `alphacut serve`'s link opens it when ``key`` is given
+        (``options``: the browser context's, such as ``has_touch``)."""
+        context = browser.new_context(viewport=viewport, accept_downloads=True, **options)
         contexts.append(context)
         page = context.new_page()
         outside: list[str] = []
@@ -122,6 +125,13 @@ def _one_done(page: Page, path: Path) -> Locator:
     return card
 
 
+def _open_card(card: Locator) -> None:
+    """Several results are thumbnails: open one at full size."""
+    name = card.locator(".card-title").inner_text()
+    card.get_by_role("button", name=f"Open {name}").click()
+    expect(card.get_by_role("button", name="Back to all")).to_be_visible()
+
+
 def _width(locator: Locator) -> float:
     box = locator.bounding_box()
     assert box is not None, "the element is displayed"
@@ -141,6 +151,9 @@ def test_upload_result_download_and_screenshots(
         wait_done(cards.nth(index))
     car = page.locator(".card", has_text="car-1.jpg")
     expect(car.locator(".card-status")).to_contain_text("480×360")  # noqa: RUF001
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "web-grid.png"), full_page=True)
+    _open_card(car)
 
     png = _downloaded(page, car.get_by_role("button", name="PNG"))
     assert (png.format, png.mode, png.size) == ("PNG", "RGBA", (480, 360))
@@ -162,7 +175,6 @@ def test_upload_result_download_and_screenshots(
     expect(mask).to_be_visible()
     assert mask.evaluate("c => [c.width, c.height]") == [480, 360]
 
-    OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUTPUT / "web-desktop.png"), full_page=True)
     assert page.outside_requests == []  # type: ignore[attr-defined]
     with local.client(local.new_key()) as api:
@@ -285,7 +297,16 @@ def test_no_key_is_handed_out_over_http(server: Server, host: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["/", "/static/index.html", "/static/app.js", "/static/app.css", "/static/icon.svg"]
+    "path",
+    [
+        "/",
+        "/static/index.html",
+        "/static/app.js",
+        "/static/editor.js",
+        "/static/files.js",
+        "/static/app.css",
+        "/static/icon.svg",
+    ],
 )
 def test_page_security_headers(server: Server, path: str) -> None:
     response = httpx.get(f"{server.url}{path}")
@@ -305,14 +326,28 @@ def test_the_result_is_large_zoomable_and_compared_on_the_image(
     local: Server, page_on: Callable[..., Page], photo: Path
 ) -> None:
     """At 1366x900 the result takes most of the width with its downloads in view (it was a
-    345 px card with the downloads below the fold); 100% zoom; the divider moves by a drag
-    on the image itself, and by the keyboard."""
+    345 px card with the downloads below the fold). It opens on the cut-out alone (split
+    50/50, a subject on the left made the cut-out look empty): "Compare" brings the divider,
+    which moves by a drag on the image and by the keyboard. Zoom: "Fit" says its scale (so
+    that 100% is no surprise when it is smaller) and levels up to 800% show single pixels."""
     page = page_on(local, LAPTOP, key=local.new_key())
     card = _one_done(page, photo)
     cut = card.locator("img.cut")
     assert _width(cut) >= 0.6 * LAPTOP["width"]
     expect(card.get_by_role("button", name="PNG")).to_be_in_viewport(ratio=1)
     expect(card.get_by_role("button", name="JPEG")).to_be_in_viewport(ratio=1)
+
+    after = card.locator(".after")
+    divider = card.locator(".divider")
+    clip = after.evaluate("e => getComputedStyle(e).clipPath")
+    assert re.fullmatch(r"inset\(0(px)? 0(px)? 0(px)? 0(%|px)?\)", clip), clip
+    expect(divider).to_be_hidden()
+    toggle = card.get_by_role("button", name="Compare")
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-pressed", "true")
+    expect(divider).to_be_visible()
+    compare = card.get_by_label("Before and after")
+    assert compare.input_value() == "50"
 
     stage = card.locator(".stage")
     box = stage.bounding_box()
@@ -321,22 +356,107 @@ def test_the_result_is_large_zoomable_and_compared_on_the_image(
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] / 2, steps=4)
     page.mouse.up()
-    compare = card.get_by_label("Before and after")
     assert abs(int(compare.input_value()) - 25) <= 1
-    clip = card.locator(".after").evaluate("e => getComputedStyle(e).clipPath")
+    clip = after.evaluate("e => getComputedStyle(e).clipPath")
     assert "25" in clip, clip
     compare.focus()
     page.keyboard.press("ArrowRight")
     assert int(compare.input_value()) > 25
+    toggle.click()
+    expect(divider).to_be_hidden()
+    assert compare.input_value() == "0"
 
-    zoom = card.get_by_role("button", name="Zoom to 100%")
-    zoom.click()
-    expect(card.get_by_role("button", name="Fit to window")).to_have_attribute(
-        "aria-pressed", "true"
-    )
-    assert round(_width(cut)) == 480  # one image pixel per CSS pixel
-    card.get_by_role("button", name="Fit to window").click()
+    zoom = card.get_by_label("Zoom")
+    fit = round(_width(cut) / 480 * 100)
+    expect(zoom.locator("option[value=fit]")).to_have_text(f"Fit ({fit}%)")
+    for level, width in [("1", 480), ("2", 960), ("8", 3840)]:
+        zoom.select_option(level)
+        assert round(_width(cut)) == width  # level image pixels per CSS pixel
+    assert cut.evaluate("e => getComputedStyle(e).imageRendering") == "pixelated"
+    zoom.select_option("fit")
     assert _width(cut) >= 0.6 * LAPTOP["width"]
+    stage.dblclick()  # from fit to the first level that shows more
+    assert round(_width(cut)) == 480 * next(level for level in (1, 2, 4, 8) if level * 100 > fit)
+    stage.dblclick()
+    expect(zoom).to_have_value("fit")
+
+
+def test_phone_view_controls_sit_above_the_image(
+    local: Server, page_on: Callable[..., Page], photo: Path
+) -> None:
+    """On a phone, Mask and Colour sit above the image: what they switch is in sight."""
+    page = page_on(local, PHONE, key=local.new_key())
+    card = _one_done(page, photo)
+    stage = card.locator(".stage").bounding_box()
+    assert stage is not None
+    for control in ["Mask", "Colour"]:
+        box = card.get_by_label(control, exact=True).bounding_box()
+        assert box is not None
+        assert box["y"] + box["height"] <= stage["y"], f"{control} above the image"
+    mask = card.get_by_role("radio", name="Mask")
+    mask.check()
+    expect(card.locator("canvas.mask")).to_be_in_viewport()
+    expect(mask).to_be_in_viewport()
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "web-phone-result.png"))
+
+
+def test_a_result_is_run_again_with_another_model(
+    local: Server, page_on: Callable[..., Page], photo: Path
+) -> None:
+    page = page_on(local, key=local.new_key())
+    card = _one_done(page, photo)
+    expect(card.locator(".card-status")).to_contain_text("(fast)")
+    rerun = card.get_by_role("group", name="Re-run with another model")
+    expect(rerun.get_by_role("button")).to_have_count(2)  # the other two
+    expect(rerun.get_by_role("button", name="Re-run with fast")).to_be_hidden()
+    with page.expect_request(lambda r: r.url.endswith("/remove-background")) as sent:
+        rerun.get_by_role("button", name="Re-run with precise").click()
+    assert sent.value.post_data_json == {"model": "precise"}
+    wait_done(card)
+    expect(card.locator(".card-status")).to_contain_text("480×360 (precise)")  # noqa: RUF001
+    expect(rerun.get_by_role("button", name="Re-run with fast")).to_be_visible()
+    expect(rerun.get_by_role("button", name="Re-run with precise")).to_be_hidden()
+    expect(page.locator(".card")).to_have_count(1)
+
+
+def test_a_batch_is_a_grid_of_thumbnails(
+    local: Server, page_on: Callable[..., Page], fixtures: Path
+) -> None:
+    """Several results are thumbnails side by side, each opening the full view (and back)."""
+    page = page_on(local, LAPTOP, key=local.new_key())
+    choose_fast(page)
+    names = ["car-1.jpg", "cloth-1.jpg", "anime-girl-1.jpg"]
+    add_files(page, *(fixtures / name for name in names))
+    for name in names:
+        wait_done(page.locator(".card", has_text=name))
+    tiles = page.locator(".card")
+    boxes = [tiles.nth(index).bounding_box() for index in range(3)]
+    assert all(box is not None and box["width"] < 0.34 * LAPTOP["width"] for box in boxes)
+    assert len({round(box["y"]) for box in boxes if box}) == 1, "one row of thumbnails"
+    for index in range(3):
+        expect(tiles.nth(index).locator("img.cut")).to_be_visible()
+        expect(tiles.nth(index).get_by_role("button", name="PNG")).to_be_hidden()
+    car = page.locator(".card", has_text="car-1.jpg")
+    _open_card(car)
+    assert _width(car.locator("img.cut")) >= 0.6 * LAPTOP["width"]
+    expect(car.get_by_role("button", name="PNG")).to_be_visible()
+    expect(car.get_by_role("button", name="Edit")).to_be_visible()
+    car.get_by_role("button", name="Back to all").click()
+    expect(car.get_by_role("button", name="PNG")).to_be_hidden()
+    expect(car.get_by_role("button", name="Open car-1.jpg")).to_be_focused()
+
+    phone = page_on(local, PHONE, key=local.new_key())
+    choose_fast(phone)
+    add_files(phone, fixtures / "car-1.jpg", fixtures / "cloth-1.jpg")
+    for name in names[:2]:
+        wait_done(phone.locator(".card", has_text=name))
+    first, second = (phone.locator(".card").nth(i).bounding_box() for i in range(2))
+    assert first is not None and second is not None
+    assert round(first["y"]) == round(second["y"]), "two thumbnails a row on a phone"
+    overflow = phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0
+    phone.screenshot(path=str(OUTPUT / "web-phone-grid.png"), full_page=True)
 
 
 def test_mask_download_colour_controls_and_webp_said_lossy(
@@ -387,6 +507,7 @@ def test_download_all_and_clear_all(
     cards = page.locator(".card")
     for index in range(2):
         wait_done(cards.nth(index))
+    _open_card(cards.filter(has_text="car-1.jpg"))
     cards.filter(has_text="car-1.jpg").get_by_label("Mask").check()
     name, data = _download(page, page.get_by_role("button", name="Download all"))
     assert name.endswith(".zip")

@@ -1,7 +1,8 @@
 // alphacut's web page: plain JavaScript, no build step, nothing loaded from elsewhere.
 // It speaks the public images API (the IMG Processing-compatible one) with the user's key:
 // upload (or fetch a URL), remove the background, download the cut-out, then delete both
-// server copies, so that the photos live on in this tab only.
+// server copies, so that the photos live on in this tab only (the editor, editor.js, puts a
+// photo back on the server while it corrects its cut-out). files.js writes the PNGs and ZIPs.
 "use strict";
 
 const KEY_STORAGE = "alphacut.apiKey";
@@ -209,25 +210,28 @@ function setUpKeyDialog() {
 
 // Cards --------------------------------------------------------------------------------------
 
+const ZOOM_LEVELS = [1, 2, 4, 8]; // image pixels to CSS pixels, beyond "fit"
+
 function createCard(title) {
   const card = $("#card-template").content.firstElementChild.cloneNode(true);
   const id = ++state.cards;
   card.querySelectorAll(".view input").forEach((input) => { input.name = `view-${id}`; });
   card.querySelectorAll(".background input[type=radio]").forEach((input) => { input.name = `bg-${id}`; });
   $(".card-title", card).textContent = title;
+  $(".open-name", card).textContent = title;
+  card.zoom = "fit";
   $("#results").prepend(card);
 
   const compare = $(".compare", card);
   const stage = $(".stage", card);
-  const setSplit = (percent) => {
-    const value = Math.min(100, Math.max(0, percent));
-    compare.value = String(Math.round(value));
-    card.style.setProperty("--split", `${value}%`);
-  };
-  compare.addEventListener("input", () => setSplit(Number(compare.value)));
-  setUpDrag(card, stage, setSplit);
-  stage.addEventListener("dblclick", (event) => toggleZoom(card, event));
-  $(".zoom", card).addEventListener("click", () => toggleZoom(card));
+  compare.addEventListener("input", () => setSplit(card, Number(compare.value)));
+  setUpDrag(card, stage);
+  stage.addEventListener("dblclick", (event) => zoomStep(card, event));
+  $(".zoom", card).addEventListener("change", (event) => {
+    setZoom(card, event.target.value === "fit" ? "fit" : Number(event.target.value));
+  });
+  $(".compare-toggle", card).addEventListener("click", () => setComparing(card, !card.classList.contains("comparing")));
+  new ResizeObserver(() => showFitScale(card)).observe($(".viewer", card));
   $(".before", card).addEventListener("load", () => setRatio(card, $(".before", card)));
 
   card.querySelectorAll(".view input").forEach((input) =>
@@ -236,6 +240,11 @@ function createCard(title) {
     input.addEventListener("input", () => applyBackground(card)));
   card.querySelectorAll(".downloads button").forEach((button) =>
     button.addEventListener("click", () => download(card, button.dataset.format)));
+  card.querySelectorAll(".rerun button").forEach((button) =>
+    button.addEventListener("click", () => rerun(card, button.dataset.model)));
+  $(".edit", card).addEventListener("click", () => openEditor(card));
+  $(".open", card).addEventListener("click", () => openCard(card));
+  $(".back", card).addEventListener("click", () => closeCard(card));
   $(".dismiss", card).addEventListener("click", () => removeCard(card));
   updateBatch();
   return card;
@@ -247,25 +256,53 @@ function removeCard(card) {
   updateBatch();
 }
 
-// Drag anywhere on the image to move the before/after divider (on a phone, a sideways drag:
-// an upright one still scrolls the page). Zoomed in, a drag pans and only the knob moves it.
-function setUpDrag(card, stage, setSplit) {
-  let dragging = false;
+// A result opens on the cut-out alone. "Compare" puts the original on the left of a divider
+// (at the middle), which a drag on the image moves (on a phone a sideways drag: an upright
+// one still scrolls the page), as do the arrow keys on its slider.
+function setSplit(card, percent) {
+  const value = Math.min(100, Math.max(0, percent));
+  $(".compare", card).value = String(Math.round(value));
+  card.style.setProperty("--split", `${value}%`);
+}
+
+function setComparing(card, on) {
+  card.classList.toggle("comparing", on);
+  $(".compare-toggle", card).setAttribute("aria-pressed", String(on));
+  $(".compare", card).disabled = !on;
+  setSplit(card, on ? 50 : 0);
+}
+
+// Comparing, a drag moves the divider (zoomed in, only a drag on its knob). Zoomed in, any
+// other drag with a mouse pans the image (a finger pans it natively).
+function setUpDrag(card, stage) {
+  let mode = null;
+  let last = null;
+  const viewer = $(".viewer", card);
   const follow = (event) => {
     const box = stage.getBoundingClientRect();
-    setSplit(((event.clientX - box.left) / box.width) * 100);
+    setSplit(card, ((event.clientX - box.left) / box.width) * 100);
   };
   stage.addEventListener("pointerdown", (event) => {
-    if (card.dataset.state !== "done" || event.button !== 0) return;
-    if (card.classList.contains("zoomed") && !event.target.closest(".knob")) return;
-    dragging = true;
+    if (card.dataset.state !== "done" || event.button !== 0 || isTile(card)) return;
+    const zoomed = card.classList.contains("zoomed");
+    if (card.classList.contains("comparing") && (!zoomed || event.target.closest(".knob"))) mode = "compare";
+    else if (zoomed && event.pointerType === "mouse") mode = "pan";
+    else return;
+    last = event;
     stage.setPointerCapture(event.pointerId);
-    follow(event);
+    if (mode === "compare") follow(event);
     event.preventDefault();
   });
-  stage.addEventListener("pointermove", (event) => { if (dragging) follow(event); });
+  stage.addEventListener("pointermove", (event) => {
+    if (mode === "compare") follow(event);
+    else if (mode === "pan") {
+      viewer.scrollLeft -= event.clientX - last.clientX;
+      viewer.scrollTop -= event.clientY - last.clientY;
+      last = event;
+    }
+  });
   for (const name of ["pointerup", "pointercancel"]) {
-    stage.addEventListener(name, () => { dragging = false; });
+    stage.addEventListener(name, () => { mode = null; });
   }
 }
 
@@ -273,29 +310,86 @@ function setRatio(card, image) {
   if (!image.naturalWidth || !image.naturalHeight) return;
   card.style.setProperty("--ratio", String(image.naturalWidth / image.naturalHeight));
   card.style.setProperty("--natural-width", String(image.naturalWidth));
+  showFitScale(card);
 }
 
-// Fit (the whole image in the window) or 100% (one image pixel per CSS pixel, scrolled so
-// that the point double-clicked stays under the pointer).
-function toggleZoom(card, event = null) {
-  if (card.dataset.state !== "done") return;
+// How large "Fit" shows the photo (an 850 px photo may fit at 118%: 100% is then smaller).
+function fitScale(card) {
+  const natural = $(".cut", card).naturalWidth || $(".before", card).naturalWidth;
+  return card.zoom === "fit" && natural ? $(".stage", card).offsetWidth / natural : card.fitScale || 1;
+}
+
+function showFitScale(card) {
+  if (card.zoom !== "fit" || !$(".stage", card).offsetWidth) return;
+  card.fitScale = fitScale(card);
+  $(".zoom option[value=fit]", card).textContent = `Fit (${Math.round(card.fitScale * 100)}%)`;
+}
+
+// Fit (the whole image in the window) or a zoom level (image pixels per CSS pixel, pixels
+// drawn square above 100%), keeping the point under the pointer (or the middle) in place.
+function setZoom(card, level, event = null) {
   const viewer = $(".viewer", card);
   const stage = $(".stage", card);
   const box = stage.getBoundingClientRect();
-  const at = event
-    ? { x: (event.clientX - box.left) / box.width, y: (event.clientY - box.top) / box.height }
-    : { x: 0.5, y: 0.5 };
-  const zoomed = card.classList.toggle("zoomed");
-  const button = $(".zoom", card);
-  button.setAttribute("aria-pressed", String(zoomed));
-  button.textContent = zoomed ? "Fit to window" : "Zoom to 100%";
-  if (zoomed) {
-    const view = viewer.getBoundingClientRect();
-    const offsetX = event ? event.clientX - view.left : view.width / 2;
-    const offsetY = event ? event.clientY - view.top : view.height / 2;
-    viewer.scrollLeft = at.x * stage.offsetWidth - offsetX;
-    viewer.scrollTop = at.y * stage.offsetHeight - offsetY;
+  const view = viewer.getBoundingClientRect();
+  const pointX = event ? event.clientX : view.left + view.width / 2;
+  const pointY = event ? event.clientY : view.top + view.height / 2;
+  const at = { x: (pointX - box.left) / box.width, y: (pointY - box.top) / box.height };
+  showFitScale(card);
+  card.zoom = level;
+  $(".zoom", card).value = String(level);
+  card.classList.toggle("zoomed", level !== "fit");
+  card.classList.toggle("magnified", level !== "fit" && level > 1);
+  card.style.setProperty("--zoom", String(level === "fit" ? 1 : level));
+  if (level !== "fit") {
+    viewer.scrollLeft = at.x * stage.offsetWidth - (pointX - view.left);
+    viewer.scrollTop = at.y * stage.offsetHeight - (pointY - view.top);
   }
+}
+
+// Double-click: from fit to the first level that shows more, and back to fit.
+function zoomStep(card, event) {
+  if (card.dataset.state !== "done" || isTile(card)) return;
+  if (card.zoom !== "fit") return setZoom(card, "fit", event);
+  const scale = fitScale(card);
+  return setZoom(card, ZOOM_LEVELS.find((level) => level > scale * 1.05) || ZOOM_LEVELS.at(-1), event);
+}
+
+// Several results are a grid of thumbnails; one opens at full size, in the grid's place.
+function isTile(card) {
+  return $("#results").classList.contains("grid") && !card.classList.contains("open");
+}
+
+function openCard(card) {
+  document.querySelectorAll("#results .card.open").forEach((other) => { if (other !== card) closeCard(other, false); });
+  card.classList.add("open");
+  const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+  card.scrollIntoView({ block: "start", behavior: still ? "auto" : "smooth" });
+  $(".back", card).focus({ preventScroll: true });
+}
+
+function closeCard(card, focus = true) {
+  if (card.zoom !== "fit") setZoom(card, "fit");
+  card.classList.remove("open");
+  if (focus && card.isConnected) {
+    card.scrollIntoView({ block: "nearest" });
+    $(".open", card).focus({ preventScroll: true });
+  }
+}
+
+// The result to edit with the E key: the one holding the focus, the open one, or the only one.
+function cardToEdit(target) {
+  const done = [...document.querySelectorAll('#results .card[data-state="done"]')];
+  const focused = target instanceof Element ? target.closest('.card[data-state="done"]') : null;
+  return focused || done.find((card) => card.classList.contains("open")) || (done.length === 1 ? done[0] : null);
+}
+
+function showRerun(card) {
+  card.querySelectorAll(".rerun button").forEach((button) => {
+    button.hidden = button.dataset.model === card.dataset.model;
+    button.setAttribute("aria-label", `Re-run with ${button.dataset.model}`);
+  });
+  $(".rerun", card).hidden = !card.original;
 }
 
 function setStatus(card, text, progress = null) {
@@ -434,6 +528,9 @@ function updateBatch() {
   $("#empty").hidden = cards.length > 0;
   document.body.classList.toggle("has-results", cards.length > 0);
   $("#batch").hidden = cards.length < 2;
+  const grid = cards.length > 1;
+  $("#results").classList.toggle("grid", grid);
+  if (!grid) cards.forEach((card) => card.classList.remove("open"));
   $("#download-all").disabled = done === 0;
   const parts = [`${cards.length} images`, `${done} done`];
   if (failed) parts.push(`${failed} failed`);
@@ -465,33 +562,46 @@ function pump() {
   }
 }
 
+function upload(blob, name, onUpload) {
+  const form = new FormData();
+  form.append("name", (name || "image").slice(0, 30));
+  form.append("image", blob, name || "image");
+  return request("POST", "/v1/images/upload", { body: form, onUpload });
+}
+
+// Runs `run` now (in the queue) and again on "Try again".
+function schedule(card, run) {
+  $(".retry", card).onclick = () => { resetCard(card); enqueue(card, run); };
+  setStatus(card, "Waiting…", 0);
+  enqueue(card, run);
+}
+
 function addFile(file) {
   const card = createCard(file.name || "pasted image");
+  card.original = file;
   card.dataset.beforeUrl = URL.createObjectURL(file);
   // A file the browser cannot show (not an image) gets no broken preview, only its error.
   $(".before", card).onerror = () => { $(".viewer", card).hidden = true; };
   $(".before", card).src = card.dataset.beforeUrl;
   $(".before", card).alt = `Original: ${file.name || "pasted image"}`;
   const model = selectedModel();
-  const run = () => process(card, model, (onUpload) => {
-    const form = new FormData();
-    form.append("name", (file.name || "image").slice(0, 30));
-    form.append("image", file);
-    return request("POST", "/v1/images/upload", { body: form, onUpload });
-  });
-  $(".retry", card).onclick = () => { resetCard(card); enqueue(card, run); };
-  setStatus(card, "Waiting…", 0);
-  enqueue(card, run);
+  schedule(card, () => process(card, model, (onUpload) => upload(file, file.name, onUpload)));
 }
 
 function addUrl(url) {
   const card = createCard(url);
   const model = selectedModel();
   const name = (url.split("/").pop() || "image").split("?")[0].slice(0, 30) || "image";
-  const run = () => process(card, model, () => request("POST", "/v1/images", { json: { name, url } }), true);
-  $(".retry", card).onclick = () => { resetCard(card); enqueue(card, run); };
-  setStatus(card, "Waiting…", 0);
-  enqueue(card, run);
+  schedule(card, () => process(card, model, () => request("POST", "/v1/images", { json: { name, url } }), true));
+}
+
+// The same photo (kept in the page) through another model: a new automatic cut-out, which
+// the corrections made on the old one do not carry over to.
+function rerun(card, model) {
+  if (!card.original) return;
+  const name = $(".card-title", card).textContent.split("/").pop();
+  resetCard(card);
+  schedule(card, () => process(card, model, (onUpload) => upload(card.original, name, onUpload)));
 }
 
 function resetCard(card) {
@@ -501,6 +611,7 @@ function resetCard(card) {
   showQuality(card, null);
   $(".error", card).textContent = "";
   $(".retry", card).hidden = true;
+  if (card.zoom !== "fit") setZoom(card, "fit");
   setStatus(card, "Waiting…", 0);
   updateBatch();
 }
@@ -515,6 +626,26 @@ function reveal(card) {
   card.scrollIntoView({ block: "start", behavior: still ? "auto" : "smooth" });
 }
 
+// A cut-out (the server's, or one corrected in the editor) becomes what the card shows and
+// downloads; the mask view is drawn again from it.
+async function showCutout(card, blob) {
+  const previous = card.dataset.cutUrl;
+  card.dataset.cutUrl = URL.createObjectURL(blob);
+  card.cutBlob = blob;
+  delete card.maskAlpha;
+  delete card.dataset.maskReady;
+  const cut = $(".cut", card);
+  cut.alt = `Cut-out of ${$(".card-title", card).textContent}`;
+  await new Promise((resolve, reject) => {
+    cut.onload = resolve;
+    cut.onerror = () => reject(new ApiError(500, "the result could not be displayed"));
+    cut.src = card.dataset.cutUrl;
+  });
+  if (previous) URL.revokeObjectURL(previous);
+  setRatio(card, cut);
+  if (currentView(card) === "mask") drawMask(card);
+}
+
 async function process(card, model, create, needsOriginal = false) {
   const created = [];
   try {
@@ -524,6 +655,7 @@ async function process(card, model, create, needsOriginal = false) {
     created.push(source.id);
     if (needsOriginal) {
       const original = await request("GET", `/v1/images/${source.id}/download`, { responseType: "blob" });
+      card.original = original;
       card.dataset.beforeUrl = URL.createObjectURL(original);
       $(".before", card).src = card.dataset.beforeUrl;
     }
@@ -533,21 +665,17 @@ async function process(card, model, create, needsOriginal = false) {
     setStatus(card, "Fetching the result…", null);
     const blob = await request("GET", `/v1/images/${result.id}/download`, { responseType: "blob" });
     if (!card.isConnected) return;
-    card.dataset.cutUrl = URL.createObjectURL(blob);
-    card.cutBlob = blob;
-    const cut = $(".cut", card);
-    cut.alt = `Cut-out of ${$(".card-title", card).textContent}`;
-    await new Promise((resolve, reject) => {
-      cut.onload = resolve;
-      cut.onerror = () => reject(new ApiError(500, "the result could not be displayed"));
-      cut.src = card.dataset.cutUrl;
-    });
-    setRatio(card, cut);
+    await showCutout(card, blob);
+    card.automatic = blob; // what the editor's clicks correct
+    card.edits = null;
     card.dataset.state = "done";
+    card.dataset.model = model;
     card.dataset.width = String(result.width);
     card.dataset.height = String(result.height);
-    setStatus(card, `Done: ${result.width}×${result.height}`);
+    setStatus(card, `Done: ${result.width}×${result.height} (${model})`);
+    card.automaticResult = result;
     showQuality(card, result);
+    showRerun(card);
     updateBatch();
     reveal(card);
   } catch (error) {
@@ -556,6 +684,21 @@ async function process(card, model, create, needsOriginal = false) {
     // The page keeps its copies; the server's are deleted (best effort).
     for (const id of created) request("DELETE", `/v1/images/${id}`).catch(() => {});
   }
+}
+
+// The editor's Done: the corrected cut-out replaces the card's (downloads, ZIP, mask view).
+// The automatic cut-out's confidence no longer describes it: the card says it was corrected.
+async function keepCorrection(card, blob, edits, summary) {
+  await showCutout(card, blob);
+  card.edits = edits;
+  showQuality(card, null);
+  if (edits.length) {
+    card.dataset.quality = "corrected";
+    $(".quality", card).textContent = `✎ Corrected by hand: ${summary}`;
+  } else {
+    showQuality(card, card.automaticResult);
+  }
+  updateBatch();
 }
 
 // Downloads ----------------------------------------------------------------------------------
@@ -665,113 +808,6 @@ function clearAll() {
   document.querySelectorAll("#results .card").forEach(removeCard);
 }
 
-// Encoders -----------------------------------------------------------------------------------
-
-const CRC_TABLE = (() => {
-  const table = new Uint32Array(256);
-  for (let n = 0; n < 256; n += 1) {
-    let c = n;
-    for (let k = 0; k < 8; k += 1) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    table[n] = c >>> 0;
-  }
-  return table;
-})();
-
-function crc32(bytes, crc = 0) {
-  let c = ~crc >>> 0;
-  for (let i = 0; i < bytes.length; i += 1) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return ~c >>> 0;
-}
-
-// A ZIP of stored (uncompressed) entries: PNG and WebP are compressed already. No ZIP64, so
-// the archive must stay under 4 GiB, far above what a tab holds.
-function zipStored(files) {
-  const encoder = new TextEncoder();
-  const parts = [];
-  const central = [];
-  let offset = 0;
-  const now = new Date();
-  const time = (now.getHours() << 11) | (now.getMinutes() << 5) | (now.getSeconds() >> 1);
-  const date = ((now.getFullYear() - 1980) << 9) | ((now.getMonth() + 1) << 5) | now.getDate();
-  for (const file of files) {
-    const name = encoder.encode(file.name);
-    const crc = crc32(file.data);
-    const local = new DataView(new ArrayBuffer(30));
-    local.setUint32(0, 0x04034b50, true);
-    local.setUint16(4, 20, true);
-    local.setUint16(6, 0x0800, true); // names in UTF-8
-    local.setUint16(8, 0, true); // stored
-    local.setUint16(10, time, true);
-    local.setUint16(12, date, true);
-    local.setUint32(14, crc, true);
-    local.setUint32(18, file.data.length, true);
-    local.setUint32(22, file.data.length, true);
-    local.setUint16(26, name.length, true);
-    local.setUint16(28, 0, true);
-    parts.push(local, name, file.data);
-    const entry = new DataView(new ArrayBuffer(46));
-    entry.setUint32(0, 0x02014b50, true);
-    entry.setUint16(4, 20, true);
-    entry.setUint16(6, 20, true);
-    entry.setUint16(8, 0x0800, true);
-    entry.setUint16(10, 0, true);
-    entry.setUint16(12, time, true);
-    entry.setUint16(14, date, true);
-    entry.setUint32(16, crc, true);
-    entry.setUint32(20, file.data.length, true);
-    entry.setUint32(24, file.data.length, true);
-    entry.setUint16(28, name.length, true);
-    entry.setUint32(42, offset, true); // the other fields (extra, comment, attributes) are 0
-    central.push(entry, name);
-    offset += 30 + name.length + file.data.length;
-  }
-  const centralSize = central.reduce((sum, part) => sum + part.byteLength, 0);
-  const end = new DataView(new ArrayBuffer(22));
-  end.setUint32(0, 0x06054b50, true);
-  end.setUint16(8, files.length, true);
-  end.setUint16(10, files.length, true);
-  end.setUint32(12, centralSize, true);
-  end.setUint32(16, offset, true);
-  return new Blob([...parts, ...central, end], { type: "application/zip" });
-}
-
-function pngChunk(type, data) {
-  const head = new DataView(new ArrayBuffer(8));
-  head.setUint32(0, data.length);
-  const typed = new TextEncoder().encode(type);
-  new Uint8Array(head.buffer).set(typed, 4);
-  const tail = new DataView(new ArrayBuffer(4));
-  tail.setUint32(0, crc32(data, crc32(typed)));
-  return [head, data, tail];
-}
-
-// An 8-bit greyscale PNG (what a canvas cannot write: it always writes RGBA), deflated by the
-// browser's CompressionStream; each row "Sub"-filtered, which turns a mask's flat runs to zeros.
-async function greyPng(grey, width, height) {
-  const rows = new Uint8Array((width + 1) * height);
-  for (let y = 0; y < height; y += 1) {
-    const row = y * (width + 1);
-    const from = y * width;
-    rows[row] = 1;
-    rows[row + 1] = grey[from];
-    for (let x = 1; x < width; x += 1) rows[row + 1 + x] = (grey[from + x] - grey[from + x - 1]) & 0xff;
-  }
-  const deflated = new Uint8Array(
-    await new Response(new Blob([rows]).stream().pipeThrough(new CompressionStream("deflate"))).arrayBuffer());
-  const header = new DataView(new ArrayBuffer(13));
-  header.setUint32(0, width);
-  header.setUint32(4, height);
-  header.setUint8(8, 8); // bit depth
-  header.setUint8(9, 0); // greyscale; compression, filter and interlace 0
-  const signature = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return new Blob([
-    signature,
-    ...pngChunk("IHDR", new Uint8Array(header.buffer)),
-    ...pngChunk("IDAT", deflated),
-    ...pngChunk("IEND", new Uint8Array(0)),
-  ], { type: "image/png" });
-}
-
 // Intake -------------------------------------------------------------------------------------
 
 function addFiles(files) {
@@ -813,9 +849,24 @@ function setUpIntake() {
   });
 }
 
+// E edits a result: the one holding the focus, the one open, or the only one.
+function setUpShortcuts() {
+  document.addEventListener("keydown", (event) => {
+    if (event.key.toLowerCase() !== "e" || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.defaultPrevented || document.querySelector("dialog[open]")) return;
+    if (event.target.closest?.("input:not([type=radio]):not([type=range]), textarea, select, [contenteditable]")) return;
+    const card = cardToEdit(event.target);
+    if (!card) return;
+    event.preventDefault();
+    openEditor(card);
+  });
+}
+
 function start() {
   setUpKeyDialog();
   setUpIntake();
+  setUpEditor();
+  setUpShortcuts();
   $("#download-all").addEventListener("click", downloadAll);
   $("#clear-all").addEventListener("click", clearAll);
   $("fieldset.model").addEventListener("change", () => { state.modelChosen = true; });

@@ -43,6 +43,7 @@ from alphacut.engine.pipeline import Cutout, Remover
 from alphacut.engine.sessions import SESSIONS, Loader, SessionCache, fixed_loader
 from alphacut.errors import NoSubjectError
 from alphacut.models.store import ModelStore
+from alphacut.noc import Trace, simulate
 
 VOID_ID = 255
 SMALL_SUBJECT = 0.05
@@ -262,6 +263,7 @@ class ImageResult:
     confidence: float | None = None  # the engine's estimate of this cut-out's IoU
     mask_model: str | None = None  # the model whose mask it is (auto: the one it kept)
     refused: bool = False  # the engine found no subject: scored as an empty cut-out
+    clicks: Trace | None = None  # the simulated user's clicks on it (evaluate(clicks=N))
 
 
 @dataclass(frozen=True)
@@ -317,13 +319,16 @@ def evaluate(
     tolerance: int = BOUNDARY_TOLERANCE,
     on_result: Callable[[ImageResult], None] | None = None,
     loaders: Mapping[str, Loader] | None = None,
+    clicks: int = 0,
 ) -> list[ImageResult]:
     """Run every variant on every pair and score it. Seconds are alphacut's end to end
     (decode to full-size cut-out, model already loaded), not the scoring's. The variants
     take turns on each photo, so that a machine's drifting speed weighs on all alike, and
     each mask is read once. A variant with a ``runtime`` runs through ``loaders[runtime]``
     (default: :func:`~alphacut.engine.sessions.fixed_loader`); one that differs from an
-    earlier variant only in its runtime also gets its ``agreement`` with it."""
+    earlier variant only in its runtime also gets its ``agreement`` with it. With ``clicks``,
+    each cut-out is then corrected by the simulated user of :mod:`alphacut.noc`, up to that
+    many clicks."""
     caches: dict[str, SessionCache] = {}
     for variant in variants:
         if variant.runtime is not None and variant.runtime not in caches:
@@ -368,6 +373,11 @@ def evaluate(
                     f"{pair.mask.name} is {truth.alpha.shape[1]}x{truth.alpha.shape[0]}"
                 )
             masks[variant] = alpha
+            trace = None
+            if clicks:
+                rgb = np.asarray(remover.decode(pair.image).image.convert("RGB"))
+                valid = truth.valid
+                trace = simulate(rgb, alpha, truth.alpha >= 0.5, valid, clicks)
             reference = references[variant.method]
             compared = reference is not variant
             result = ImageResult(
@@ -381,6 +391,7 @@ def evaluate(
                 confidence=cut.confidence if cut is not None else None,
                 mask_model=cut.mask_model if cut is not None else None,
                 refused=cut is None,
+                clicks=trace,
             )
             results.append(result)
             if on_result is not None:

@@ -269,7 +269,9 @@ def test_a_model_this_server_has_not_installed_is_a_400(
         ("", {"model": ""}, "invalid value for model"),
         ("?extras=not-json", {}, "invalid value for extras: 'not-json'; not JSON"),
         ("?extras=[]", {}, "invalid value for extras: '[]'; a JSON object"),
-        ('?extras={"sam_prompt": []}', {}, "alphacut cannot honour extras (sam_prompt)"),
+        ('?extras={"sam_prompt": {}}', {}, "invalid value for extras: {}; sam_prompt is a list"),
+        ('?extras={"sam_prompt": [{"type": "mask", "data": [1]}]}', {}, "sam_prompt is a list"),
+        ('?extras={"sam_prompt": [], "x": 1}', {}, "alphacut cannot honour extras (sam_prompt, x)"),
         ('?extras={"model_path": "/x"}', {}, "alphacut cannot honour extras (model_path)"),
         ("?extras=" + "{}" * 2049, {}, "; at most 4096 characters"),
         ("?a=true&a=false", {}, "a is given more than once"),
@@ -284,7 +286,7 @@ def test_invalid_options_are_a_400_naming_the_option(
 def test_get_validates_its_options_too(rb: httpx.Client, origin: str) -> None:
     url = f"http://{origin}/car.jpg"
     assert "invalid value for bgc" in _error(rb.get(URL, params={"url": url, "bgc": "1,2"}))
-    extras = rb.get(URL, params={"url": url, "extras": '{"sam_prompt": []}'})
+    extras = rb.get(URL, params={"url": url, "extras": '{"model_path": "/x"}'})
     assert "cannot honour extras" in _error(extras)
 
 

@@ -578,3 +578,56 @@ def test_a_report_into_a_folder_is_refused_before_any_work(tmp_path: Path, photo
         "remove", str(photo), "-o", str(tmp_path / "o.png"), "--report", str(tmp_path / "r.csv")
     )
     assert done.returncode == 2 and not (tmp_path / "o.png").exists()
+
+
+def test_clicks_and_a_box_correct_one_photo(photo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.png"
+    done = run("remove", str(photo), "-o", str(out), "-m", "fast",
+               "--point", "5,5", "--point", "240,200:bg")  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    alpha = np.asarray(_image(out).getchannel("A"))
+    assert alpha[5, 5] == 255 and alpha[200, 240] == 0
+    boxed = tmp_path / "boxed.png"
+    done = run("remove", str(photo), "-o", str(boxed), "-m", "fast", "--box", "100,80,280,250")
+    assert done.returncode == 0, done.stderr.decode()
+    alpha = np.asarray(_image(boxed).getchannel("A"))
+    assert not alpha[:80].any() and not alpha[:, 380:].any() and alpha.any()
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (["--point", "1,2:sideways"], 2, "unknown point label"),
+        (["--point", "1;2"], 2, "a point is x,y"),
+        (["--box", "1,2,3"], 2, "a box is x,y,width,height"),
+        (["--box", "0,0,0,5"], 2, "a width and height > 0"),
+        (["--point", "480,0"], 1, "point (480, 0) is outside the photo (480x360"),
+        (["--box", "400,300,100,100"], 1, "inside the photo (480x360)"),
+    ],
+)
+def test_bad_clicks_and_boxes_are_said(
+    photo: Path, tmp_path: Path, args: list[str], code: int, says: str
+) -> None:
+    done = run("remove", str(photo), "-o", str(tmp_path / "out.png"), "-m", "fast", *args)
+    assert done.returncode == code, done.stderr.decode()
+    assert says in done.stderr.decode() and "Traceback" not in done.stderr.decode()
+
+
+def test_clicks_take_one_input(photos: Path, tmp_path: Path) -> None:
+    done = run("remove", str(photos), "--out-dir", str(tmp_path / "out"), "--point", "1,1")
+    assert done.returncode == 2
+    assert "give one input" in done.stderr.decode()
+
+
+def test_eval_counts_the_clicks_a_simulated_user_needs(shared: Path, tmp_path: Path) -> None:
+    out = tmp_path / "scores.json"
+    davis = shared / "evaldata" / "davis345"
+    done = run("eval", str(davis), "-m", "fast", "--limit", "2", "--clicks", "3",
+               "--json", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    assert "Correcting with clicks" in done.stdout.decode()
+    (report,) = json.loads(out.read_text())["clicks"]
+    assert report["count"] == 2 and report["max_clicks"] == 3
+    assert 0 <= report["noc90"] <= 3 and report["iou_after"]["5"] >= report["iou_before"] - 0.1
+    for image in json.loads(out.read_text())["images"]:
+        assert 1 <= len(image["clicks"]["ious"]) <= 4

@@ -277,3 +277,15 @@ def test_the_engine_keeps_pillows_exact_result_for_ordinary_shapes() -> None:
     assert (
         np.asarray(ours) == np.asarray(photo.resize((320, 320), Image.Resampling.LANCZOS))
     ).all()
+
+
+def test_cover_with_one_side_given_never_steps_past_the_source() -> None:
+    """7x15 to width 489 (height rounded to 1048): the covering box came out at -1.8e-15 px
+    and Pillow refused it, a 500 the contract test found."""
+    from alphacut.engine.operations import resize
+
+    out = resize(
+        Image.new("RGB", (7, 15)), width=489, height=None, fit="cover",
+        position="bottom-left", max_pixels=10**8,
+    )  # fmt: skip
+    assert out.size == (489, 1048)

@@ -29,7 +29,13 @@ from alphacut.api.deps import (
 from alphacut.api.openapi import errors
 from alphacut.engine import operations as ops
 from alphacut.engine.formats import FORMATS, MEDIA_TYPES, holds_alpha, parse_format
-from alphacut.errors import ImageTooLargeError, NotFoundError, NotImplementedFeatureError
+from alphacut.engine.hints import Hints, Point
+from alphacut.errors import (
+    ImageTooLargeError,
+    InvalidInputError,
+    NotFoundError,
+    NotImplementedFeatureError,
+)
 from alphacut.service.cutout import CutoutRequest, Source
 
 router = APIRouter(prefix="/v1/images", tags=["images"], route_class=BoundedJsonRoute)
@@ -202,7 +208,8 @@ def unpublish(
     response_model=schemas.ImageObject,
     responses=errors(403, 404, 422, 503, 504, 507),
     dependencies=JSON_RULES,
-    summary="Remove the background (PNG with transparency; counts 2 images)",
+    summary="Remove the background (PNG with transparency; counts 2 images), or correct a "
+    "cut-out with a box and clicks (counts 1)",
 )
 def remove_background(
     request: Request,
@@ -212,12 +219,35 @@ def remove_background(
     body: Annotated[schemas.RemoveBackground, Body()] = schemas.RemoveBackground(),  # noqa: B008
 ) -> JSONResponse:
     source = svc.images.get(key.id, image_id)
+    hints = Hints(
+        (body.box.x1, body.box.y1, body.box.x2, body.box.y2) if body.box is not None else None,
+        tuple(Point(p.x, p.y, p.label) for p in body.points),
+    )
+    hints.check(source.width, source.height)  # 400 before any work
+    base = None
+    if body.cutout_id is not None:
+        if not hints:
+            raise InvalidInputError("cutout_id names a cut-out to correct: give a box or points")
+        base = svc.images.get(key.id, body.cutout_id)
+        if (base.width, base.height) != (source.width, source.height):
+            raise InvalidInputError(
+                f"cutout_id {body.cutout_id} is {base.width}x{base.height} and the photo "
+                f"{source.width}x{source.height}: it must be a cut-out of this photo"
+            )
+    images = 2 if base is None else 1  # a correction runs no model
     wanted = CutoutRequest(
-        key.id, Source(image=source), model=body.model, keep="image", name=body.name, billed=2
+        key.id,
+        Source(image=source),
+        model=body.model,
+        keep="image",
+        name=body.name,
+        billed=images,
+        hints=hints,
+        base=base,
     )
     result = svc.cutouts.run(wanted, answered=lambda: not client_gone(request))
     assert result.image is not None  # noqa: S101 - keep="image" stores one
-    return created(request, svc, key, result.image, images=2, billed=True)
+    return created(request, svc, key, result.image, images=images, billed=True)
 
 
 def _created_by(

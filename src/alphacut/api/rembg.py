@@ -27,9 +27,11 @@ How rembg's options map in alphacut (the table in ``docs/http-api.md`` says the 
 - ``ppm`` (post-process mask): rembg makes the mask binary (smoothed, then cut at 127), so here
   the alpha is cut at 50 %: a binary mask with ``om``, a cut-out without soft pixels without.
 - ``bgc`` (``r,g,b,a``, each 0-255; alpha may be left out): the cut-out on that colour.
-- ``extras``: rembg hands it to its model sessions (SAM's prompts, a custom model's path, a
-  hosted model's key), which alphacut has none of: absent, empty or ``{}``; anything else is
-  a 400 naming what could not be honoured. It is never passed anywhere.
+- ``extras``: rembg hands it to its model sessions. SAM's prompts are honoured with any model:
+  ``{"sam_prompt": [{"type": "point", "data": [x, y], "label": 1}, {"type": "rectangle",
+  "data": [x1, y1, x2, y2], "label": 1}]}`` become alphacut's hints (label 1 a subject click,
+  0 a background one; the rectangle the box the subject lies in). Anything else (a custom
+  model's path, a hosted model's key) is a 400 naming what could not be honoured.
 
 Keys: a rembg server has none; alphacut keeps its own, sent as ``x-api-key: <key>`` or
 ``Authorization: Bearer <key>`` (401 without), with the usage counting and rate limits of the
@@ -44,7 +46,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response, Security
@@ -65,6 +67,7 @@ from alphacut.api.deps import (
 from alphacut.api.limits import media_type
 from alphacut.api.openapi import errors
 from alphacut.engine.effects import Effects
+from alphacut.engine.hints import MAX_POINTS, Hints, Point, point
 from alphacut.engine.outputs import OutputKind, OutputSpec
 from alphacut.errors import ImageTooLargeError, InvalidInputError
 from alphacut.models.registry import MODEL_NAMES, Refine
@@ -142,27 +145,57 @@ def _background_color(fields: Mapping[str, str]) -> str | None:
     return "#" + "".join(f"{v:02x}" for v in [*channels, 255][:4])
 
 
-def _check_extras(fields: Mapping[str, str]) -> None:
-    """``extras`` must ask for nothing: absent, empty or ``{}``."""
+def _extras(fields: Mapping[str, str]) -> Hints:
+    """The hints in ``extras`` (SAM's prompts); absent, empty or ``{}``: none."""
     value = fields.get("extras")
     if value is None:
-        return
+        return Hints()
     if len(value) > MAX_EXTRAS_CHARS:
         raise _bad("extras", value, f"at most {MAX_EXTRAS_CHARS} characters")
     if re.search(EXTRAS, value):
-        return
+        return Hints()
     try:
         asked = json.loads(value)
     except (ValueError, RecursionError):
         raise _bad("extras", value, "not JSON; send {} or leave it out") from None
     if not isinstance(asked, dict):
         raise _bad("extras", value, "a JSON object; send {} or leave it out")
+    if set(asked) == {"sam_prompt"}:
+        return _sam_prompt(asked["sam_prompt"])
     names = ", ".join(sorted(asked))
     raise InvalidInputError(
         f"alphacut cannot honour extras ({names[:200]}): rembg passes them to its own model "
         "sessions (SAM's prompts, a custom model's path, a hosted model's key), which alphacut "
         "does not have; send {} or leave extras out"
     )
+
+
+def _sam_prompt(prompt: object) -> Hints:
+    """rembg's SAM prompt as hints: points (label 1 subject, 0 background) and at most one
+    rectangle (``data``: x1, y1, x2, y2)."""
+    shape = 'a list of {"type": "point"|"rectangle", "data": [...], "label": 0|1}'
+    if not isinstance(prompt, list) or len(prompt) > MAX_POINTS + 1:
+        raise _bad("extras", prompt, f"sam_prompt is {shape}, at most {MAX_POINTS} points")
+    points: list[Point] = []
+    box = None
+    for item in prompt:
+        if not isinstance(item, dict) or not isinstance(item.get("data"), list):
+            raise _bad("extras", item, f"sam_prompt is {shape}")
+        data, kind, label = item["data"], item.get("type"), item.get("label", 1)
+        if label not in (0, 1) or isinstance(label, bool):
+            raise _bad("extras", item, "a sam_prompt label is 1 (subject) or 0 (background)")
+        if kind == "point" and len(data) == 2:
+            points.append(point(data[0], data[1], "subject" if label == 1 else "background"))
+        elif kind == "rectangle" and len(data) == 4 and box is None:
+            first, last = point(data[0], data[1]), point(data[2], data[3])
+            if last.x <= first.x or last.y <= first.y:
+                raise _bad("extras", item, "a rectangle is x1, y1, x2, y2 with x2 > x1, y2 > y1")
+            box = (first.x, first.y, last.x, last.y)
+        else:
+            raise _bad("extras", item, f"sam_prompt is {shape}, with one rectangle at most")
+    if len(points) > MAX_POINTS:
+        raise _bad("extras", prompt, f"at most {MAX_POINTS} points")
+    return Hints(box, tuple(points))
 
 
 @dataclass(frozen=True)
@@ -172,6 +205,7 @@ class Options:
     only_mask: bool = False
     binary: bool = False  # ppm: the alpha cut at 50 %
     background_color: str | None = None
+    hints: Hints = field(default_factory=Hints)  # extras' sam_prompt
 
     def request(self, key_id: str, source: Source) -> CutoutRequest:
         """The cut-out the use case is asked for: one PNG, of the photo's size."""
@@ -190,6 +224,7 @@ class Options:
             refine=self.refine,
             effects=effects,
             outputs=(OutputSpec(kind, "png"),),
+            hints=self.hints,
         )
 
 
@@ -199,7 +234,7 @@ def parse_options(fields: Mapping[str, str]) -> Options:
     for name in ("af", "ab"):
         _matched(fields, name, BYTE, "an integer from 0 to 255")
     _matched(fields, "ae", ERODE, "an integer from 0 to 999999999")
-    _check_extras(fields)
+    hints = _extras(fields)
     vitmatte, matting, decontaminate = (_flag(fields, name) for name in ("vm", "a", "dc"))
     refine = Refine.ZOOM if vitmatte else Refine.EDGES if matting or decontaminate else None
     return Options(
@@ -208,6 +243,7 @@ def parse_options(fields: Mapping[str, str]) -> Options:
         only_mask=_flag(fields, "om"),
         binary=_flag(fields, "ppm"),
         background_color=_background_color(fields),
+        hints=hints,
     )
 
 

@@ -57,6 +57,7 @@ from alphacut.api.limits import is_json, media_type, parse_json
 from alphacut.api.openapi import errors
 from alphacut.engine.compose import parse_color
 from alphacut.engine.effects import MAX_PX, Effects, Length
+from alphacut.engine.hints import MAX_POINTS, Hints, Point, parse_points, points_from_json
 from alphacut.engine.outputs import OutputSpec
 from alphacut.errors import ImageTooLargeError, InvalidInputError
 from alphacut.models.registry import MODEL_NAMES, Refine, is_model_name, model_choices
@@ -101,6 +102,7 @@ _LENGTH = re.compile(_NUMBER + r"(px|%)?")
 _PERCENT = re.compile(_NUMBER + "%")
 # The longest option value (the longest valid one, a colour name or a roi, is ~60).
 _MAX_OPTION_CHARS = 256
+_MAX_POINTS_CHARS = MAX_POINTS * 24  # "100000,100000:background "
 
 
 def _bad(name: str, value: object, allowed: str) -> InvalidInputError:
@@ -141,6 +143,7 @@ class Options:
     model: str | None = None
     refine: str | None = None
     effects: Effects = field(default_factory=Effects)
+    hints: Hints = field(default_factory=Hints)
 
 
 def _text(fields: Mapping[str, Any], name: str) -> str | None:
@@ -214,7 +217,22 @@ def parse_options(fields: Mapping[str, Any], *, json_body: bool) -> Options:
         model=_model(fields),
         refine=_choice(fields, "refine", REFINES, "") or None,
         effects=effects,
+        hints=Hints(points=_points(fields)),
     )
+
+
+def _points(fields: Mapping[str, Any]) -> tuple[Point, ...]:
+    """alphacut's extension: ``points``, clicks that correct the cut-out, in the photo's
+    pixels: ``"120,80 40,30:bg"`` (a form or JSON string), or in a JSON body a list of
+    ``{"x": 120, "y": 80, "label": "subject" | "background"}``."""
+    value = fields.get("points")
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        if len(value) > _MAX_POINTS_CHARS:
+            raise _bad("points", value, f"at most {MAX_POINTS} points")
+        return parse_points(value)
+    return points_from_json(value)
 
 
 def _roi(fields: Mapping[str, Any]) -> tuple[Length, Length, Length, Length] | None:
@@ -349,6 +367,7 @@ def cutout_request(options: Options, inputs: Inputs, key_id: str, max_bytes: int
         effects=effects,
         background=background,
         outputs=(OutputSpec(kind, fmt),),  # type: ignore[arg-type]
+        hints=options.hints,
     )
 
 
@@ -401,6 +420,12 @@ def _params(boolean: dict[str, Any]) -> dict[str, Any]:
             default="auto",
         ),
         "roi": _string("x1 y1 x2 y2 in px or %: only the subject inside is kept."),
+        "points": _string(
+            "alphacut extension: clicks that correct the cut-out, in the photo's pixels, in "
+            "the order made: x,y (subject) or x,y:bg (background), separated by spaces; at "
+            f"most {MAX_POINTS}. A JSON body may send a list of "
+            '{"x": 120, "y": 80, "label": "subject"|"background"} instead.'
+        ),
         "crop": boolean,
         "crop_margin": _string("1, 2 or 4 margins in px or % (at most 50% or 500 px a side)."),
         "scale": _string("original, or 10% to 100% of the canvas."),

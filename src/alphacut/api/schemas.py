@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from alphacut.engine.formats import OUTPUT_FORMATS, SPELLINGS
+from alphacut.engine.hints import MAX_POINTS
 
 # A name is text a person reads: any character but the control ones (NUL, CR, LF, tab, DEL,
 # C1), which have no place in a name and which no file name or header can carry.
@@ -99,8 +100,56 @@ class CreateFromUrl(Strict):
     url: str = Field(min_length=1, max_length=4096, description="http or https URL.")
 
 
+Pixel = Annotated[int, Field(ge=0, le=100_000)]
+
+
+class HintBox(Strict):
+    """alphacut extension: the subject lies inside (x1, y1)-(x2, y2), in the photo's pixels
+    (x2, y2 exclusive)."""
+
+    x1: Pixel
+    y1: Pixel
+    x2: Pixel
+    y2: Pixel
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> HintBox:
+        if self.x2 <= self.x1 or self.y2 <= self.y1:
+            raise ValueError("x2 and y2 must be right of and below x1 and y1")
+        return self
+
+
+class HintPoint(Strict):
+    """alphacut extension: a click on the photo's pixel (x, y): this is subject (or
+    background)."""
+
+    x: Pixel
+    y: Pixel
+    label: Literal["subject", "background"] = "subject"
+
+
 class RemoveBackground(Strict):
     name: ImageName | None = None
+    box: HintBox | None = Field(
+        None,
+        description="alphacut extension: the subject lies inside this box, in the photo's "
+        "pixels; the model looks at the box alone and nothing outside it is kept.",
+    )
+    points: list[HintPoint] = Field(
+        default_factory=list,
+        max_length=MAX_POINTS,
+        description="alphacut extension: clicks that correct the cut-out, in the photo's "
+        "pixels, in the order they were made (send them all each time: the answer depends "
+        "on nothing else). Each marks a pixel as subject or background and moves the "
+        'mistake it lands in (docs/quality.md, "Correcting a cut-out with clicks").',
+    )
+    cutout_id: ImageId | None = Field(
+        None,
+        description="alphacut extension: a cut-out of this photo made before (by "
+        "remove-background, or an RGBA PNG of yours uploaded) that the box and points correct, "
+        "without running a model again (a fraction of a second; counts 1 image). It must "
+        "have the photo's size and transparency.",
+    )
     model: str | None = Field(
         None,
         max_length=64,

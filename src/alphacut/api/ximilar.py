@@ -48,6 +48,7 @@ from alphacut.api.inline import decode_inline_image
 from alphacut.api.openapi import errors
 from alphacut.api.public import PRESIGNED_REDIRECT, presigned_redirect
 from alphacut.engine.formats import MEDIA_TYPES, SPELLINGS, OutputFormat, parse_format
+from alphacut.engine.hints import MAX_POINTS, Hints, box_from_json, points_from_json
 from alphacut.engine.outputs import OutputSpec
 from alphacut.errors import AlphacutError, InvalidInputError, NotFoundError, UnauthorizedError
 from alphacut.models.registry import MODEL_NAMES, is_model_name, model_choices
@@ -115,7 +116,14 @@ def record_request(
         source = Source(url=url)
     else:
         raise InvalidInputError("the record needs an image: _url or _base64")
-    return names, CutoutRequest(key_id, source, model=model, outputs=specs, keep="results")
+    box, points = record.get("_box"), record.get("_points")
+    hints = Hints(
+        box_from_json(box, "_box") if box is not None else None,
+        points_from_json(points, "_points") if points is not None else (),
+    )
+    return names, CutoutRequest(
+        key_id, source, model=model, outputs=specs, keep="results", hints=hints
+    )
 
 
 def _status(code: int, request_id: str, description: str | None = None) -> dict[str, Any]:
@@ -162,6 +170,29 @@ _RECORD_SCHEMA: dict[str, Any] = {
         "white_background": {"type": "boolean"},
         "image_format": _FORMAT_SCHEMA,
         "image_quality": {"type": "integer", "minimum": 1, "maximum": 100},
+        "_box": {
+            "type": "array",
+            "items": {"type": "integer", "minimum": 0},
+            "minItems": 4,
+            "maxItems": 4,
+            "description": "alphacut extension: [x1, y1, x2, y2], the box the subject lies "
+            "in, in the photo's pixels.",
+        },
+        "_points": {
+            "type": "array",
+            "maxItems": MAX_POINTS,
+            "description": "alphacut extension: clicks that correct the cut-out, in the "
+            "photo's pixels, in the order made.",
+            "items": {
+                "type": "object",
+                "required": ["x", "y"],
+                "properties": {
+                    "x": {"type": "integer", "minimum": 0},
+                    "y": {"type": "integer", "minimum": 0},
+                    "label": {"enum": ["subject", "background"]},
+                },
+            },
+        },
     },
     "additionalProperties": True,
 }

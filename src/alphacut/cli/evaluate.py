@@ -18,8 +18,9 @@ from alphacut.files import write_atomic
 from alphacut.models.registry import Refine
 
 if TYPE_CHECKING:
-    from alphacut.evaluation import ConfidenceReport, RuntimeVerdict
+    from alphacut.evaluation import ConfidenceReport, ImageResult, RuntimeVerdict
     from alphacut.models.store import ModelStore
+    from alphacut.noc import ClickReport, Trace
 
 _EVAL_COLUMNS = [("iou", "IoU", 4), ("mae", "MAE", 4), ("boundary_f", "bound. F", 4),
                  ("sad", "SAD", 2), ("grad", "grad", 2)]  # fmt: skip
@@ -66,6 +67,16 @@ def eval_command(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write every score, per image, here.")
     ] = None,
+    clicks: Annotated[
+        int,
+        typer.Option(
+            "--clicks",
+            min=0,
+            max=100,
+            help="Then correct each cut-out with up to N clicks of a simulated user (RITM's "
+            "protocol) and print NoC@85, NoC@90, NoF@90, IoU after 1/3/5 clicks, s/click.",
+        ),
+    ] = 0,
 ) -> None:
     """Score alphacut against hand-made masks: IoU, MAE, boundary F, SAD, gradient error and
     seconds per image, overall and for small subjects (under 5% of the frame) apart; one row
@@ -124,6 +135,7 @@ def eval_command(
                 store=store,
                 tolerance=tolerance,
                 on_result=lambda _: progress.advance(task),
+                clicks=clicks,
             )
         except (AlphacutError, ValueError, OSError) as exc:  # a bad photo, mask or pairing
             fail(str(exc))
@@ -152,6 +164,8 @@ def eval_command(
     console.print(table)
     reports = confidence_reports(results, settings.doubtful_below)
     _print_confidence(console, reports)
+    click_reports = _click_reports(results, clicks)
+    _print_clicks(console, click_reports)
     verdicts = runtime_verdicts(results)
     for verdict in verdicts:
         _print_verdict(console, verdict)
@@ -162,11 +176,45 @@ def eval_command(
             "summaries": [asdict(summary) for summary in summaries],
             "confidence": [asdict(report) for report in reports],
             "verdicts": [asdict(v) | {"passes": v.passes} for v in verdicts],
+            "clicks": [asdict(report) for report in click_reports],
             "images": [asdict(result) for result in results],
         }
         write_atomic(json_out, json.dumps(_finite(document), indent=2).encode())
     if any(not verdict.passes for verdict in verdicts):
         raise typer.Exit(1)
+
+
+def _click_reports(results: list[ImageResult], clicks: int) -> list[ClickReport]:
+    """One :class:`~alphacut.noc.ClickReport` per variant that was clicked on."""
+    from alphacut.noc import click_report
+
+    traces: dict[str, list[Trace]] = {}
+    for result in results:
+        if result.clicks is not None:
+            traces.setdefault(result.variant, []).append(result.clicks)
+    return [click_report(label, found, clicks) for label, found in traces.items()]
+
+
+def _print_clicks(console: Console, reports: list[ClickReport]) -> None:
+    if not reports:
+        return
+    table = Table(title="Correcting with clicks (simulated user, RITM's protocol)")
+    for title in ("variant", "NoC@85", "NoC@90", "NoF@90", "IoU 0", "IoU 1", "IoU 3", "IoU 5"):
+        table.add_column(title, justify="left" if title == "variant" else "right")
+    table.add_column("s/click", justify="right")
+    for report in reports:
+        table.add_row(
+            report.label,
+            f"{report.noc85:.2f}",
+            f"{report.noc90:.2f}",
+            f"{report.nof90:.1%}",
+            f"{report.iou_before:.4f}",
+            *(f"{report.iou_after[k]:.4f}" for k in (1, 3, 5)),
+            f"{report.seconds_per_click:.3f}",
+        )
+    console.print(table)
+    console.print(f"  at most {reports[0].max_clicks} clicks a photo; 0 where the cut-out is "
+                  "already at the IoU")  # fmt: skip
 
 
 def _finite(value: object) -> object:

@@ -304,6 +304,24 @@ def remove(
             help="Leave inputs whose output already exists (resume an interrupted batch).",
         ),
     ] = False,
+    box: Annotated[
+        str | None,
+        typer.Option(
+            "--box",
+            metavar="X,Y,W,H",
+            help="The subject lies in this box (pixels of the photo): the model looks at it "
+            "alone and nothing outside is kept.",
+        ),
+    ] = None,
+    points: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--point",
+            metavar="X,Y[:bg]",
+            help="A click that corrects the cut-out: X,Y is subject, X,Y:bg background "
+            "(repeat it, in order; docs/quality.md).",
+        ),
+    ] = None,
     report_file: Annotated[
         Path | None,
         typer.Option(
@@ -320,16 +338,25 @@ def remove(
     from alphacut.engine.config import engine_settings
     from alphacut.engine.decode import DecodedImage
     from alphacut.engine.formats import parse_format
+    from alphacut.engine.hints import MAX_POINTS, Hints, parse_box, parse_point
     from alphacut.engine.pipeline import Cutout, Prediction, Remover
 
     try:
         if output is not None and out_dir is not None:
             raise InvalidInputError("use either -o or --out-dir, not both")
+        if len(points or []) > MAX_POINTS:
+            raise InvalidInputError(f"--point: at most {MAX_POINTS}")
+        hints = Hints(
+            parse_box(box) if box is not None else None,
+            tuple(parse_point(text) for text in points or []),
+        )
         chosen = parse_format(fmt or (output.suffix if output and output.suffix else "png"))
         _check_options(chosen, bg, mask, crop, crop_margin, quality)
         if report_file is not None:
             check_report(report_file)
         jobs = _plan(inputs, output, out_dir, chosen, mask)
+        if hints and len(jobs) != 1:
+            raise InvalidInputError("--box and --point are in one photo's pixels: give one input")
         if skip_existing:
             kept = [job for job in jobs if job.target is None or not job.target.exists()]
             if len(kept) < len(jobs):
@@ -373,7 +400,7 @@ def remove(
         # The model's input is made while the model may still be loading (the engine asks for
         # the session after it: the session cache waits for the load thread's load).
         try:
-            return remover.predict(decoded)
+            return remover.predict(decoded, hints=hints)
         except AlphacutError:
             failed = loading.exception()  # the load thread is done: the lock was free
             if isinstance(failed, AlphacutError):  # would not load: once, for the whole run

@@ -94,8 +94,10 @@ def resize(
         # Only the part of the source that stays visible is scaled (never the whole source
         # at the covering scale, which can be far larger than the output).
         scale = max(width / image.width, height / image.height)
-        seen_w, seen_h = width / scale, height / scale
-        left, top = (image.width - seen_w) * gx, (image.height - seen_h) * gy
+        # Clamped: with one side rounded from the other, the division can land a hair past
+        # the source (-1e-13 px), which Pillow refuses (a 500 found by the contract test).
+        seen_w, seen_h = min(image.width, width / scale), min(image.height, height / scale)
+        left, top = max(0.0, (image.width - seen_w) * gx), max(0.0, (image.height - seen_h) * gy)
         return resample(image, (width, height), (left, top, left + seen_w, top + seen_h))
     scale = min(width / image.width, height / image.height)
     inner = (

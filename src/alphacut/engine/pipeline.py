@@ -29,8 +29,17 @@ from alphacut.engine.decode import ALL_FORMATS, DecodedImage, ImageSource, Limit
 from alphacut.engine.encode import check_quality, encode_image
 from alphacut.engine.foreground import estimate_foreground
 from alphacut.engine.formats import OutputFormat, parse_format
+from alphacut.engine.hints import Hints, clear_outside, correct
 from alphacut.engine.recipes import activate, preprocess, to_mask
-from alphacut.engine.refine import STEPS, agree, firm_alpha, resolve_refine, zoom_box
+from alphacut.engine.refine import (
+    STEPS,
+    ZOOM_MARGIN,
+    ZOOM_PAD,
+    agree,
+    firm_alpha,
+    resolve_refine,
+    zoom_box,
+)
 from alphacut.engine.sessions import SESSIONS, LoadedModel, LoadSpec, SessionCache
 from alphacut.errors import InvalidInputError, ModelNotInstalledError, NoSubjectError
 from alphacut.files import write_atomic
@@ -55,11 +64,12 @@ def check_refine(settings: EngineSettings, store: ModelStore | None = None) -> N
 @dataclass(frozen=True)
 class Prediction:
     """What :meth:`Remover.predict` found: the refined ``mask`` (mode ``L``, the photo's
-    size), how sure it is (``assessment``) and the catalogue ``model`` whose mask it is
+    size), how sure it is (``assessment``; ``None`` for a mask a person corrected with clicks:
+    no model's figure describes it) and the catalogue ``model`` whose mask it is
     (``model=auto`` picks one of two)."""
 
     mask: Image.Image
-    assessment: Assessment
+    assessment: Assessment | None
     model: str
 
 
@@ -363,13 +373,15 @@ class Remover:
         *,
         crop: bool = False,
         crop_margin: int | float | str = 0,
+        hints: Hints | None = None,
     ) -> Cutout:
         """Cut the subject out of ``source``: a path, bytes, a binary file object, a PIL image
-        or a numpy array (RGB/RGBA/grey; uint8, uint16 or float in 0..1)."""
+        or a numpy array (RGB/RGBA/grey; uint8, uint16 or float in 0..1). ``hints``: a box
+        the subject lies in and clicks (:mod:`~alphacut.engine.hints`), in its pixels."""
         timings: dict[str, float] = {}
         with _timed(timings, "decode"):
             decoded = self.decode(source)
-        cutout = self.compose(decoded, self.predict(decoded, timings), timings)
+        cutout = self.compose(decoded, self.predict(decoded, timings, hints=hints), timings)
         return cutout.crop(crop_margin) if crop else cutout
 
     def decode(self, source: ImageSource) -> DecodedImage:
@@ -382,6 +394,7 @@ class Remover:
         decoded: DecodedImage,
         timings: dict[str, float] | None = None,
         run: ModelRunner | None = None,
+        hints: Hints | None = None,
     ) -> Prediction:
         """The refined mask (mode ``L``) of a decoded photo, at its size, and how sure it is:
         the model's pass(es) and the image work around them. With :meth:`compose`,
@@ -389,12 +402,25 @@ class Remover:
         and decoding and encoding elsewhere. ``run(model, tensor)`` runs each model pass
         (default: right here), so that a service can hold its inference slot for the model's
         work alone. Raises :class:`~alphacut.errors.NoSubjectError` where the model sees no
-        subject (under ``ALPHACUT_NO_SUBJECT_SHARE`` of the photo): never an empty cut-out."""
-        image = decoded.image
-        if image.mode == "RGBA":
-            # Transparent areas may hold any colour; show the model what a viewer would see.
-            image = on_background(image, _WHITE)
-        found = self._predict(image, timings if timings is not None else {}, run or _run_here)
+        subject (under ``ALPHACUT_NO_SUBJECT_SHARE`` of the photo): never an empty cut-out.
+
+        ``hints`` (:mod:`~alphacut.engine.hints`): with a box, the model looks at the box
+        alone (with a margin of context) and nothing outside it is subject; clicks then
+        correct the mask (and a click on a subject is never refused as showing none)."""
+        image = self._viewed(decoded)
+        timings = timings if timings is not None else {}
+        hints = hints or Hints()
+        hints.check(*image.size)
+        if hints.box is None:
+            found = self._predict(image, timings, run or _run_here)
+        else:
+            found = self._predict_in(image, hints.box, timings, run or _run_here)
+        if hints.points:
+            with _timed(timings, "hints"):
+                rgb = np.asarray(image.convert("RGB"))
+                mask = correct(rgb, np.asarray(found.mask), Hints(points=hints.points))
+            return Prediction(Image.fromarray(mask, "L"), None, found.model)
+        assert found.assessment is not None  # noqa: S101 - a model's own pass has one
         least = self.settings.no_subject_share
         if found.assessment.subject < least:
             seen = found.assessment.subject
@@ -411,6 +437,32 @@ class Remover:
                 f"foreground{hint}"
             )
         return found
+
+    def correct(
+        self,
+        decoded: DecodedImage,
+        base: Image.Image,
+        hints: Hints,
+        timings: dict[str, float] | None = None,
+    ) -> Prediction:
+        """A cut-out made before (``base``: its RGBA image, or its mask, at the photo's size)
+        corrected by ``hints`` without any model pass: nothing outside the box, then each
+        click (:func:`~alphacut.engine.hints.correct`). What a page's clicks cost."""
+        image = self._viewed(decoded)
+        if base.size != image.size:
+            raise InvalidInputError(
+                f"the cut-out to correct is {base.size[0]}x{base.size[1]} and the photo "
+                f"{image.size[0]}x{image.size[1]}: it must be a cut-out of this photo, "
+                "at its size"
+            )
+        if base.mode not in ("RGBA", "LA", "L"):
+            raise InvalidInputError(
+                "the image to correct has no transparency: it must be a cut-out of this photo"
+            )
+        alpha = np.asarray(base.getchannel("A") if base.mode in ("RGBA", "LA") else base)
+        with _timed(timings if timings is not None else {}, "hints"):
+            mask = correct(np.asarray(image.convert("RGB")), alpha, hints)
+        return Prediction(Image.fromarray(mask, "L"), None, self.spec.name)
 
     def compose(
         self,
@@ -448,6 +500,36 @@ class Remover:
             assessment=prediction.assessment,
             mask_model=prediction.model,
         )
+
+    @staticmethod
+    def _viewed(decoded: DecodedImage) -> Image.Image:
+        """The photo as a model (and a person) sees it: transparent areas may hold any
+        colour, so an RGBA photo is put on white."""
+        image = decoded.image
+        return on_background(image, _WHITE) if image.mode == "RGBA" else image
+
+    def _predict_in(
+        self, image: Image.Image, box: tuple[int, int, int, int], timings: dict[str, float],
+        run: ModelRunner,
+    ) -> Prediction:  # fmt: skip
+        """The model's cut-out of ``box`` alone (with a margin of context around it, as
+        ``zoom`` takes), pasted into an empty mask: nothing outside the box is subject."""
+        left, top, right, bottom = box
+        dx = int((right - left) * ZOOM_MARGIN) + ZOOM_PAD
+        dy = int((bottom - top) * ZOOM_MARGIN) + ZOOM_PAD
+        width, height = image.size
+        around = (
+            max(0, left - dx),
+            max(0, top - dy),
+            min(width, right + dx),
+            min(height, bottom + dy),
+        )
+        found = self._predict(image.crop(around), timings, run)
+        with _timed(timings, "hints"):
+            mask = np.zeros((height, width), np.uint8)
+            mask[around[1] : around[3], around[0] : around[2]] = np.asarray(found.mask)
+            mask = clear_outside(mask, box)
+        return Prediction(Image.fromarray(mask, "L"), found.assessment, found.model)
 
     def _predict(
         self, image: Image.Image, timings: dict[str, float], run: ModelRunner

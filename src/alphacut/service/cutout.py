@@ -35,6 +35,7 @@ from alphacut.config import Settings
 from alphacut.engine.compose import Box
 from alphacut.engine.decode import Limits, decode, probe_pixels
 from alphacut.engine.effects import Effects
+from alphacut.engine.hints import Hints
 from alphacut.engine.outputs import Encoded, OutputSpec
 from alphacut.errors import (
     AlphacutError,
@@ -89,6 +90,8 @@ class CutoutRequest:
     keep: Keep = "answer"  # also keep the outputs as result files, or the first as an image
     name: str | None = None  # the new image's name (keep="image"; default: the source's)
     billed: int = 1  # images counted to the key once answered
+    hints: Hints = field(default_factory=Hints)  # a box and clicks, in the source's pixels
+    base: ImageRecord | None = None  # a stored cut-out of the source for the hints to correct
 
 
 @dataclass(frozen=True)
@@ -221,6 +224,8 @@ class CutoutService:
             queue_wait=left if admitted else None,
             timeout=left,
             key_id=request.key_id,
+            hints=request.hints,
+            base_blob_key=request.base.blob_key if request.base is not None else None,
         )
         removed = self.inference.submit(job)
         confidence = removed.confidence

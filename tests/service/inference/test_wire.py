@@ -14,6 +14,7 @@ import pytest
 
 from alphacut.config import Settings
 from alphacut.engine.effects import Effects, Length
+from alphacut.engine.hints import Hints, Point
 from alphacut.engine.outputs import Encoded, OutputSpec
 from alphacut.errors import (
     AlphacutError,
@@ -58,6 +59,8 @@ def test_a_job_crosses_the_broker_as_json() -> None:
         max_pixels=250_000,
         pixels=1_000_000,
         queue_wait=300.0,
+        hints=Hints(box=(1, 2, 300, 400), points=(Point(5, 6), Point(7, 8, "background"))),
+        base_blob_key="images/cd/image_cd.png",
     )
     payload = json.loads(json.dumps(job_payload(job, "images/ab/image_ab.png", 1234.5)))
     back, deadline = job_from_payload(payload)
@@ -188,8 +191,13 @@ def test_worker_needs_the_broker_url(tmp_path: Path) -> None:
         {"outputs": [{"kind": "cutout", "format": "gif"}]},
         {"outputs": [{"kind": "cutout", "format": "png"}] * 100},
         {"outputs": []},
+        {"hints": {"points": [[1, 2, "maybe"]]}},
+        {"hints": {"points": [[1.5, 2, "subject"]]}},
+        {"hints": {"points": [[1, 2, "subject"]] * 101}},
+        {"hints": {"box": [5, 5, 1, 1]}},
+        {"hints": {"box": [0, 0, float("nan"), 4]}},
     ],
-    ids=lambda change: json.dumps(change)[:40],
+    ids=lambda change: json.dumps(change)[:48],
 )
 def test_a_job_from_the_broker_gets_the_dialects_checks(change: dict[str, Any]) -> None:
     """Values a dialect would refuse are refused when a job is read from the broker too, as

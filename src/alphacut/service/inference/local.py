@@ -31,6 +31,7 @@ from PIL import Image
 from alphacut.config import Settings
 from alphacut.engine.decode import DecodedImage, Limits, decode, probe_pixels
 from alphacut.engine.effects import BYTES_PER_PX, finish
+from alphacut.engine.hints import Hints
 from alphacut.engine.outputs import encode_outputs
 from alphacut.engine.pipeline import Prediction, Remover
 from alphacut.engine.resize import resize
@@ -185,9 +186,12 @@ class LocalInference:
                 # job waited, it is a 404.
                 data = self._input(job)
                 decoded = _timed(timings, "decode", lambda: decode(data, self.limits))
+                sizes.append(decoded.image.size)
                 return downscaled(decoded, job.max_pixels, self.settings.image_threads)
 
+            sizes: list[tuple[int, int]] = []
             decoded = self.image_queue.run(load, wait=job.queue_wait, deadline=deadline)
+            hints = _hints_on(job.hints, sizes[0], decoded.image.size)
             # What the header said (or a job's payload claimed) is checked against what was
             # decoded: a size the header hid, or understated, is costed now, before the model.
             width, height = decoded.image.size
@@ -210,8 +214,11 @@ class LocalInference:
                 )
 
             def predict() -> Prediction:
+                if job.base_blob_key is not None:  # a correction: no model pass at all
+                    base = decode(self._blob(job.base_blob_key), self.limits).image
+                    return remover.correct(decoded, base, hints, timings)
                 with load_policy(policy):  # unloaded meanwhile (residency 0): the same rules
-                    return remover.predict(decoded, timings, run=in_slot)
+                    return remover.predict(decoded, timings, run=in_slot, hints=hints)
 
             found = self.image_queue.run(
                 predict,
@@ -235,7 +242,7 @@ class LocalInference:
                     remover.refine,
                     subject,
                     timings,
-                    confidence=found.assessment.confidence,
+                    confidence=None if found.assessment is None else found.assessment.confidence,
                 )
 
             # Admitted work: it waits for an image worker rather than being refused now.
@@ -247,11 +254,23 @@ class LocalInference:
         if job.data is not None:
             return job.data
         assert job.blob_key is not None  # noqa: S101 - submit checked it, for the type checker
+        return self._blob(job.blob_key)
+
+    def _blob(self, key: str) -> bytes:
         try:
-            data: bytes = self.blobs.get(job.blob_key)
+            data: bytes = self.blobs.get(key)
             return data
         except BlobNotFoundError:
             raise NotFoundError("the image was deleted before it could be processed") from None
+
+
+def _hints_on(hints: Hints, given: tuple[int, int], size: tuple[int, int]) -> Hints:
+    """A job's hints on the image it works on: given in the input's pixels (``given``),
+    scaled where the job shrank the input to ``size`` (``max_pixels``)."""
+    if not hints or given == size:
+        return hints
+    hints.check(*given)
+    return hints.scaled(size[0] / given[0], size[1] / given[1], *size)
 
 
 def downscaled(decoded: DecodedImage, max_pixels: int | None, threads: int = 1) -> DecodedImage:

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from alphacut.engine.compose import Box
 from alphacut.engine.effects import Effects
+from alphacut.engine.hints import Hints
 from alphacut.engine.outputs import Encoded, OutputSpec
 from alphacut.errors import AlphacutError
 
@@ -38,6 +39,9 @@ class InferenceJob:
     pixels: int | None = None  # the input's size if known (a stored image's), to cost the job
     timeout: float | None = None  # seconds it may take; None: ALPHACUT_REQUEST_TIMEOUT_SECONDS
     key_id: str | None = None  # the API key asking: the loads of models it chooses count to it
+    hints: Hints = field(default_factory=Hints)  # a box and clicks, in the input's pixels
+    # A stored cut-out of the same photo (its blob key) that the hints correct: no model pass.
+    base_blob_key: str | None = None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from celery.backends.redis import RedisBackend
 from alphacut.config import Settings
 from alphacut.engine.effects import Effects, Length
 from alphacut.engine.formats import FORMATS
+from alphacut.engine.hints import MAX_POINTS, Hints, box_from_json, point
 from alphacut.engine.outputs import Encoded, OutputSpec
 from alphacut.errors import AlphacutError, InvalidInputError, RetryLaterError
 from alphacut.service.inference.port import InferenceJob, InferenceResult
@@ -126,6 +127,11 @@ def job_payload(
         "max_pixels": job.max_pixels,
         "pixels": job.pixels,
         "key_id": job.key_id,
+        "hints": {
+            "box": list(job.hints.box) if job.hints.box is not None else None,
+            "points": [[p.x, p.y, p.label] for p in job.hints.points],
+        },
+        "base_key": job.base_blob_key,
         "deadline": deadline,
     }
 
@@ -156,8 +162,22 @@ def job_from_payload(
         max_pixels=payload.get("max_pixels"),
         pixels=payload["pixels"],
         key_id=payload.get("key_id"),
+        hints=_hints(payload.get("hints") or {}),
+        base_blob_key=payload.get("base_key"),
     )
     return job, float(payload["deadline"])
+
+
+def _hints(data: dict[str, Any]) -> Hints:
+    """Hints from their JSON form, checked as a dialect checks them (sizes are checked
+    against the photo where it is decoded)."""
+    points = data.get("points") or []
+    if not isinstance(points, list) or len(points) > MAX_POINTS:
+        raise InvalidInputError(f"a job carries at most {MAX_POINTS} points")
+    box = data.get("box")
+    return Hints(
+        box_from_json(box) if box is not None else None, tuple(point(*item) for item in points)
+    )
 
 
 def _lengths(values: Any) -> tuple[Length, ...]:

@@ -377,7 +377,8 @@ def evaluate(
             if clicks:
                 rgb = np.asarray(remover.decode(pair.image).image.convert("RGB"))
                 valid = truth.valid
-                trace = simulate(rgb, alpha, truth.alpha >= 0.5, valid, clicks)
+                propose = remover.proposer()
+                trace = simulate(rgb, alpha, truth.alpha >= 0.5, valid, clicks, propose)
             reference = references[variant.method]
             compared = reference is not variant
             result = ImageResult(

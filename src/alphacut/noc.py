@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from alphacut.engine.hints import Hints, Point, correct
+from alphacut.engine.hints import Hints, Point, Proposer, correct
 
 MAX_CLICKS = 20
 REPORTED_AFTER = (1, 3, 5)
@@ -68,9 +68,12 @@ def simulate(
     truth: npt.NDArray[np.bool_],
     valid: npt.NDArray[np.bool_],
     max_clicks: int = MAX_CLICKS,
+    propose: Proposer | None = None,
 ) -> Trace:
     """Click on ``alpha`` (the automatic cut-out of the photo ``rgb``) until IoU 0.90 is
-    reached and at least the clicks that are reported after were made, or ``max_clicks``."""
+    reached and at least the clicks that are reported after were made, or ``max_clicks``.
+    ``propose``: the model that subject clicks ask (:meth:`Remover.proposer`), as a server's
+    corrections do."""
     ious = [_iou(alpha >= 128, truth, valid)]
     seconds: list[float] = []
     points: list[Point] = []
@@ -82,7 +85,7 @@ def simulate(
             break
         points.append(click)
         started = time.perf_counter()
-        current = correct(rgb, alpha, Hints(points=tuple(points)))
+        current = correct(rgb, alpha, Hints(points=tuple(points)), propose)
         seconds.append(time.perf_counter() - started)
         ious.append(_iou(current >= 128, truth, valid))
     return Trace(tuple(ious), tuple(seconds))

@@ -220,3 +220,64 @@ def test_the_simulated_user_corrects_the_scene_and_counts_clicks() -> None:
     report = click_report("scene", [trace, already])
     assert report.count == 2 and report.noc90 == trace.clicks_to(0.90) / 2
     assert report.nof90 == 0.0 and report.iou_after[1] >= report.iou_before
+
+
+# A model's view of a subject click -----------------------------------------------------------
+
+
+def test_a_subject_click_away_from_the_mask_takes_the_part_the_model_sees() -> None:
+    rgb, square, disc = _scene()
+    calls: list[tuple[int, int]] = []
+
+    def propose(crop: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        calls.append(crop.shape[:2])
+        blue = (crop[..., 2] > 150) & (crop[..., 0] < 100)  # "the model" sees the blue disc
+        return (blue * 255).astype(np.uint8)
+
+    clicks = Hints(points=(Point(230, 120),))
+    corrected = correct(rgb, _alpha(square), clicks, propose) >= 128
+    assert corrected[disc].mean() > 0.95 and corrected[square].all()
+    assert corrected[~(square | disc)].mean() < 0.01
+    # The same photo and click again (a page sends every click each time): no second pass.
+    correct(rgb, _alpha(square), clicks, propose)
+    assert len(calls) == 1
+    # Another photo, same click: its own pass.
+    other = rgb.copy()
+    other[0, 0] = (0, 0, 0)
+    correct(other, _alpha(square), clicks, propose)
+    assert len(calls) == 2
+
+
+def test_where_the_model_sees_nothing_under_the_click_grabcut_decides() -> None:
+    rgb, square, _ = _scene()
+
+    def blind(crop: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        return np.zeros(crop.shape[:2], np.uint8)
+
+    clicks = Hints(points=(Point(230, 120),))
+    assert np.array_equal(
+        correct(rgb, _alpha(square), clicks, blind), correct(rgb, _alpha(square), clicks)
+    )
+
+
+def test_the_fast_model_proposes_for_every_remover(photo: Path) -> None:
+    crop = np.asarray(Image.open(photo).convert("RGB"))[100:300, 100:400].copy()
+    for name in ("fast", "precise", "auto"):
+        propose = Remover(name).proposer()
+        assert propose is not None
+        mask = propose(crop)
+        assert mask.shape == crop.shape[:2] and mask.dtype == np.uint8 and mask.max() > 128
+
+
+def test_a_click_after_others_reuses_their_edits_and_gets_the_same_answer() -> None:
+    from alphacut.engine import hints
+
+    rgb, square, _ = _scene()
+    clicks = (Point(230, 120), Point(60, 100, "background"), Point(150, 60))
+    hints._EDITS._kept.clear()
+    fresh = correct(rgb, _alpha(square), Hints(points=clicks))
+    hints._EDITS._kept.clear()
+    for count in range(1, len(clicks) + 1):  # as a page asks: one more click each time
+        stepped = correct(rgb, _alpha(square), Hints(points=clicks[:count]))
+    assert np.array_equal(stepped, fresh)
+    assert len(hints._EDITS._kept) == len(clicks)

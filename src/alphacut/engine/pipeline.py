@@ -29,7 +29,7 @@ from alphacut.engine.decode import ALL_FORMATS, DecodedImage, ImageSource, Limit
 from alphacut.engine.encode import check_quality, encode_image
 from alphacut.engine.foreground import estimate_foreground
 from alphacut.engine.formats import OutputFormat, parse_format
-from alphacut.engine.hints import Hints, clear_outside, correct
+from alphacut.engine.hints import Hints, Proposer, clear_outside, correct
 from alphacut.engine.recipes import activate, preprocess, to_mask
 from alphacut.engine.refine import (
     STEPS,
@@ -50,6 +50,7 @@ ModelRunner = Callable[[LoadedModel, npt.NDArray[np.float32]], npt.NDArray[np.fl
 """How :meth:`Remover.predict` runs a model pass: ``run(model, tensor) -> output``."""
 
 _WHITE: RGBA = (255, 255, 255, 255)
+_FAST = "fast"  # the alias of the model that proposes what a click lands on
 
 
 def check_refine(settings: EngineSettings, store: ModelStore | None = None) -> None:
@@ -416,9 +417,10 @@ class Remover:
         else:
             found = self._predict_in(image, hints.box, timings, run or _run_here)
         if hints.points:
+            rgb = np.asarray(image.convert("RGB"))
+            propose = self.proposer(timings, run)
             with _timed(timings, "hints"):
-                rgb = np.asarray(image.convert("RGB"))
-                mask = correct(rgb, np.asarray(found.mask), Hints(points=hints.points))
+                mask = correct(rgb, np.asarray(found.mask), Hints(points=hints.points), propose)
             return Prediction(Image.fromarray(mask, "L"), None, found.model)
         assert found.assessment is not None  # noqa: S101 - a model's own pass has one
         least = self.settings.no_subject_share
@@ -444,10 +446,13 @@ class Remover:
         base: Image.Image,
         hints: Hints,
         timings: dict[str, float] | None = None,
+        run: ModelRunner | None = None,
     ) -> Prediction:
         """A cut-out made before (``base``: its RGBA image, or its mask, at the photo's size)
-        corrected by ``hints`` without any model pass: nothing outside the box, then each
-        click (:func:`~alphacut.engine.hints.correct`). What a page's clicks cost."""
+        corrected by ``hints`` without running this remover's model again: nothing outside the
+        box, then each click (:func:`~alphacut.engine.hints.correct`; a subject click away
+        from the mask asks the fast model about a window around it, once per photo and click).
+        What a page's clicks cost."""
         image = self._viewed(decoded)
         if base.size != image.size:
             raise InvalidInputError(
@@ -460,9 +465,48 @@ class Remover:
                 "the image to correct has no transparency: it must be a cut-out of this photo"
             )
         alpha = np.asarray(base.getchannel("A") if base.mode in ("RGBA", "LA") else base)
-        with _timed(timings if timings is not None else {}, "hints"):
-            mask = correct(np.asarray(image.convert("RGB")), alpha, hints)
+        timings = timings if timings is not None else {}
+        propose = self.proposer(timings, run)
+        with _timed(timings, "hints"):
+            mask = correct(np.asarray(image.convert("RGB")), alpha, hints, propose)
         return Prediction(Image.fromarray(mask, "L"), None, self.spec.name)
+
+    def proposer(
+        self, timings: dict[str, float] | None = None, run: ModelRunner | None = None
+    ) -> Proposer | None:
+        """The fast model's plain mask of a crop (what a subject click lands on): this
+        remover's own pass when it is the fast model, its checker's for precise; ``None``
+        where the fast model is not installed (clicks then use GrabCut alone)."""
+        timings = timings if timings is not None else {}
+        run = run or _run_here
+        fast = self._store.spec(_FAST)
+        if self._store.status(fast) is not ModelStatus.INSTALLED:
+            return None
+        if self.spec.name == fast.name:
+            remover: Remover = self
+        elif self._checker is not None and self._checker.spec.name == fast.name:
+            remover = self._checker
+        else:
+            remover = self._fast_remover()
+
+        def propose(crop: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+            image = Image.fromarray(crop, "RGB")
+            small = remover._model_output(image, timings, run).mask
+            with _timed(timings, "postprocess"):
+                resized = Image.fromarray(small, "L").resize(image.size, Image.Resampling.LANCZOS)
+            return np.asarray(resized)
+
+        return propose
+
+    @functools.cache  # noqa: B019 - one per remover, which lives as long as its process
+    def _fast_remover(self) -> Remover:
+        return Remover(
+            _FAST,
+            refine=Refine.NONE,
+            settings=self.settings,
+            store=self._store,
+            sessions=self._sessions,
+        )
 
     def compose(
         self,

@@ -216,7 +216,7 @@ class LocalInference:
             def predict() -> Prediction:
                 if job.base_blob_key is not None:  # a correction: no model pass at all
                     base = decode(self._blob(job.base_blob_key), self.limits).image
-                    return remover.correct(decoded, base, hints, timings)
+                    return remover.correct(decoded, base, hints, timings, run=in_slot)
                 with load_policy(policy):  # unloaded meanwhile (residency 0): the same rules
                     return remover.predict(decoded, timings, run=in_slot, hints=hints)
 

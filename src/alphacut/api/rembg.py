@@ -67,7 +67,7 @@ from alphacut.api.deps import (
 from alphacut.api.limits import media_type
 from alphacut.api.openapi import errors
 from alphacut.engine.effects import Effects
-from alphacut.engine.hints import MAX_POINTS, Hints, Point, point
+from alphacut.engine.hints import MAX_POINTS, Hints, Point, box_from_json, point
 from alphacut.engine.outputs import OutputKind, OutputSpec
 from alphacut.errors import ImageTooLargeError, InvalidInputError
 from alphacut.models.registry import MODEL_NAMES, Refine
@@ -187,10 +187,7 @@ def _sam_prompt(prompt: object) -> Hints:
         if kind == "point" and len(data) == 2:
             points.append(point(data[0], data[1], "subject" if label == 1 else "background"))
         elif kind == "rectangle" and len(data) == 4 and box is None:
-            first, last = point(data[0], data[1]), point(data[2], data[3])
-            if last.x <= first.x or last.y <= first.y:
-                raise _bad("extras", item, "a rectangle is x1, y1, x2, y2 with x2 > x1, y2 > y1")
-            box = (first.x, first.y, last.x, last.y)
+            box = box_from_json(data, "a sam_prompt rectangle")
         else:
             raise _bad("extras", item, f"sam_prompt is {shape}, with one rectangle at most")
     if len(points) > MAX_POINTS:

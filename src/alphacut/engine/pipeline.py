@@ -33,11 +33,10 @@ from alphacut.engine.hints import Hints, Proposer, clear_outside, correct
 from alphacut.engine.recipes import activate, preprocess, to_mask
 from alphacut.engine.refine import (
     STEPS,
-    ZOOM_MARGIN,
-    ZOOM_PAD,
     agree,
     firm_alpha,
     resolve_refine,
+    with_margin,
     zoom_box,
 )
 from alphacut.engine.sessions import SESSIONS, LoadedModel, LoadSpec, SessionCache
@@ -558,16 +557,8 @@ class Remover:
     ) -> Prediction:  # fmt: skip
         """The model's cut-out of ``box`` alone (with a margin of context around it, as
         ``zoom`` takes), pasted into an empty mask: nothing outside the box is subject."""
-        left, top, right, bottom = box
-        dx = int((right - left) * ZOOM_MARGIN) + ZOOM_PAD
-        dy = int((bottom - top) * ZOOM_MARGIN) + ZOOM_PAD
         width, height = image.size
-        around = (
-            max(0, left - dx),
-            max(0, top - dy),
-            min(width, right + dx),
-            min(height, bottom + dy),
-        )
+        around = with_margin(box, image.size)
         found = self._predict(image.crop(around), timings, run)
         with _timed(timings, "hints"):
             mask = np.zeros((height, width), np.uint8)

@@ -103,14 +103,21 @@ def zoom_box(mask: Image.Image) -> Box | None:
     found = mask.point(lambda v: 255 if v >= 128 else 0).getbbox()
     if found is None:
         return None
-    left, top, right, bottom = found
-    dx = int((right - left) * ZOOM_MARGIN) + ZOOM_PAD
-    dy = int((bottom - top) * ZOOM_MARGIN) + ZOOM_PAD
+    box = with_margin(found, mask.size)
     width, height = mask.size
-    box = (max(0, left - dx), max(0, top - dy), min(width, right + dx), min(height, bottom + dy))
     if (box[2] - box[0]) * (box[3] - box[1]) > ZOOM_MAX_FRACTION * width * height:
         return None
     return box
+
+
+def with_margin(box: Box, size: tuple[int, int]) -> Box:
+    """``box`` with the context a second pass sees around a subject (``ZOOM_MARGIN`` of its
+    width and height plus ``ZOOM_PAD`` px each side), clipped to an image of ``size``."""
+    left, top, right, bottom = box
+    dx = int((right - left) * ZOOM_MARGIN) + ZOOM_PAD
+    dy = int((bottom - top) * ZOOM_MARGIN) + ZOOM_PAD
+    width, height = size
+    return (max(0, left - dx), max(0, top - dy), min(width, right + dx), min(height, bottom + dy))
 
 
 def firm_alpha(

@@ -248,6 +248,37 @@ def test_a_subject_click_away_from_the_mask_takes_the_part_the_model_sees() -> N
     assert len(calls) == 2
 
 
+def test_a_request_asks_the_model_for_a_bounded_number_of_clicks(monkeypatch) -> None:
+    """However many far subject clicks a request sends, at most PROPOSALS_A_REQUEST of them
+    cost a model pass; the answer is the same whether earlier clicks' edits were kept or not."""
+    from alphacut.engine import hints
+
+    rgb, square, _ = _scene()
+    calls: list[int] = []
+
+    def blind(crop: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        calls.append(1)
+        return np.zeros(crop.shape[:2], np.uint8)
+
+    # Subject clicks on the grey background, far from the square and from each other.
+    clicks = tuple(Point(x, y) for x in (20, 300) for y in (20, 80, 160, 220))
+    for cap, most in ((3, 3), (100, len(clicks))):
+        monkeypatch.setattr(hints, "PROPOSALS_A_REQUEST", cap)
+        hints._EDITS._kept.clear()
+        hints._PROPOSALS._kept.clear()
+        calls.clear()
+        fresh = correct(rgb, _alpha(square), Hints(points=clicks), blind)
+        assert (len(calls) == most) if cap == 3 else (len(calls) > 3)
+        hints._EDITS._kept.clear()
+        hints._PROPOSALS._kept.clear()
+        calls.clear()
+        for count in range(1, len(clicks) + 1):  # as a page asks: one more click each time
+            stepped = correct(rgb, _alpha(square), Hints(points=clicks[:count]), blind)
+        assert np.array_equal(stepped, fresh)
+        if cap == 3:  # resumed from the kept edits, later requests still count earlier asks
+            assert len(calls) == 3
+
+
 def test_where_the_model_sees_nothing_under_the_click_grabcut_decides() -> None:
     rgb, square, _ = _scene()
 

@@ -16,7 +16,10 @@ sits in can be):
   part or a subject missed) asks the fast model about a window around it
   (``PROPOSAL_REACH x d`` each side, within ``PROPOSAL_WINDOW`` of the photo's side): where it
   sees a subject under the click, that whole part is added. One pass of U2-Netp (about
-  0.04 s), kept per photo and click, so sending every click again costs nothing more;
+  0.2 s on a 2-core machine), kept per photo and click, so sending every click again costs
+  nothing more. At most ``PROPOSALS_A_REQUEST`` clicks of a request ask (the first ones that
+  qualify; later ones use GrabCut): a request's model time stays bounded whatever it sends,
+  and the answer still depends on the clicks alone, not on what a process has kept;
 
 - a **background click on a separate part of the subject**, at that part's deepest point
   (within ``DROP_DEPTH`` of it: the whole part is wrong, not a corner of it) and holding no
@@ -51,7 +54,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 import cv2
 import numpy as np
@@ -72,6 +75,7 @@ GRABCUT_ITERATIONS = 2
 PROPOSE_FROM = 0.01  # x the working longest side: a subject click this far from the mask
 PROPOSAL_REACH = 1.5  # x d: the half-side of the model's window around such a click
 PROPOSAL_WINDOW = (0.15, 0.4)  # x the photo's longest side: the half-side's bounds
+PROPOSALS_A_REQUEST = 20  # clicks in one request that may ask the model (0.2 s each here)
 PROPOSALS_KEPT = 128  # model windows kept across requests (each at most 320x320 booleans)
 EDITS_KEPT = 128  # clicks' edits kept across requests (the same size), for the next click
 _MIN_WINDOW = 8  # working px: the smallest half-window
@@ -90,6 +94,7 @@ class Point:
         return self.label == "subject"
 
 
+T = TypeVar("T")
 Box = tuple[int, int, int, int]  # left, top, right, bottom (exclusive), in pixels
 Proposer = Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.uint8]]
 """A model's mask (uint8, 0..255) of an RGB crop, at the crop's size."""
@@ -273,11 +278,13 @@ def correct(
     for count in range(len(clicks), 0, -1):
         kept = _EDITS.get(key(count))
         if kept is not None:
-            labels, start = kept.copy(), count
+            labels, start = kept.labels.copy(), count
+            if proposals is not None:
+                proposals.asked = kept.asked
             break
     for index in range(start, len(clicks)):
         _edit(small, labels, clicks[: index + 1], proposals)
-    _EDITS.put(key(len(clicks)), labels.copy())
+    _EDITS.put(key(len(clicks)), _Edited(labels.copy(), proposals.asked if proposals else 0))
     for x, y, subject in clicks:
         cv2.circle(labels.view(np.uint8), (x, y), CLICK_RADIUS, int(subject), -1)
     # Back to the photo's size: changed pixels fully in or out (edges interpolated), the rest
@@ -310,7 +317,7 @@ def _edit(
     depth = float(_depth(labels if not subject else ~labels)[cy, cx])
     if subject and proposals is not None and depth >= PROPOSE_FROM * max(height, width):
         found = proposals.at(cx, cy, depth)
-        if found[cy, cx]:  # the model sees a subject under the click: all of that part
+        if found is not None and found[cy, cx]:  # it sees a subject there: all of that part
             _, parts = cv2.connectedComponents(found.astype(np.uint8), connectivity=8)
             labels[parts == parts[cy, cx]] = True
             return
@@ -352,8 +359,14 @@ class _Proposals:
     ) -> None:
         self.rgb, self.photo, self.scale, self.shape = rgb, photo, scale, shape
         self.propose = propose
+        self.asked = 0  # clicks of this request that asked (from the cache or not)
 
-    def at(self, cx: int, cy: int, depth: float) -> npt.NDArray[np.bool_]:
+    def at(self, cx: int, cy: int, depth: float) -> npt.NDArray[np.bool_] | None:
+        """The model's mask around click (``cx``, ``cy``) at the working scale; ``None``
+        once ``PROPOSALS_A_REQUEST`` clicks of this request have asked."""
+        if self.asked >= PROPOSALS_A_REQUEST:
+            return None
+        self.asked += 1
         height, width = self.rgb.shape[:2]
         longest = max(height, width)
         low, high = PROPOSAL_WINDOW
@@ -373,22 +386,30 @@ class _Proposals:
         return small
 
 
-class _Kept:
-    """The ``most`` recently used working-scale masks, by key, for any thread."""
+@dataclass(frozen=True)
+class _Edited:
+    """The labels after a request's clicks, and how many of them asked the model."""
+
+    labels: npt.NDArray[np.bool_]
+    asked: int
+
+
+class _Kept(Generic[T]):
+    """The ``most`` recently used values (working-scale masks), by key, for any thread."""
 
     def __init__(self, most: int) -> None:
         self.most = most
-        self._kept: OrderedDict[tuple[object, ...], npt.NDArray[np.bool_]] = OrderedDict()
+        self._kept: OrderedDict[tuple[object, ...], T] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[object, ...]) -> npt.NDArray[np.bool_] | None:
+    def get(self, key: tuple[object, ...]) -> T | None:
         with self._lock:
             found = self._kept.get(key)
             if found is not None:
                 self._kept.move_to_end(key)
             return found
 
-    def put(self, key: tuple[object, ...], value: npt.NDArray[np.bool_]) -> None:
+    def put(self, key: tuple[object, ...], value: T) -> None:
         with self._lock:
             self._kept[key] = value
             self._kept.move_to_end(key)
@@ -396,8 +417,8 @@ class _Kept:
                 self._kept.popitem(last=False)
 
 
-_PROPOSALS = _Kept(PROPOSALS_KEPT)
-_EDITS = _Kept(EDITS_KEPT)
+_PROPOSALS: _Kept[npt.NDArray[np.bool_]] = _Kept(PROPOSALS_KEPT)
+_EDITS: _Kept[_Edited] = _Kept(EDITS_KEPT)
 
 
 def _drop_part(labels: npt.NDArray[np.bool_], clicks: list[tuple[int, int, bool]]) -> bool:

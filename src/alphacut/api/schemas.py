@@ -260,6 +260,45 @@ class AddWatermarks(Strict):
     name: ImageName | None = None
 
 
+def _auto_or_known(name: str) -> str:
+    return name if name == "auto" else _known_format(name)
+
+
+class ApplyBackground(Strict):
+    """alphacut extension: a background under a stored cut-out (the remove.bg dialect's
+    ``bg_color``, ``bg_image_*`` and ``add_shadow``, by the same engine code)."""
+
+    color: str | None = Field(
+        None,
+        max_length=64,
+        description="A colour under the cut-out: #rgb, #rrggbb, #rrggbbaa (with or without "
+        "#) or a CSS name.",
+    )
+    background_image_id: ImageId | None = Field(
+        None,
+        description="Another image of yours to put under the cut-out, centred and resized "
+        "to cover it (remove.bg's bg_image rule).",
+    )
+    blur: float = Field(
+        0.0,
+        ge=0,
+        le=100,
+        description="Blur the background image by this many pixels (with background_image_id;"
+        " the cut-out's own photo makes a blurred backdrop).",
+    )
+    shadow: bool = Field(False, description="A soft drop shadow under the subject.")
+    shadow_opacity: int = Field(50, ge=0, le=100, description="The shadow's opacity, %.")
+    format: Annotated[
+        str,
+        AfterValidator(_auto_or_known),
+        Field(json_schema_extra={"enum": ["auto", *SPELLINGS]}),
+    ] = Field(
+        "auto",
+        description="auto (the default): PNG where the result has transparency, else JPEG.",
+    )
+    name: ImageName | None = None
+
+
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = Field(default_factory=dict)

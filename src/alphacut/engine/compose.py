@@ -68,6 +68,15 @@ def on_background(cutout: Image.Image, color: RGBA) -> Image.Image:
     return Image.alpha_composite(Image.new("RGBA", cutout.size, color), cutout)
 
 
+def transparent(image: Image.Image) -> bool:
+    """Whether any pixel of ``image`` is less than opaque (what a cut-out has and a photo
+    has not)."""
+    if image.mode != "RGBA":
+        return False
+    low, _high = image.getchannel("A").getextrema()
+    return bool(low < 255)  # type: ignore[operator]
+
+
 def subject_box(alpha: Image.Image) -> Box | None:
     """The bounding box of the visible subject, or ``None`` when the mask is empty."""
     visible = alpha.point(

@@ -12,14 +12,15 @@ remove.bg's ``X-Foreground-*`` headers do).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image, ImageFilter
 
-from alphacut.engine.compose import Box, on_background, parse_color, subject_box
+from alphacut.engine.compose import Box, on_background, parse_color, subject_box, transparent
 from alphacut.engine.decode import Limits, decode
-from alphacut.engine.operations import resize
+from alphacut.engine.operations import Operation, OperationContext, Size, resize
 from alphacut.engine.pipeline import Cutout
 from alphacut.errors import InvalidInputError
 
@@ -30,6 +31,8 @@ MAX_MARGIN_PX = 500
 MAX_PX = 2**31 - 1
 # RGBA copies the effects may make on the way (roi, placement, shadow, background): 4 B each.
 BYTES_PER_PX = 16
+# The largest blur of a background photo, in px: enough to melt a 50 MP photo's detail.
+MAX_BLUR = 100
 
 
 @dataclass(frozen=True)
@@ -133,13 +136,37 @@ def apply_effects(
         box = subject_box(cut.getchannel("A"))
     if box is not None and (effects.scale is not None or effects.position is not None):
         cut = place(cut, box, effects.scale, effects.position)
-    if effects.shadow_opacity is not None:
-        cut = with_shadow(cut, effects.shadow_opacity)
+    data = effects.background_image
+    return backdrop(
+        cut,
+        shadow_opacity=effects.shadow_opacity,
+        color=effects.background_color,
+        photo=None if data is None else lambda: decode(data, limits).image,
+        max_pixels=limits.max_pixels,
+    )
+
+
+def backdrop(
+    cut: Image.Image,
+    *,
+    shadow_opacity: int | None = None,
+    color: str | None = None,
+    photo: Callable[[], Image.Image] | None = None,
+    blur: float = 0.0,
+    max_pixels: int,
+) -> tuple[Image.Image, Box | None]:
+    """The last steps of the finishing, shared by remove.bg's options and the images API's
+    ``background`` operation: a drop shadow at ``shadow_opacity`` %, then the cut-out over a
+    ``color`` or a ``photo`` (read only now, so that it is decoded once the work runs;
+    covering the canvas, then blurred by ``blur`` px). Answers the image (RGBA) and the
+    subject's box before the background (``None``: no visible subject)."""
+    if shadow_opacity is not None:
+        cut = with_shadow(cut, shadow_opacity)
     box = subject_box(cut.getchannel("A"))
-    if effects.background_image is not None:
-        cut = on_image(cut, effects.background_image, limits)
-    elif effects.background_color is not None:
-        cut = on_background(cut, parse_color(effects.background_color)).convert("RGBA")
+    if photo is not None:
+        cut = on_photo(cut, photo(), max_pixels, blur)
+    elif color is not None:
+        cut = on_background(cut, parse_color(color)).convert("RGBA")
     return cut, box
 
 
@@ -226,18 +253,83 @@ def with_shadow(cut: Image.Image, opacity: int) -> Image.Image:
     return Image.alpha_composite(shadow, cut)
 
 
-def on_image(cut: Image.Image, data: bytes, limits: Limits) -> Image.Image:
+def on_photo(
+    cut: Image.Image, background: Image.Image, max_pixels: int, blur: float = 0.0
+) -> Image.Image:
     """The cut-out over a background photo, centred and resized to cover the canvas with its
-    aspect ratio kept (remove.bg's rule), unless it already has the canvas's size."""
-    background = decode(data, limits).image.convert("RGBA")
+    aspect ratio kept (remove.bg's rule), unless it already has the canvas's size; then
+    blurred by ``blur`` px (at most :data:`MAX_BLUR`: a Gaussian's cost does not grow with
+    its radius in Pillow, which runs it as three box blurs)."""
+    if not (_number(blur) and 0 <= blur <= MAX_BLUR):
+        raise InvalidInputError(f"blur must be a number of pixels from 0 to {MAX_BLUR}")
+    background = background.convert("RGBA")
     if background.size != cut.size:
         # Only the part that stays visible is scaled (operations.resize's cover): scaling
         # the whole background first would make a 1 x 50,000,000 px one 5e11 px tall.
         background = resize(
-            background,
-            width=cut.width,
-            height=cut.height,
-            fit="cover",
-            max_pixels=limits.max_pixels,
+            background, width=cut.width, height=cut.height, fit="cover", max_pixels=max_pixels
         )
+    if blur:
+        background = background.filter(ImageFilter.GaussianBlur(blur))
     return Image.alpha_composite(background, cut)
+
+
+# A background photo's decoded pixels and its RGBA copy (the decoder measured at most 8 B/px).
+_PHOTO_BYTES_PER_PX = 12
+
+
+@dataclass(frozen=True)
+class Background(Operation):
+    """The images API's ``background`` (an alphacut extension): :func:`backdrop` on a stored
+    cut-out, without running a model again. ``image``: the id of another stored image of the
+    caller's to put under it (``image_size``: its size, for the cost), read through the
+    context's ``load``; ``blur`` blurs that photo (say, the photo the cut-out was made from)."""
+
+    color: str | None = None
+    image: str | None = None
+    image_size: Size = (0, 0)
+    blur: float = 0.0
+    shadow_opacity: int | None = None
+    name = "background"
+
+    def __post_init__(self) -> None:
+        """Every refusal here is a 400 before any work."""
+        if self.color is not None and self.image is not None:
+            raise InvalidInputError("give at most one background: a color or an image")
+        if not (_number(self.blur) and 0 <= self.blur <= MAX_BLUR):
+            raise InvalidInputError(f"blur must be a number of pixels from 0 to {MAX_BLUR}")
+        if self.blur and self.image is None:
+            raise InvalidInputError(
+                "blur blurs the background photo: name it with background_image_id (the "
+                "cut-out's own photo, for a blurred backdrop)"
+            )
+        if self.color is None and self.image is None and self.shadow_opacity is None:
+            raise InvalidInputError("give a color, a background_image_id or shadow: true")
+        if self.color is not None:
+            parse_color(self.color)
+        Effects(shadow_opacity=self.shadow_opacity)  # its check of the opacity
+
+    def extra_bytes(self, size: Size, max_pixels: int) -> int:
+        return _PHOTO_BYTES_PER_PX * self.image_size[0] * self.image_size[1] + BYTES_PER_PX * (
+            size[0] * size[1]
+        )
+
+    def apply(self, image: Image.Image, context: OperationContext) -> Image.Image:
+        if not transparent(image):
+            raise InvalidInputError(
+                "this image is not a cut-out: it has no transparency to put a background in"
+            )
+        load, image_id = context.load, self.image
+        if image_id is not None and load is None:
+            raise ValueError("a background image needs a way to read it")
+        photo = None if image_id is None or load is None else lambda: load(image_id)
+        context.step()
+        out, _box = backdrop(
+            image,
+            shadow_opacity=self.shadow_opacity,
+            color=self.color,
+            photo=photo,
+            blur=self.blur,
+            max_pixels=context.max_pixels,
+        )
+        return out if transparent(out) else out.convert("RGB")  # opaque: no alpha to store

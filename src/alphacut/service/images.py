@@ -8,9 +8,12 @@ image and leaves its source untouched.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from PIL import Image
 
 from alphacut.config import Settings
+from alphacut.engine.compose import transparent
 from alphacut.engine.decode import DecodedImage, Limits, decode, probe_size, sniff
 from alphacut.engine.encode import encode_image
 from alphacut.engine.formats import FORMATS, OutputFormat, parse_format
@@ -173,15 +176,17 @@ class ImageService:
         name: str | None,
         operation: Operation,
         *,
-        output_format: OutputFormat | None = None,
+        output_format: OutputFormat | Literal["auto"] | None = None,
         quality: int | None = None,
     ) -> ImageRecord:
         """Decode the source, run ``operation`` on a worker and store the result as a new
-        image, in ``output_format`` (default: the source's format). The job is costed from the
-        source's size and what the operation says it makes before anything is decoded (see
-        :mod:`alphacut.service.memory`)."""
+        image, in ``output_format`` (default: the source's format; ``auto``: PNG where the
+        result has transparency, else JPEG, as remove.bg's ``format=auto``). The job is costed
+        from the source's size and what the operation says it makes before anything is
+        decoded (see :mod:`alphacut.service.memory`)."""
         source = self.get(key_id, image_id)
-        fmt = output_format or parse_format(source.format)
+        wanted = output_format or parse_format(source.format)
+        fmt: OutputFormat = "png" if wanted == "auto" else wanted
         size = (source.width, source.height)
         limit = self.settings.max_input_pixels
         out = operation.out_size(size, limit)
@@ -193,15 +198,18 @@ class ImageService:
             fmt, limit, load=lambda other: self._other(key_id, other), step=checkpoint
         )
 
-        def work() -> tuple[bytes, tuple[int, int]]:
+        def work() -> tuple[bytes, OutputFormat, tuple[int, int]]:
             decoded = self.load(source)
             checkpoint()
             image = operation.apply(decoded.image, context)
             checkpoint()
-            return self._encode(image, fmt, quality, decoded.icc_profile), image.size
+            made = fmt
+            if wanted == "auto" and not transparent(image):
+                made = "jpeg"
+            return self._encode(image, made, quality, decoded.icc_profile), made, image.size
 
-        data, (width, height) = self.image_queue.run(work, cost=cost)
-        return self.store(key_id, name or source.name, fmt, width, height, data)
+        data, made, (width, height) = self.image_queue.run(work, cost=cost)
+        return self.store(key_id, name or source.name, made, width, height, data)
 
     def _other(self, key_id: str, image_id: str) -> Image.Image:
         """Another image of the key's, decoded (a watermark), when the operation runs."""

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from alphacut.engine.config import Device, EngineSettings, Runtime, usable_cpus
+from alphacut.logs import LogFormat
 
 __all__ = ["Device", "EngineSettings", "Runtime", "Settings", "get_settings"]
 
@@ -237,6 +238,12 @@ class Settings(EngineSettings):
         gt=0,
         le=60,
         description="Longest /readyz waits for each check before it reports `error: timeout`.",
+    )
+    log_format: LogFormat = Field(
+        "text",
+        description="Log lines as `text` (uvicorn's format, the request id at the end) or "
+        "`json` (one object a line: time, level, logger, message, request and key ids, "
+        "route, status, durations), for the service, its access log and fleet workers.",
     )
     shutdown_grace_seconds: float = Field(
         30.0, ge=0, description="On SIGTERM, how long in-flight requests may take to finish."

@@ -18,8 +18,9 @@ from typing import Any
 
 import redis
 from celery import Celery, bootsteps
-from celery.signals import worker_process_init
+from celery.signals import setup_logging, worker_process_init
 
+from alphacut import logs
 from alphacut.config import Settings
 from alphacut.errors import (
     AlphacutError,
@@ -28,6 +29,7 @@ from alphacut.errors import (
     ProcessingTimeoutError,
 )
 from alphacut.service.inference.local import LocalInference
+from alphacut.service.inference.port import InferenceJob
 from alphacut.service.inference.wire import (
     ALIVE_EVERY_S,
     ALIVE_PREFIX,
@@ -103,6 +105,31 @@ def run_job(job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
     except (KeyError, TypeError, ValueError) as exc:  # not a job this version writes
         log.warning("a malformed job was refused: %s", type(exc).__name__)
         return {"error": error_payload(InvalidInputError("the inference job is malformed"))}
+    # The job's lines carry its request's id (one id finds the request on the replica too).
+    with logs.bound(job.request_id or logs.new_request_id(), job.key_id) as context:
+        started = time.perf_counter()
+        answer = _run(inference, blobs, job_id, job, deadline)
+        error = answer.get("error")
+        log.info(
+            "job %s for %s: %s in %.0f ms",
+            job_id,
+            job.model,
+            error["code"] if error else "done",
+            (time.perf_counter() - started) * 1000,
+            extra={
+                "job_id": job_id,
+                "model": job.model,
+                "status": error["status"] if error else 200,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                "stages_ms": {k: round(v * 1000, 1) for k, v in context.timings.items()} or None,
+            },
+        )
+        return answer
+
+
+def _run(
+    inference: LocalInference, blobs: BlobStore, job_id: str, job: InferenceJob, deadline: float
+) -> dict[str, Any]:
     late = ProcessingTimeoutError("processing took longer than the request's limit")
     left = deadline - time.time()
     if left <= 0:
@@ -111,6 +138,7 @@ def run_job(job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
         result = inference.submit(replace(job, timeout=left))
     except AlphacutError as exc:
         return {"error": error_payload(exc)}
+    logs.add_timings(result.timings)
     keys = output_keys(job_id, job.outputs)
     for key, encoded in zip(keys, result.outputs, strict=True):
         blobs.put(key, encoded.data)
@@ -169,6 +197,13 @@ def create_worker_app(settings: Settings) -> Celery:
     app.steps["consumer"].add(Alive)
     _Process.settings = settings
     worker_process_init.connect(_start_process, weak=False)
+
+    def keep_logging(**_: Any) -> None:
+        """Celery's logging set-up is skipped where a receiver answers: the process keeps
+        alphacut's (``ALPHACUT_LOG_FORMAT``, every line with its job's request id)."""
+        logs.configure(settings.log_format)
+
+    setup_logging.connect(keep_logging, weak=False, dispatch_uid="alphacut.logs")
     return app
 
 

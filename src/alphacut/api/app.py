@@ -15,6 +15,7 @@ from alphacut.api import errors, images, models, openapi, public, rembg, removeb
 from alphacut.api.deps import Services
 from alphacut.api.limits import BodyLimitMiddleware, RateLimiter, is_json
 from alphacut.api.query import OmittedQueryValues
+from alphacut.api.requestlog import RequestLog
 from alphacut.config import Settings, get_settings
 from alphacut.service.cutout import CutoutService
 from alphacut.service.fetcher import UrlFetcher
@@ -204,6 +205,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     app.add_middleware(openapi.DocsPolicy)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestLog)  # outermost: every answer has its X-Request-ID, errors too
     return app
 
 

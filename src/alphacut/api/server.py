@@ -13,7 +13,6 @@ import copy
 import fcntl
 import logging
 import os
-import re
 import resource
 import signal
 import socket
@@ -25,41 +24,59 @@ from typing import Any
 import h11
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
+from uvicorn.logging import AccessFormatter, DefaultFormatter
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 from uvicorn.supervisors import Multiprocess
 
 from alphacut.config import Settings
 from alphacut.errors import NotFoundError
+from alphacut.logs import LogFormat
+from alphacut.logs import RedactCredentials as RedactCredentials  # first defined here
+from alphacut.logs import redact as redact
 from alphacut.service.keys import KeyService
 
-# Credentials in URLs ---------------------------------------------------------------------------
-
-_CREDENTIAL_PATH = re.compile(r"(/(?:p|results)/)([^/?#\s\"]{4})[^/?#\s\"]*")
+# Logging ---------------------------------------------------------------------------------------
 
 
-def redact(text: str) -> str:
-    """``/p/<token>`` and ``/results/<token>`` shortened to their first four characters:
-    those tokens are the only credential a published image or an output file needs."""
-    return _CREDENTIAL_PATH.sub("\\1\\2…", text)
+class _WithRequestId:
+    """uvicorn's text formats, the request id appended where a line has one."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        text: str = super().formatMessage(record)  # type: ignore[misc]
+        request_id = getattr(record, "request_id", None)
+        return f"{text} [{request_id}]" if request_id else text
 
 
-class RedactCredentials(logging.Filter):
-    """Shortens tokens in the arguments of access-log records (the request path)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
-        return True
+class TextFormatter(_WithRequestId, DefaultFormatter):
+    """uvicorn's own text format (``INFO:     ...``), with the request id."""
 
 
-def log_config() -> dict[str, Any]:
-    """uvicorn's logging set-up, with :class:`RedactCredentials` on its access and error logs."""
+class TextAccessFormatter(_WithRequestId, AccessFormatter):
+    """uvicorn's access-log format, with the request id."""
+
+
+def log_config(log_format: LogFormat = "text") -> dict[str, Any]:
+    """uvicorn's logging set-up in ``log_format`` (``ALPHACUT_LOG_FORMAT``): its access and
+    error logs and alphacut's own lines through one formatter, each line with its request's
+    id (:class:`~alphacut.logs.RequestFields`) and credentials redacted."""
     config = copy.deepcopy(LOGGING_CONFIG)
-    config["filters"] = {"redact_credentials": {"()": f"{__name__}.RedactCredentials"}}
-    for name in ("uvicorn.access", "uvicorn.error"):
-        config["loggers"][name]["filters"] = ["redact_credentials"]
-    # alphacut's own start-up lines (each model's runtime and why, the memory budget)
+    config["filters"] = {
+        "redact_credentials": {"()": "alphacut.logs.RedactCredentials"},
+        "request_fields": {"()": "alphacut.logs.RequestFields"},
+    }
+    if log_format == "json":
+        json_formatter = {"()": "alphacut.logs.JsonFormatter"}
+        config["formatters"] = {"default": json_formatter, "access": dict(json_formatter)}
+        # Libraries' warnings (kombu, botocore...) as JSON lines too, not bare text.
+        config["root"] = {"handlers": ["default"], "level": "WARNING"}
+    else:
+        config["formatters"]["default"]["()"] = f"{__name__}.TextFormatter"
+        config["formatters"]["access"]["()"] = f"{__name__}.TextAccessFormatter"
+    for handler in config["handlers"].values():
+        handler["filters"] = ["request_fields", "redact_credentials"]
+    # alphacut's own lines: start-up (each model's runtime and why, the memory budget) and
+    # one line per request (alphacut.request).
     config["loggers"]["alphacut"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
     return config
 
@@ -150,7 +167,7 @@ class ServerConfig(uvicorn.Config):
         super().__init__(
             app,
             http=HeaderTimeoutProtocol,
-            log_config=log_config(),
+            log_config=log_config(settings.log_format),
             # uvicorn believes X-Forwarded-Proto/-For from loopback by default; alphacut only
             # when told that a proxy sets them (ALPHACUT_TRUST_FORWARDED_HEADERS).
             proxy_headers=settings.trust_forwarded_headers,

@@ -51,6 +51,7 @@ from alphacut.engine.formats import MEDIA_TYPES, SPELLINGS, OutputFormat, parse_
 from alphacut.engine.hints import MAX_POINTS, Hints, box_from_json, points_from_json
 from alphacut.engine.outputs import OutputSpec
 from alphacut.errors import AlphacutError, InvalidInputError, NotFoundError, UnauthorizedError
+from alphacut.logs import current_request_id, new_request_id
 from alphacut.models.registry import MODEL_NAMES, is_model_name, model_choices
 from alphacut.service.cutout import CutoutRequest, CutoutResult, Source
 from alphacut.storage.database import ApiKey, utcnow
@@ -337,7 +338,8 @@ def removebg(
     done = svc.cutouts.run_batch(
         wanted, deadline=deadline, answered=lambda: not client_gone(request)
     )
-    request_id = str(uuid.uuid4())
+    # The request's own id (X-Request-ID, in every log line of it), in Ximilar's place for it.
+    request_id = current_request_id() or new_request_id()
     answered = [
         _record_answer(record, names, result, request_id, base)
         for record, names, result in zip(records, fields, done, strict=True)

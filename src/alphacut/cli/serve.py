@@ -116,14 +116,13 @@ def worker(
     Each process loads the models in ALPHACUT_LOAD_MODELS before taking a job. A job whose
     process dies goes back to the queue for another one.
     """
-    import logging
-
+    from alphacut import logs
     from alphacut.config import get_settings
     from alphacut.service.startup import check_startup
     from alphacut.worker import run_worker
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = get_settings()
+    logs.configure(settings.log_format)  # ALPHACUT_LOG_FORMAT, the pool processes' too
     if not settings.inference_url:
         fail("ALPHACUT_INFERENCE_URL is not set: point it at the fleet's Redis", 2)
     try:

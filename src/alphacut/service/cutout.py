@@ -24,6 +24,7 @@ into its answer; everything between is here, once:
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from alphacut import logs
 from alphacut.config import Settings
 from alphacut.engine.compose import Box
 from alphacut.engine.decode import Limits, decode, probe_pixels
@@ -172,7 +174,9 @@ class CutoutService:
                 return AlphacutError("an internal error occurred")
 
         with ThreadPoolExecutor(max(1, workers), thread_name_prefix="alphacut-batch") as pool:
-            done = list(pool.map(item, requests))
+            # Each item in a copy of this context: its lines and its job carry the request's id.
+            running = [pool.submit(contextvars.copy_context().run, item, r) for r in requests]
+            done = [future.result() for future in running]
         billed = [
             request
             for request, result in zip(requests, done, strict=True)
@@ -226,8 +230,10 @@ class CutoutService:
             key_id=request.key_id,
             hints=request.hints,
             base_blob_key=request.base.blob_key if request.base is not None else None,
+            request_id=logs.current_request_id(),
         )
         removed = self.inference.submit(job)
+        logs.add_timings(removed.timings)
         confidence = removed.confidence
         result = CutoutResult(
             removed.outputs,

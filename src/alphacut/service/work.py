@@ -11,6 +11,7 @@ between steps once its caller has been answered with a timeout.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable
@@ -101,7 +102,9 @@ class WorkQueue:
         if deadline is None and self.timeout is not None:
             deadline = time.monotonic() + self.timeout
         try:
-            future = self._pool.submit(self._job, fn, cost, deadline)
+            # In a copy of the caller's context: its log lines carry the caller's request id.
+            context = contextvars.copy_context()
+            future = self._pool.submit(context.run, self._job, fn, cost, deadline)
         except BaseException:
             self._release()
             raise

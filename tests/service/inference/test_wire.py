@@ -61,6 +61,7 @@ def test_a_job_crosses_the_broker_as_json() -> None:
         queue_wait=300.0,
         hints=Hints(box=(1, 2, 300, 400), points=(Point(5, 6), Point(7, 8, "background"))),
         base_blob_key="images/cd/image_cd.png",
+        request_id="req-0123.abc_DEF",
     )
     payload = json.loads(json.dumps(job_payload(job, "images/ab/image_ab.png", 1234.5)))
     back, deadline = job_from_payload(payload)
@@ -196,6 +197,12 @@ def test_worker_needs_the_broker_url(tmp_path: Path) -> None:
         {"hints": {"points": [[1, 2, "subject"]] * 101}},
         {"hints": {"box": [5, 5, 1, 1]}},
         {"hints": {"box": [0, 0, float("nan"), 4]}},
+        {"request_id": "two words"},
+        {"request_id": "id\nforged log line"},
+        {"request_id": "x" * 129},
+        {"request_id": ""},
+        {"request_id": 12345},
+        {"request_id": ["a"]},
     ],
     ids=lambda change: json.dumps(change)[:48],
 )

@@ -42,6 +42,8 @@ class InferenceJob:
     hints: Hints = field(default_factory=Hints)  # a box and clicks, in the input's pixels
     # A stored cut-out of the same photo (its blob key) that the hints correct: no model pass.
     base_blob_key: str | None = None
+    # The request's id (alphacut.logs), so that a fleet's worker logs the job under it.
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from alphacut.engine.formats import FORMATS
 from alphacut.engine.hints import MAX_POINTS, Hints, box_from_json, point
 from alphacut.engine.outputs import Encoded, OutputSpec
 from alphacut.errors import AlphacutError, InvalidInputError, RetryLaterError
+from alphacut.logs import valid_request_id
 from alphacut.service.inference.port import InferenceJob, InferenceResult
 
 QUEUE = "alphacut"
@@ -132,6 +133,7 @@ def job_payload(
             "points": [[p.x, p.y, p.label] for p in job.hints.points],
         },
         "base_key": job.base_blob_key,
+        "request_id": job.request_id,
         "deadline": deadline,
     }
 
@@ -164,8 +166,17 @@ def job_from_payload(
         key_id=payload.get("key_id"),
         hints=_hints(payload.get("hints") or {}),
         base_blob_key=payload.get("base_key"),
+        request_id=_request_id(payload.get("request_id")),
     )
     return job, float(payload["deadline"])
+
+
+def _request_id(value: Any) -> str | None:
+    """A job's request id, under the rule an HTTP request's ``X-Request-ID`` follows (it is
+    written to the worker's log lines): none, or one well formed."""
+    if value is None or valid_request_id(value):
+        return value  # type: ignore[no-any-return]
+    raise InvalidInputError("a job's request id must be 1 to 128 of A-Z a-z 0-9 . _ -")
 
 
 def _hints(data: dict[str, Any]) -> Hints:

@@ -8,6 +8,15 @@ no stack traces). The HTTP layer and the CLI map these in one place each.
 from __future__ import annotations
 
 
+def size_text(nbytes: int) -> str:
+    """A byte count for people: ``27.1 MB``, ``640 KB``, ``900 bytes``. MB and KB are 2**20
+    and 2**10 bytes, the units the limits' defaults are set in (20 MB is 20,971,520 bytes)."""
+    for unit, scale in (("MB", 1 << 20), ("KB", 1 << 10)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{nbytes:,} bytes"
+
+
 class AlphacutError(Exception):
     """Base class: an error whose message is meant for the user."""
 
@@ -45,6 +54,21 @@ class ImageTooLargeError(AlphacutError):
 
     status = 413
     code = "image_too_large"
+
+    @classmethod
+    def over_bytes(
+        cls, size: int | None, limit: int, what: str = "photo", note: str = ""
+    ) -> ImageTooLargeError:
+        """``photo too large: 27.1 MB, the limit is 20 MB``; ``size`` None where only "more
+        than the limit" is known (a body cut off while it streamed in); ``note``: what the
+        size is, where it is not the photo's own (``" (36.1 MB as base64)"``)."""
+        limit_text = size_text(limit)
+        if size is None:
+            return cls(f"{what} too large: more than {limit_text}, the limit is {limit_text}")
+        size_said = size_text(size)
+        if size_said == limit_text:  # 20,971,521 bytes is "20 MB" too: say the bytes
+            size_said, limit_text = f"{size:,} bytes", f"{limit:,} bytes ({limit_text})"
+        return cls(f"{what} too large: {size_said}{note}, the limit is {limit_text}")
 
 
 class FormatLimitError(AlphacutError):
@@ -118,6 +142,13 @@ class UnauthorizedError(AlphacutError):
 
     status = 401
     code = "unauthorized"
+
+
+class MissingApiKeyError(UnauthorizedError):
+    """No API key was sent at all: the message says how to send one (each API its header),
+    where a wrong key only hears that it was refused."""
+
+    code = "missing_api_key"
 
 
 class RetryLaterError(AlphacutError):

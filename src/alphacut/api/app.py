@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from alphacut.api import errors, images, models, openapi, public, rembg, removebg, web, ximilar
 from alphacut.api.deps import Services
-from alphacut.api.limits import BodyLimitMiddleware, RateLimiter, is_json
+from alphacut.api.limits import BodyLimit, BodyLimitMiddleware, RateLimiter, is_json
 from alphacut.api.query import OmittedQueryValues
 from alphacut.api.requestlog import RequestLog
 from alphacut.config import Settings, get_settings
@@ -187,19 +187,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # of the image's bytes, and the rest of a request (options, ids) fits in the overhead.
     base64_image = settings.max_input_bytes * 4 // 3 + _MULTIPART_OVERHEAD
 
-    def limit_for(path: str, content_type: str) -> int:
+    def limit_for(path: str, content_type: str) -> BodyLimit:
+        upload, photo = settings.max_upload_bytes, settings.max_input_bytes
         if path.rstrip("/") == "/v1/images/upload":
-            return settings.max_upload_bytes + _MULTIPART_OVERHEAD
+            return BodyLimit(upload + _MULTIPART_OVERHEAD, upload)
         if path.startswith("/removebg/"):
-            return min(settings.max_batch_bytes, settings.removebg_max_records * base64_image)
+            batch = min(settings.max_batch_bytes, settings.removebg_max_records * base64_image)
+            return BodyLimit(batch, photo, base64=True, photos=settings.removebg_max_records)
         if path.rstrip("/") == "/v1.0/removebg":
             if is_json(content_type):  # one photo as base64 (a background comes as a file)
-                return base64_image
+                return BodyLimit(base64_image, photo, base64=True)
             # A form: a photo and a background, the photo maybe as base64.
-            return 3 * settings.max_upload_bytes + _MULTIPART_OVERHEAD
+            return BodyLimit(3 * upload + _MULTIPART_OVERHEAD, upload, photos=2)
         if path.rstrip("/") == "/api/remove":  # rembg: one photo, as a multipart file
-            return settings.max_upload_bytes + _MULTIPART_OVERHEAD
-        return settings.max_json_bytes
+            return BodyLimit(upload + _MULTIPART_OVERHEAD, upload)
+        return BodyLimit(settings.max_json_bytes)
 
     app.add_middleware(OmittedQueryValues)
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)

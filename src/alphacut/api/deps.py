@@ -15,10 +15,16 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
 
-from alphacut.api.limits import RateLimiter, check_json_shape, is_json, parse_json
+from alphacut.api.limits import (
+    KeyRateLimitedError,
+    RateLimiter,
+    check_json_shape,
+    is_json,
+    parse_json,
+)
 from alphacut.api.schemas import ImageObject
 from alphacut.config import Settings
-from alphacut.errors import AlphacutError, UnauthorizedError
+from alphacut.errors import AlphacutError, MissingApiKeyError, UnauthorizedError
 from alphacut.models.store import ModelStore
 from alphacut.service.cutout import CutoutResult, CutoutService
 from alphacut.service.health import Readiness
@@ -54,18 +60,34 @@ def services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(services)]
 
 
-def admit(svc: Services, secret: str | None, missing: str) -> ApiKey:
-    """The key whose secret was sent: 401 (``missing`` says how to send one) when there is
-    none, 401 when unknown or revoked; 429 past the key's rate limit. Every admitted request
-    is counted. Both APIs authenticate through here."""
+def admit(request: Request, svc: Services, secret: str | None, missing: str) -> ApiKey:
+    """The key whose secret was sent: 401 :class:`MissingApiKeyError` (``missing`` says how
+    to send one, in the dialect's own header) when none was sent, 401 when it is unknown or
+    revoked (one message for both, which tells nothing about which keys exist); 429 past the
+    key's rate limit. Every admitted request is counted. Every API authenticates through
+    here; where the key stands against its rate limit is kept on the request
+    (``rate_limit_headers``, for the dialect that sends it, remove.bg's)."""
     if not secret:
-        raise UnauthorizedError(missing)
+        raise MissingApiKeyError(missing)
     key = svc.keys.authenticate(secret)
     if key is None:
         raise UnauthorizedError("invalid or revoked API key")
-    svc.rate_limiter.check(key.id)
+    request.state.key = key
+    try:
+        state = svc.rate_limiter.check(key.id)
+    except KeyRateLimitedError as exc:
+        request.state.rate_limit_headers = exc.state.headers()
+        raise
+    if state is not None:
+        request.state.rate_limit_headers = state.headers()
     svc.keys.record(key.id, requests=1)
     return key
+
+
+def rate_limit_headers(request: Request) -> dict[str, str]:
+    """``X-RateLimit-Limit``/``-Remaining``/``-Reset`` of the request's key, as
+    :func:`admit` left them (none without a rate limit or before a key was admitted)."""
+    return dict(getattr(request.state, "rate_limit_headers", None) or {})
 
 
 def start_clock(request: Request, settings: Settings) -> None:
@@ -84,9 +106,7 @@ def authenticated_key(
     request: Request, svc: ServicesDep, api_key: Annotated[str | None, Security(api_key_header)]
 ) -> ApiKey:
     """The caller's key from ``x-api-key`` (see :func:`admit`)."""
-    key = admit(svc, api_key, "missing API key: send it in the x-api-key header")
-    request.state.key = key
-    return key
+    return admit(request, svc, api_key, "no API key was sent: send it in the x-api-key header")
 
 
 KeyDep = Annotated[ApiKey, Depends(authenticated_key)]

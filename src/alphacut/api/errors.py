@@ -93,6 +93,7 @@ _REMOVEBG_CODES = {
 
 _REMOVEBG_TITLES = {
     "auth_failed": "Missing or invalid API key",
+    "missing_api_key": "Missing API key",
     "file_too_large": "File too large",
     "invalid_parameters": "Invalid parameters",
     "rate_limit_exceeded": "Rate limit exceeded",
@@ -113,7 +114,9 @@ def removebg_error_body(status: int, message: str, code: str | None = None) -> d
     """``{"errors": [{"title", "code", "detail"}]}``: remove.bg's error body."""
     name = _REMOVEBG_CODES.get(status) or _REMOVEBG_CODES.get(code or "", code)
     name = name or _CODES.get(status, "error")
-    title = _REMOVEBG_TITLES.get(name, message)  # what the clients show (errors[0].title)
+    # What the clients show (errors[0].title); a key that was not sent says so there too.
+    title = _REMOVEBG_TITLES.get(code or "", "") if status == 401 else ""
+    title = title or _REMOVEBG_TITLES.get(name, message)
     return {"errors": [{"title": title, "code": name, "detail": message}]}
 
 
@@ -152,12 +155,35 @@ def validation_messages(errors: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+DEFAULT_RETRY_AFTER = 5  # before the app's services exist (start-up)
+
+
+def _retry_after_default(request: Request) -> int:
+    """``ALPHACUT_RETRY_AFTER_SECONDS``, for a 429 or 503 whose cause gave no time of its own
+    (a model that failed to load, a database not migrated)."""
+    services = getattr(request.app.state, "services", None)
+    return services.settings.retry_after_seconds if services is not None else DEFAULT_RETRY_AFTER
+
+
+def answer_headers(request: Request, status: int, headers: dict[str, str] | None) -> dict[str, str]:
+    """The headers of an error answer: ``Retry-After`` on every 429 and 503 (each dialect,
+    every route), and on remove.bg's routes the key's ``X-RateLimit-*``, which remove.bg
+    sends with its errors as with its results."""
+    answer = dict(headers or {})
+    if request.url.path.startswith(REMOVEBG_PATHS):
+        answer |= dict(getattr(request.state, "rate_limit_headers", None) or {})
+    if status in (429, 503) and "Retry-After" not in answer:
+        answer["Retry-After"] = str(_retry_after_default(request))
+    return answer
+
+
 async def _alphacut_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, AlphacutError):  # pragma: no cover - registered for this type
         raise exc
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RetryLaterError) else None
     if exc.status >= 500 and not isinstance(exc, RetryLaterError):
         log.error("%s: %s", exc.code, exc.message)
+    headers = answer_headers(request, exc.status, headers)
     return error_response(request.url.path, exc.status, exc.message, exc.code, headers=headers)
 
 
@@ -166,14 +192,15 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         raise exc
     lines = validation_messages(list(exc.errors()))
     message = "the request is invalid: " + "; ".join(lines)
-    return error_response(request.url.path, 400, message, "validation_error", lines)
+    headers = answer_headers(request, 400, None)
+    return error_response(request.url.path, 400, message, "validation_error", lines, headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, StarletteHTTPException):  # pragma: no cover
         raise exc
     message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-    headers = dict(exc.headers or {})
+    headers = answer_headers(request, exc.status_code, dict(exc.headers or {}))
     return error_response(request.url.path, exc.status_code, message, headers=headers)
 
 

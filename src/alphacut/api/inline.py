@@ -12,7 +12,7 @@ import base64
 import binascii
 import re
 
-from alphacut.errors import ImageTooLargeError, InvalidInputError
+from alphacut.errors import ImageTooLargeError, InvalidInputError, size_text
 
 _DATA_URI = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.IGNORECASE)
 _WHITESPACE = re.compile(r"\s+")
@@ -23,12 +23,13 @@ def decode_inline_image(field: str, value: object, max_bytes: int) -> bytes:
     if not isinstance(value, str):
         raise InvalidInputError(f"{field} must be a string of base64 text")
     if len(value) > (max_bytes * 4) // 3 + 200:
-        raise ImageTooLargeError(f"the image is larger than the limit of {max_bytes:,} bytes")
+        note = f" ({size_text(len(value))} as base64)"
+        raise ImageTooLargeError.over_bytes(len(value) * 3 // 4, max_bytes, note=note)
     payload = _WHITESPACE.sub("", _DATA_URI.sub("", value.strip(), count=1))
     try:
         data = base64.b64decode(payload.encode("ascii", "replace"), validate=True)
     except (binascii.Error, ValueError):
         raise InvalidInputError(f"{field} is not valid base64 data") from None
     if len(data) > max_bytes:
-        raise ImageTooLargeError(f"the image is larger than the limit of {max_bytes:,} bytes")
+        raise ImageTooLargeError.over_bytes(len(data), max_bytes)
     return data

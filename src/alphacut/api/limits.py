@@ -7,6 +7,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from alphacut.api.errors import error_body_for, status_for
-from alphacut.errors import InvalidInputError, RateLimitedError
+from alphacut.errors import ImageTooLargeError, InvalidInputError, RateLimitedError, size_text
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +118,40 @@ def parse_json(body: bytes, max_depth: int, max_values: int) -> Any:
         ) from None
 
 
+@dataclass(frozen=True)
+class BodyLimit:
+    """A route's body limit, and the photo limit it is made from: what a refusal says is the
+    photo's size against the photo's limit (``photo too large: 27.1 MB, the limit is 20 MB``),
+    not the body's bytes against a limit padded for the request's framing."""
+
+    max_bytes: int
+    photo_bytes: int | None = None  # None: a body that is no photo (the images API's JSON)
+    base64: bool = False  # the photo comes as base64 text, 4/3 of its bytes
+    photos: int = 1  # photos the body may hold (remove.bg: a background too; Ximilar: a batch)
+
+    def refusal(self, received: int | None) -> ImageTooLargeError:
+        """The error for a body of ``received`` bytes (None: cut off while it streamed in,
+        its size unknown)."""
+        if self.photo_bytes is None:
+            return ImageTooLargeError.over_bytes(received, self.max_bytes, "request body")
+        if self.photos > 1:
+            refused = ImageTooLargeError.over_bytes(received, self.max_bytes, "request")
+            each = size_text(self.photo_bytes)
+            return ImageTooLargeError(f"{refused.message}; each photo may be up to {each}")
+        if not self.base64:  # the body's size: the framing around a file is a few hundred bytes
+            return ImageTooLargeError.over_bytes(received, self.photo_bytes)
+        if received is None:
+            return ImageTooLargeError.over_bytes(None, self.photo_bytes)
+        note = f" ({size_text(received)} as base64)"
+        return ImageTooLargeError.over_bytes(received * 3 // 4, self.photo_bytes, note=note)
+
+
 class BodyLimitMiddleware:
     """413 as soon as a body is known to exceed its route's limit: from Content-Length before
     anything is read, else while it streams in (chunked uploads). ``limit_for(path,
     content_type)`` is the limit."""
 
-    def __init__(self, app: ASGIApp, limit_for: Callable[[str, str], int]) -> None:
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str, str], BodyLimit]) -> None:
         self.app = app
         self.limit_for = limit_for
 
@@ -140,8 +169,9 @@ class BodyLimitMiddleware:
         )
         limit = self.limit_for(scope["path"], content_type)
         for name, value in scope["headers"]:
-            if name == b"content-length" and (not value.isdigit() or int(value) > limit):
-                await _reject(send, scope["path"], limit)
+            if name == b"content-length" and (not value.isdigit() or int(value) > limit.max_bytes):
+                size = int(value) if value.isdigit() else None
+                await _reject(send, scope["path"], limit.refusal(size))
                 return
         received = 0
         started = False
@@ -154,12 +184,12 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > limit:
+                if received > limit.max_bytes:
                     # Answer now; the app sees a disconnect and whatever it sends is dropped
                     # (frameworks turn errors raised while reading into their own 400).
                     refused = True
                     if not started:
-                        await _reject(send, scope["path"], limit)
+                        await _reject(send, scope["path"], limit.refusal(None))
                     return {"type": "http.disconnect"}
             return message
 
@@ -173,9 +203,8 @@ class BodyLimitMiddleware:
         await self.app(scope, limited_receive, guarded_send)
 
 
-async def _reject(send: Send, path: str, limit: int) -> None:
-    message = f"the request body is larger than the limit of {limit:,} bytes"
-    body = json.dumps(error_body_for(path, 413, message)).encode()
+async def _reject(send: Send, path: str, error: ImageTooLargeError) -> None:
+    body = json.dumps(error_body_for(path, 413, error.message)).encode()
     await send(
         {
             "type": "http.response.start",
@@ -188,6 +217,34 @@ async def _reject(send: Send, path: str, limit: int) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+@dataclass(frozen=True)
+class RateLimitState:
+    """Where a key stands against its limit once a request has been counted: what remove.bg's
+    ``X-RateLimit-*`` headers say (its documented meaning: the limit per minute, what is left
+    of it, and the Unix time at which it resets). alphacut counts requests, not remove.bg's
+    megapixel credits, so ``limit`` is requests per minute; in a moving window the limit
+    "resets" by one request when the oldest request of the last minute leaves it."""
+
+    limit: int
+    remaining: int
+    reset: float  # Unix time
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(max(0, self.remaining)),
+            "X-RateLimit-Reset": str(math.ceil(self.reset)),
+        }
+
+
+class KeyRateLimitedError(RateLimitedError):
+    """429 for a key past its requests per minute, with where it stands (for the headers)."""
+
+    def __init__(self, message: str, retry_after: int, state: RateLimitState) -> None:
+        super().__init__(message, retry_after)
+        self.state = state
 
 
 class RateLimiter:
@@ -208,18 +265,26 @@ class RateLimiter:
             options = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}
         self._limiter = MovingWindowRateLimiter(storage_from_string(storage, **options))
 
-    def check(self, key_id: str) -> None:
+    def check(self, key_id: str) -> RateLimitState | None:
+        """Count a request of ``key_id``: where the key now stands (None without a limit, or
+        when the storage failed), or :class:`KeyRateLimitedError` past the limit (that
+        request is not counted). The state is read from the same storage right after the
+        hit, so it is what the limiter enforces (another replica's request in between can
+        make it one request stale)."""
         if self.per_minute is None:
-            return
+            return None
         try:
-            if self._limiter.hit(self._item, "key", key_id):
-                return
-            reset = self._limiter.get_window_stats(self._item, "key", key_id).reset_time
+            allowed = self._limiter.hit(self._item, "key", key_id)
+            reset, remaining = self._limiter.get_window_stats(self._item, "key", key_id)
         except Exception as exc:  # noqa: BLE001 - any storage failure: let the request in
             log.warning("rate limit storage failed, request let through: %s", exc)
-            return
+            return None
+        state = RateLimitState(self.per_minute, remaining, reset)
+        if allowed:
+            return state
         wait = max(1, math.ceil(reset - time.time()))
-        raise RateLimitedError(
+        raise KeyRateLimitedError(
             f"rate limit of {self.per_minute} requests per minute exceeded; retry in {wait} s",
             wait,
+            replace(state, remaining=0),
         )

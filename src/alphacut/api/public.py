@@ -81,4 +81,8 @@ async def readyz(request: Request) -> JSONResponse:
         checks=checks,
         models=svc.readiness.inference.runtimes(),
     )
-    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+    if ready:
+        return JSONResponse(body.model_dump())
+    # As every 503: when to ask again (ALPHACUT_RETRY_AFTER_SECONDS).
+    retry = str(svc.settings.retry_after_seconds)
+    return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": retry})

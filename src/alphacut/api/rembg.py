@@ -270,7 +270,10 @@ def rembg_key(
 ) -> ApiKey:
     secret = token.credentials if token is not None else api_key
     key = admit(
-        svc, secret, "missing API key: send x-api-key: <key> or Authorization: Bearer <key>"
+        request,
+        svc,
+        secret,
+        "no API key was sent: send it as x-api-key: <key> or Authorization: Bearer <key>",
     )
     start_clock(request, svc.settings)
     return key
@@ -407,7 +410,7 @@ async def _upload(request: Request, limit: int) -> tuple[bytes, list[tuple[str, 
                     raise InvalidInputError("file is given more than once")
                 data = await value.read(limit + 1)
                 if len(data) > limit:
-                    raise ImageTooLargeError(f"file is larger than {limit:,} bytes")
+                    raise ImageTooLargeError.over_bytes(value.size, limit)
     if data is None:
         raise InvalidInputError("send the photo in a file part named file (curl -F file=@...)")
     if not data:

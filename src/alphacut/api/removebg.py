@@ -50,6 +50,7 @@ from alphacut.api.deps import (
     client_gone,
     confidence_headers,
     deadline_of,
+    rate_limit_headers,
     start_clock,
 )
 from alphacut.api.inline import decode_inline_image
@@ -384,8 +385,7 @@ def removebg_key(
         str | None, Header(description="An alphacut API key (remove.bg's X-Api-Key).")
     ] = None,
 ) -> ApiKey:
-    key = admit(svc, x_api_key, "missing API key: send it in the X-Api-Key header")
-    request.state.key = key
+    key = admit(request, svc, x_api_key, "no API key was sent: send it in the X-Api-Key header")
     start_clock(request, svc.settings)
     return key
 
@@ -482,6 +482,13 @@ _RESULT_HEADERS = {
         "threshold (ALPHACUT_DOUBTFUL_BELOW): a cut-out worth a person's look.",
         "schema": {"type": "string", "enum": ["true", "false"]},
     },
+    # remove.bg's, where ALPHACUT_RATE_LIMIT_PER_MINUTE is set (alphacut counts requests).
+    "X-RateLimit-Limit": {"description": "The key's requests per minute.", **_INT},
+    "X-RateLimit-Remaining": {"description": "Requests left in the last minute.", **_INT},
+    "X-RateLimit-Reset": {
+        "description": "Unix time at which the oldest request of the last minute stops counting.",
+        **_INT,
+    },
 }
 _RESULT_JSON = {
     "type": "object",
@@ -564,7 +571,7 @@ async def _fields(request: Request, svc: ServicesDep) -> tuple[dict[str, Any], I
                 if isinstance(value, UploadFile):
                     data = await value.read(limit + 1)
                     if len(data) > limit:
-                        raise ImageTooLargeError(f"{name} is larger than {limit:,} bytes")
+                        raise ImageTooLargeError.over_bytes(value.size, limit, name)
                     if name in _FILES:
                         files[name] = data
                 else:
@@ -667,6 +674,7 @@ async def remove_background(
         "X-Foreground-Width": str(width),
         "X-Foreground-Height": str(height),
         **confidence_headers(result),
+        **rate_limit_headers(request),
     }
     if "application/json" in request.headers.get("accept", "").lower():
         data = {
@@ -694,7 +702,9 @@ async def remove_background(
     ),
     responses={200: {"content": {"application/json": {"schema": _ACCOUNT}}}, **errors(403)},
 )
-def account(svc: ServicesDep, key: Annotated[ApiKey, Depends(removebg_key)]) -> JSONResponse:
+def account(
+    request: Request, svc: ServicesDep, key: Annotated[ApiKey, Depends(removebg_key)]
+) -> JSONResponse:
     requests, images = svc.keys.key_usage(key.id, 30)
     credits = {"total": 0, "subscription": 0, "payg": 0, "enterprise": 0}
     attributes = {
@@ -702,4 +712,4 @@ def account(svc: ServicesDep, key: Annotated[ApiKey, Depends(removebg_key)]) -> 
         "api": {"free_calls": svc.settings.rate_limit_per_minute or 0, "sizes": "all"},
         "usage": {"requests": requests, "images": images},
     }
-    return JSONResponse({"data": {"attributes": attributes}})
+    return JSONResponse({"data": {"attributes": attributes}}, headers=rate_limit_headers(request))

@@ -277,7 +277,7 @@ def ximilar_key(
         scheme, _, value = authorization.strip().partition(" ")
         if scheme.lower() in _TOKEN_SCHEMES and value.strip():
             secret = value.strip()
-    key = admit(svc, secret, "missing API key: send Authorization: Token <key>")
+    key = admit(request, svc, secret, "no API key was sent: send it as Authorization: Token <key>")
     start_clock(request, svc.settings)
     return key
 

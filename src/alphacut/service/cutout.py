@@ -266,7 +266,7 @@ class CutoutService:
             return self.fetcher.fetch(source.url, limit, within=_left(deadline, admitted))
         assert source.data is not None  # noqa: S101 - a Source has one of them
         if len(source.data) > limit:
-            raise ImageTooLargeError(f"the image is larger than the limit of {limit:,} bytes")
+            raise ImageTooLargeError.over_bytes(len(source.data), limit)
         return source.data
 
     def _background(self, source: Source, deadline: float, admitted: bool) -> bytes:

@@ -161,9 +161,7 @@ def _read_bytes(source: ImageSource, limits: Limits) -> bytes:
 
 def _check_bytes(size: int, limits: Limits) -> None:
     if size > limits.max_bytes:
-        raise ImageTooLargeError(
-            f"the image file is larger than the limit of {limits.max_bytes:,} bytes"
-        )
+        raise ImageTooLargeError.over_bytes(size, limits.max_bytes, "image file")
 
 
 def _check_pixels(width: int, height: int, limits: Limits) -> None:

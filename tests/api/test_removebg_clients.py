@@ -10,11 +10,13 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import removebg.removebg as removebg_module
+import requests
 from PIL import Image
 from removebg import RemoveBg
 
@@ -116,3 +118,57 @@ def test_the_node_client_wrapper_points_at_the_constant_the_client_has() -> None
     source = (NODE_CLIENT / "drive.js").read_text()
     assert 'const REMOTE = "https://api.remove.bg/v1.0/removebg";' in source
     assert removebg_module.API_ENDPOINT == "https://api.remove.bg/v1.0/removebg"
+
+
+@pytest.fixture(scope="module")
+def limited(make_server: Any) -> Server:
+    return make_server(default_model="fast", rate_limit_per_minute=2)  # type: ignore[no-any-return]
+
+
+@pytest.mark.skipif(
+    (not (NODE_CLIENT / "node_modules" / "remove.bg").is_dir() or shutil.which("node") is None)
+    and os.environ.get("CI") != "true",
+    reason="remove.bg's npm client is not installed: run make clients",
+)
+def test_the_npm_client_reads_the_rate_limit_headers(
+    limited: Server, photo: Path, tmp_path: Path
+) -> None:
+    """The client hands X-RateLimit-* back with each result (rateLimit, rateLimitRemaining,
+    rateLimitReset); past the limit it rejects with remove.bg's errors and does not retry."""
+    key = limited.new_key()
+    results = []
+    for n in range(2):
+        answer = _node(limited, key, "base64", str(photo), str(tmp_path / f"{n}.png"))
+        assert answer["ok"], answer
+        results.append(answer["result"])
+    assert [r["rateLimit"] for r in results] == ["2", "2"]
+    assert [r["rateLimitRemaining"] for r in results] == ["1", "0"]
+    reset = int(results[0]["rateLimitReset"])
+    assert reset == int(results[1]["rateLimitReset"])
+    assert time.time() < reset <= time.time() + 61
+    assert "retryAfter" not in results[0], "Retry-After only on a 429"
+    refused = _node(limited, key, "base64", str(photo), str(tmp_path / "refused.png"))
+    assert not refused["ok"]
+    assert refused["errors"][0]["code"] == "rate_limit_exceeded"
+
+
+def test_the_pypi_client_raises_on_a_429_that_says_when_to_retry(
+    limited: Server, photo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The PyPI client raises requests' HTTPError for any status but 200 (it reads no rate
+    headers); the response it carries says when to retry and where the key stands."""
+    monkeypatch.setattr(removebg_module, "API_ENDPOINT", limited.url + "/v1.0/removebg")
+    client = RemoveBg(limited.new_key(), str(tmp_path / "errors.log"))
+    b64 = base64.b64encode(photo.read_bytes()).decode()
+    for n in range(2):
+        client.remove_background_from_base64_img(b64, new_file_name=str(tmp_path / f"{n}.png"))
+    with pytest.raises(requests.HTTPError) as caught:
+        client.remove_background_from_base64_img(b64, new_file_name=str(tmp_path / "x.png"))
+    response = caught.value.response
+    assert response.status_code == 429
+    assert 1 <= int(response.headers["Retry-After"]) <= 60
+    assert response.headers["X-RateLimit-Limit"] == "2"
+    assert response.headers["X-RateLimit-Remaining"] == "0"
+    assert int(response.headers["X-RateLimit-Reset"]) == pytest.approx(
+        time.time() + int(response.headers["Retry-After"]), abs=2
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -220,6 +221,30 @@ def test_the_simulated_user_corrects_the_scene_and_counts_clicks() -> None:
     report = click_report("scene", [trace, already])
     assert report.count == 2 and report.noc90 == trace.clicks_to(0.90) / 2
     assert report.nof90 == 0.0 and report.iou_after[1] >= report.iou_before
+
+
+def test_a_dropped_part_leaves_no_outline_on_a_large_photo() -> None:
+    """Clicks are worked out at WORK_SIDE px; on a photo four times that, the part a click
+    drops must go with its soft edge, not leave a ring of the old alpha behind (and the part
+    kept must keep its own soft edge)."""
+    rgb, square, disc = _scene()
+    big = cv2.resize(rgb, (WIDTH * 4, HEIGHT * 4), interpolation=cv2.INTER_NEAREST)
+    hard = cv2.resize(
+        _alpha(square | disc), (WIDTH * 4, HEIGHT * 4), interpolation=cv2.INTER_NEAREST
+    )
+    soft = cv2.GaussianBlur(hard, (0, 0), 3)  # a model's edge: a few pixels of ramp
+    corrected = correct(big, soft, Hints(points=(Point(230 * 4, 120 * 4, "background"),)))
+    around_disc = cv2.dilate(
+        cv2.resize(_alpha(disc), (WIDTH * 4, HEIGHT * 4), interpolation=cv2.INTER_NEAREST),
+        np.ones((3, 3), np.uint8),
+        iterations=12,
+    ).astype(bool)
+    assert corrected[around_disc].max() < 64  # no outline left, not even a faint one
+    kept = cv2.resize(_alpha(square), (WIDTH * 4, HEIGHT * 4), interpolation=cv2.INTER_NEAREST)
+    rim = cv2.dilate(kept, np.ones((3, 3), np.uint8), iterations=4) > cv2.erode(
+        kept, np.ones((3, 3), np.uint8), iterations=4
+    )
+    assert np.array_equal(corrected[rim], soft[rim])  # the square's soft edge untouched
 
 
 # A model's view of a subject click -----------------------------------------------------------

@@ -287,14 +287,26 @@ def correct(
     _EDITS.put(key(len(clicks)), _Edited(labels.copy(), proposals.asked if proposals else 0))
     for x, y, subject in clicks:
         cv2.circle(labels.view(np.uint8), (x, y), CLICK_RADIUS, int(subject), -1)
-    # Back to the photo's size: changed pixels fully in or out (edges interpolated), the rest
-    # keeps its own alpha.
+    # Back to the photo's size. Near what a click changed (within one working pixel), the
+    # working labels decide: a part dropped leaves no outline of its soft edge behind, a part
+    # added no rim of holes; everywhere else each pixel keeps the mask's own alpha (hair).
     full = (width, height)
-    added = cv2.resize((labels & ~before).astype(np.float32), full, interpolation=cv2.INTER_LINEAR)
-    dropped = cv2.resize(
-        (before & ~labels).astype(np.float32), full, interpolation=cv2.INTER_LINEAR
-    )
-    result = np.maximum(alpha.astype(np.float32), added * 255.0) * (1.0 - dropped)
+    near = np.ones((3, 3), np.uint8)
+    reach = max(1, math.ceil(1 / scale))
+    dropped = cv2.dilate(
+        cv2.resize((before & ~labels).astype(np.uint8), full, interpolation=cv2.INTER_NEAREST),
+        near,
+        iterations=reach,
+    ).astype(bool)
+    added = cv2.dilate(
+        cv2.resize((labels & ~before).astype(np.uint8), full, interpolation=cv2.INTER_NEAREST),
+        near,
+        iterations=reach,
+    ).astype(bool)
+    level = cv2.resize(labels.astype(np.float32), full, interpolation=cv2.INTER_LINEAR) * 255.0
+    result = alpha.astype(np.float32)
+    result = np.where(added, np.maximum(result, level), result)
+    result = np.where(dropped, np.minimum(result, level), result)
     corrected: npt.NDArray[np.uint8] = np.clip(result + 0.5, 0, 255).astype(np.uint8)
     for p in hints.points:  # the clicked pixels themselves, at full size
         cv2.circle(corrected, (p.x, p.y), 1, 255 if p.subject else 0, -1)

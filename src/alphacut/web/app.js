@@ -2,7 +2,8 @@
 // It speaks the public images API (the IMG Processing-compatible one) with the user's key:
 // upload (or fetch a URL), remove the background, download the cut-out, then delete both
 // server copies, so that the photos live on in this tab only (the editor, editor.js, puts a
-// photo back on the server while it corrects its cut-out). files.js writes the PNGs and ZIPs.
+// photo back on the server while it corrects its cut-out; a background is applied there too,
+// see "Backgrounds"). files.js writes the PNGs and ZIPs.
 "use strict";
 
 const KEY_STORAGE = "alphacut.apiKey";
@@ -236,8 +237,7 @@ function createCard(title) {
 
   card.querySelectorAll(".view input").forEach((input) =>
     input.addEventListener("change", () => showView(card, input.value)));
-  card.querySelectorAll(".background input").forEach((input) =>
-    input.addEventListener("input", () => applyBackground(card)));
+  setUpBackground(card);
   card.querySelectorAll(".downloads button").forEach((button) =>
     button.addEventListener("click", () => download(card, button.dataset.format)));
   card.querySelectorAll(".rerun button").forEach((button) =>
@@ -252,6 +252,7 @@ function createCard(title) {
 
 function removeCard(card) {
   for (const url of [card.dataset.beforeUrl, card.dataset.cutUrl]) if (url) URL.revokeObjectURL(url);
+  forgetBackgrounds(card);
   card.remove();
   updateBatch();
 }
@@ -465,23 +466,10 @@ function currentView(card) {
   return $(".view input:checked", card).value;
 }
 
-// The colour controls do something only for a cut-out, and the picker only with "Colour".
-function applyBackground(card) {
-  const mask = currentView(card) === "mask";
-  const solid = $(".background input[value=color]", card).checked;
-  const colour = $(".background input[type=color]", card);
-  $(".background", card).disabled = mask;
-  colour.disabled = mask || !solid;
-  const after = $(".after", card);
-  after.classList.toggle("checker", !solid && !mask);
-  after.style.backgroundColor = solid && !mask ? colour.value : "";
-}
-
 function showView(card, view) {
   const mask = $(".mask", card);
   if (view === "mask") drawMask(card);
   mask.hidden = view !== "mask";
-  $(".cut", card).hidden = view === "mask";
   $(".downloads", card).setAttribute("aria-label",
     view === "mask" ? "Download the mask at full resolution" : "Download at full resolution");
   applyBackground(card);
@@ -532,6 +520,7 @@ function updateBatch() {
   $("#results").classList.toggle("grid", grid);
   if (!grid) cards.forEach((card) => card.classList.remove("open"));
   $("#download-all").disabled = done === 0;
+  cards.forEach((card) => { $(".bg-all", card).hidden = done < 2; });
   const parts = [`${cards.length} images`, `${done} done`];
   if (failed) parts.push(`${failed} failed`);
   $("#batch-count").textContent = parts.join(", ");
@@ -632,6 +621,8 @@ async function showCutout(card, blob) {
   const previous = card.dataset.cutUrl;
   card.dataset.cutUrl = URL.createObjectURL(blob);
   card.cutBlob = blob;
+  forgetBackgrounds(card); // made on the cut-out before: a new one gets its background anew
+  card.cutVersion = (card.cutVersion || 0) + 1;
   delete card.maskAlpha;
   delete card.dataset.maskReady;
   const cut = $(".cut", card);
@@ -644,6 +635,7 @@ async function showCutout(card, blob) {
   if (previous) URL.revokeObjectURL(previous);
   setRatio(card, cut);
   if (currentView(card) === "mask") drawMask(card);
+  applyBackground(card);
 }
 
 async function process(card, model, create, needsOriginal = false) {
@@ -701,6 +693,199 @@ async function keepCorrection(card, blob, edits, summary) {
   updateBatch();
 }
 
+// Backgrounds --------------------------------------------------------------------------------
+//
+// A colour, a photo, the original blurred, and a drop shadow, put under the cut-out by the
+// server (POST /v1/images/{id}/background: the engine code of the remove.bg dialect's bg_color,
+// bg_image and add_shadow), never drawn by the page: what the card shows and downloads is what
+// the API makes. Each choice uploads the card's cut-out (the editor's correction, if any) and
+// the photo, asks for a lossless PNG, and deletes the three server copies. Its result is kept
+// per choice (BACKGROUNDS_KEPT of them), so that going back to one is instant; a new cut-out
+// forgets them.
+
+const BACKGROUNDS_KEPT = 8;
+const photoIds = new WeakMap(); // a background photo (a File) -> a number for the cache's keys
+let photoCount = 0;
+
+function setUpBackground(card) {
+  card.backgrounds = new Map();
+  const picker = $(".swatches input[type=color]", card);
+  card.querySelectorAll(".background input, .shadow").forEach((input) =>
+    input.addEventListener("change", () => applyBackground(card)));
+  picker.addEventListener("change", () => applyBackground(card));
+  card.querySelectorAll(".swatch").forEach((swatch) => {
+    swatch.style.backgroundColor = swatch.dataset.color;
+    swatch.title = swatch.getAttribute("aria-label");
+    swatch.addEventListener("click", () => {
+      picker.value = swatch.dataset.color;
+      $(".background input[value=color]", card).checked = true;
+      applyBackground(card);
+    });
+  });
+  const file = $(".bg-photo-file", card);
+  $(".bg-photo-choose", card).addEventListener("click", () => file.click());
+  // A click on "Photo" with no photo yet opens the chooser (the arrow keys only select it:
+  // "Choose photo…" is then the next stop).
+  $(".background input[value=photo]", card).addEventListener("click", (event) => {
+    if (!card.backgroundPhoto && event.detail > 0) file.click();
+  });
+  file.addEventListener("change", () => {
+    const [chosen] = file.files;
+    file.value = "";
+    if (!chosen) return;
+    setBackgroundPhoto(card, chosen);
+    applyBackground(card);
+  });
+  $(".bg-all", card).addEventListener("click", () => backgroundForAll(card));
+}
+
+function setBackgroundPhoto(card, photo) {
+  if (!photoIds.has(photo)) photoIds.set(photo, ++photoCount);
+  card.backgroundPhoto = photo;
+  $(".bg-photo-name", card).textContent = photo.name || "pasted photo";
+  $(".background input[value=photo]", card).checked = true;
+}
+
+// What the controls ask for (null: the cut-out as it is), with its key in the card's cache.
+function backgroundChoice(card) {
+  let kind = $(".background input[type=radio]:checked", card).value;
+  const shadow = $(".shadow", card).checked;
+  const photo = kind === "photo" ? card.backgroundPhoto : kind === "blur" ? card.original : null;
+  if ((kind === "photo" || kind === "blur") && !photo) kind = "transparent"; // none chosen yet
+  if (kind === "transparent" && !shadow) return null;
+  const color = kind === "color" ? $(".swatches input[type=color]", card).value : null;
+  const photoKey = kind === "photo" ? photoIds.get(photo) : "";
+  return { kind, shadow, color, photo, key: [card.cutVersion, kind, color, photoKey, shadow].join("|") };
+}
+
+// The server's cut-out on this background: a PNG, lossless (the page makes JPEG and WebP from it).
+async function backgroundOnServer(card, choice) {
+  const created = [];
+  try {
+    const cut = await upload(card.cutBlob, "cutout.png");
+    created.push(cut.id);
+    const body = { format: "png" };
+    if (choice.color) body.color = choice.color;
+    if (choice.photo) {
+      const photo = await upload(choice.photo, "background");
+      created.push(photo.id);
+      body.background_image_id = photo.id;
+      // The original, blurred by about 1.5% of its longer side: the subject stands out and
+      // the scene is still recognised (the server takes at most 100 px).
+      if (choice.kind === "blur") body.blur = Math.min(100, Math.max(4, Math.round(Math.max(cut.width, cut.height) / 64)));
+    }
+    if (choice.shadow) body.shadow = true;
+    const result = await request("POST", `/v1/images/${cut.id}/background`, { json: body });
+    created.push(result.id);
+    const blob = await request("GET", `/v1/images/${result.id}/download`, { responseType: "blob" });
+    return { blob, url: URL.createObjectURL(blob), opaque: choice.kind !== "transparent" };
+  } finally {
+    for (const id of created) request("DELETE", `/v1/images/${id}`).catch(() => {});
+  }
+}
+
+// The cached result of a choice, made once (a failed one is forgotten, to be tried again).
+function backgroundFor(card, choice) {
+  let entry = card.backgrounds.get(choice.key);
+  if (!entry) {
+    entry = { settled: false };
+    entry.made = backgroundOnServer(card, choice).then((made) => Object.assign(entry, made, { settled: true }));
+    entry.made.catch(() => card.backgrounds.delete(choice.key));
+    card.backgrounds.set(choice.key, entry);
+    for (const [key, old] of card.backgrounds) {
+      if (card.backgrounds.size <= BACKGROUNDS_KEPT) break;
+      card.backgrounds.delete(key);
+      if (old.url && $(".composed", card).src !== old.url) URL.revokeObjectURL(old.url);
+    }
+  } else {
+    card.backgrounds.delete(choice.key); // most recently used last
+    card.backgrounds.set(choice.key, entry);
+  }
+  return entry;
+}
+
+// What a download takes: the result for the current choice (null: the cut-out as it is).
+async function shownBackground(card) {
+  const choice = backgroundChoice(card);
+  return choice ? backgroundFor(card, choice).made : null;
+}
+
+function forgetBackgrounds(card) {
+  for (const entry of card.backgrounds?.values() || []) if (entry.url) URL.revokeObjectURL(entry.url);
+  card.backgrounds?.clear();
+}
+
+async function applyBackground(card) {
+  if (!card.backgrounds) return;
+  const mask = currentView(card) === "mask";
+  const kind = $(".background input[type=radio]:checked", card).value;
+  const picker = $(".swatches input[type=color]", card);
+  $(".background", card).disabled = mask;
+  $(".shadow", card).disabled = mask;
+  picker.disabled = mask || kind !== "color";
+  card.querySelectorAll(".swatch").forEach((swatch) => {
+    swatch.disabled = mask;
+    swatch.setAttribute("aria-pressed", String(kind === "color" && swatch.dataset.color === picker.value));
+  });
+  $(".bg-options", card).dataset.kind = mask ? "mask" : kind;
+  const status = $(".bg-status", card);
+  const choice = mask ? null : backgroundChoice(card);
+  card.backgroundKey = choice ? choice.key : "";
+  if (!choice) {
+    status.textContent = !mask && kind === "photo" && !card.backgroundPhoto
+      ? "Choose a photo to put behind the subject." : "";
+    return showBackground(card, null);
+  }
+  const entry = backgroundFor(card, choice);
+  if (!entry.settled) status.textContent = "Applying the background…";
+  try {
+    await entry.made;
+  } catch (error) {
+    if (card.backgroundKey !== choice.key) return;
+    status.textContent = `The background could not be applied: ${friendlyError(error)}`;
+    return showBackground(card, null);
+  }
+  if (card.backgroundKey !== choice.key) return; // another choice was made meanwhile
+  status.textContent = "";
+  await showBackground(card, entry);
+}
+
+// The viewer shows the result (its image decoded first, so that nothing flashes), or the
+// cut-out on the checkerboard.
+async function showBackground(card, entry) {
+  const composed = $(".composed", card);
+  const mask = currentView(card) === "mask";
+  if (entry) {
+    composed.alt = `${$(".card-title", card).textContent} on the chosen background`;
+    if (composed.getAttribute("src") !== entry.url) {
+      composed.src = entry.url;
+      await composed.decode().catch(() => {});
+      if (card.backgroundKey === "" || $(".composed", card).getAttribute("src") !== entry.url) return;
+    }
+  }
+  composed.hidden = !entry || mask;
+  $(".cut", card).hidden = Boolean(entry) || mask;
+  const after = $(".after", card);
+  after.classList.toggle("checker", !mask && !(entry && entry.opaque));
+  card.dataset.background = entry ? card.backgroundKey : "";
+}
+
+// In a batch, the same choice for every finished result, one after another (each blurs its
+// own original; a chosen photo goes under every one).
+async function backgroundForAll(source) {
+  const kind = $(".background input[type=radio]:checked", source).value;
+  const shadow = $(".shadow", source).checked;
+  const colour = $(".swatches input[type=color]", source).value;
+  const cards = [...document.querySelectorAll('#results .card[data-state="done"]')].filter((card) => card !== source);
+  for (const card of cards) {
+    $(`.background input[value=${kind}]`, card).checked = true;
+    $(".shadow", card).checked = shadow;
+    $(".swatches input[type=color]", card).value = colour;
+    if (kind === "photo" && source.backgroundPhoto) setBackgroundPhoto(card, source.backgroundPhoto);
+    await applyBackground(card);
+  }
+}
+
 // Downloads ----------------------------------------------------------------------------------
 
 function baseName(card) {
@@ -718,18 +903,24 @@ function canvasBlob(canvas, type, quality) {
 }
 
 // What a card shows, as a lossless PNG at full resolution: the mask (8-bit grey, as the
-// command line's --mask writes it), the cut-out on its colour, or the server's cut-out itself.
+// command line's --mask writes it), the server's cut-out on its background (waited for, if
+// it is still being made), or the server's cut-out itself.
 async function shownPng(card) {
   if (currentView(card) === "mask") {
     const cut = $(".cut", card);
     return greyPng(maskAlpha(card), cut.naturalWidth, cut.naturalHeight);
   }
-  if (!$(".background input[value=color]", card).checked) return card.cutBlob;
-  return canvasBlob(composite(card, $(".background input[type=color]", card).value), "image/png");
+  const background = await shownBackground(card);
+  return background ? background.blob : card.cutBlob;
 }
 
-function composite(card, background) {
-  const source = currentView(card) === "mask" ? (drawMask(card), $(".mask", card)) : $(".cut", card);
+async function composite(card, background) {
+  let source = $(".cut", card);
+  if (currentView(card) === "mask") source = (drawMask(card), $(".mask", card));
+  else {
+    const made = await shownBackground(card);
+    if (made) source = await createImageBitmap(made.blob);
+  }
   const canvas = document.createElement("canvas");
   canvas.width = source.naturalWidth || source.width;
   canvas.height = source.naturalHeight || source.height;
@@ -755,13 +946,11 @@ async function download(card, format) {
     if (format === "png") blob = await shownPng(card);
     else {
       // The browser encodes these, lossy at any quality (Chromium's WebP at 1.0 too; the page
-      // says so beside the buttons). JPEG has no transparency: the cut-out goes on its colour,
-      // or on white. The images API's `convert` is no better: its WebP is always lossy (at
-      // quality 90 unless told otherwise).
-      const solid = !mask && $(".background input[value=color]", card).checked;
-      const colour = solid ? $(".background input[type=color]", card).value : null;
-      const background = format === "jpeg" ? colour || "#ffffff" : colour;
-      blob = await canvasBlob(composite(card, background), `image/${format}`, format === "webp" ? 1.0 : 0.92);
+      // says so beside the buttons), from what the card shows (its background included).
+      // JPEG has no transparency: what is still transparent goes on white. The images API's
+      // `convert` is no better: its WebP is always lossy (at quality 90 unless told otherwise).
+      const background = format === "jpeg" ? "#ffffff" : null;
+      blob = await canvasBlob(await composite(card, background), `image/${format}`, format === "webp" ? 1.0 : 0.92);
     }
     save(blob, `${name}.${extension}`);
     note.textContent = "";

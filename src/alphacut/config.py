@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from alphacut.engine.config import Device, EngineSettings, Runtime, usable_cpus
@@ -254,6 +254,30 @@ class Settings(EngineSettings):
         le=3600,
         description="Time a client has to send a request head (then the connection is closed).",
     )
+    metrics: Literal["off", "loopback", "token"] = Field(
+        "off",
+        description="Who may read the Prometheus metrics at /metrics (and a worker node's "
+        "port): off (404), loopback (this machine only, not through a proxy) or token "
+        "(Authorization: Bearer ALPHACUT_METRICS_TOKEN).",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        min_length=16,
+        max_length=256,
+        description="The bearer token scrapers send when ALPHACUT_METRICS=token (16-256 "
+        "characters).",
+    )
+    worker_metrics_host: str = Field(
+        "127.0.0.1",
+        description="Address an `alphacut worker` node serves its metrics on (0.0.0.0 or :: "
+        "for a scraper on another machine, with ALPHACUT_METRICS=token).",
+    )
+    worker_metrics_port: int = Field(
+        9464,
+        ge=0,
+        le=65535,
+        description="Port of a worker node's /metrics (one per node; 0: any free port).",
+    )
     removebg_max_records: int = Field(
         10, ge=1, le=1000, description="Records per Ximilar-style remove-background request."
     )
@@ -278,6 +302,13 @@ class Settings(EngineSettings):
         if parts.query or parts.fragment:
             raise ValueError(f"{value!r}: an endpoint URL has no query or fragment")
         return value
+
+    @model_validator(mode="after")
+    def _metrics_token_set(self) -> Self:
+        """Token mode without a token would be an endpoint no one, or anyone, could read."""
+        if self.metrics == "token" and self.metrics_token is None:
+            raise ValueError("ALPHACUT_METRICS=token needs ALPHACUT_METRICS_TOKEN")
+        return self
 
     @model_validator(mode="after")
     def _backend_waits_fit(self) -> Self:

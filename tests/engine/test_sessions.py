@@ -444,6 +444,26 @@ def test_concurrent_loads_never_overshoot_the_limit() -> None:
     assert max(alive) <= 3 and len(cache.loaded()) == 3
 
 
+def test_watchers_hear_of_each_load_and_unload() -> None:
+    """The engine counts nothing itself: a watcher (the service's metrics) hears of each
+    load, with its time, and each unload to make room, once however often it was given."""
+    heard: list[sessions.SessionEvent] = []
+    cache = SessionCache(loader=lambda _spec: StandIn())
+    cache.watch(heard.append)
+    cache.watch(heard.append)
+    for name in ("a", "b", "a"):
+        spec = LoadSpec(path=Path(f"/models/{name}.onnx"), device="cpu", threads=1)
+        cache.get(spec, max_loaded=1)
+    assert [(event.kind, event.model) for event in heard] == [
+        ("load", "a.onnx"),
+        ("unload", "a.onnx"),
+        ("load", "b.onnx"),
+        ("unload", "b.onnx"),
+        ("load", "a.onnx"),
+    ]
+    assert all(event.seconds >= 0 for event in heard)
+
+
 def test_a_model_that_fails_to_load_is_a_503(settings: Settings, tmp_path: Path) -> None:
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not an onnx file")

@@ -11,7 +11,18 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from alphacut.api import errors, images, models, openapi, public, rembg, removebg, web, ximilar
+from alphacut.api import (
+    errors,
+    images,
+    metrics,
+    models,
+    openapi,
+    public,
+    rembg,
+    removebg,
+    web,
+    ximilar,
+)
 from alphacut.api.deps import Services
 from alphacut.api.limits import BodyLimit, BodyLimitMiddleware, RateLimiter, is_json
 from alphacut.api.query import OmittedQueryValues
@@ -30,6 +41,7 @@ from alphacut.service.memory import (
     session_bytes,
     tune_malloc,
 )
+from alphacut.service.metrics import process_exit
 from alphacut.service.results import ResultStore, Sweeper
 from alphacut.service.startup import check_startup
 from alphacut.service.work import WorkQueue
@@ -90,6 +102,7 @@ class Runtime:
         for queue in self.queues:
             queue.shutdown()
         self.db.close()
+        process_exit()  # several processes: this one's queues and memory leave the sums
 
 
 def build_runtime(settings: Settings) -> Runtime:
@@ -181,6 +194,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(removebg.router)
     app.include_router(rembg.router)
     app.include_router(web.router)
+    app.include_router(metrics.router)
     app.mount("/static", web.static_files, name="static")
 
     # What a valid request can need, no more (413 before it is read): a base64 image is 4/3
@@ -203,10 +217,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return BodyLimit(upload + _MULTIPART_OVERHEAD, upload)
         return BodyLimit(settings.max_json_bytes)
 
+    app.add_middleware(metrics.RouteName)  # innermost: the route is known there
     app.add_middleware(OmittedQueryValues)
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     app.add_middleware(openapi.DocsPolicy)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(metrics.RequestMetrics)  # every answer counted, a 413 too
     app.add_middleware(RequestLog)  # outermost: every answer has its X-Request-ID, errors too
     return app
 

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from alphacut.api.errors import error_body_for, status_for
 from alphacut.errors import ImageTooLargeError, InvalidInputError, RateLimitedError, size_text
+from alphacut.service import metrics
 
 log = logging.getLogger(__name__)
 
@@ -283,6 +284,7 @@ class RateLimiter:
         if allowed:
             return state
         wait = max(1, math.ceil(reset - time.time()))
+        metrics.refused("rate_limit")
         raise KeyRateLimitedError(
             f"rate limit of {self.per_minute} requests per minute exceeded; retry in {wait} s",
             wait,

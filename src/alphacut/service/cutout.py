@@ -46,6 +46,7 @@ from alphacut.errors import (
     ProcessingTimeoutError,
     ServiceBusyError,
 )
+from alphacut.service import metrics
 from alphacut.service.fetcher import UrlFetcher
 from alphacut.service.images import ImageService
 from alphacut.service.inference.port import Inference, InferenceJob
@@ -189,6 +190,7 @@ class CutoutService:
     def admit(self) -> None:
         """Refuse at once (503 + ``Retry-After``) when inference is busy."""
         if self.inference.busy():
+            metrics.refused("inference_busy")
             retry = self.settings.retry_after_seconds
             raise ServiceBusyError(f"the server is busy; retry in {retry} s", retry)
 
@@ -286,6 +288,12 @@ class CutoutService:
         return data
 
     def _keep(self, request: CutoutRequest, result: CutoutResult) -> CutoutResult:
+        if request.keep == "answer":
+            return result
+        with metrics.timed("storage"):
+            return self._store(request, result)
+
+    def _store(self, request: CutoutRequest, result: CutoutResult) -> CutoutResult:
         if request.keep == "results":
             kept = tuple(
                 self.results.save(request.key_id, out.data, out.format) for out in result.outputs

@@ -17,6 +17,7 @@ from typing import Literal
 from sqlalchemy.exc import SQLAlchemyError
 
 from alphacut.errors import InsufficientStorageError, InvalidInputError, NotFoundError
+from alphacut.service import metrics
 from alphacut.service.ids import new_key_id, new_key_secret
 from alphacut.storage.database import ApiKey, Database, UsageTotal, utcnow
 
@@ -113,6 +114,7 @@ class KeyService:
         is not billed). Every API bills its images through here."""
         if images and answered():
             self.record(key_id, requests=0, images=images)
+            metrics.billed(images)
 
     def _keep(self, key_id: str, day: date, requests: int, images: int) -> None:
         old_requests, old_images = self._unwritten.get((key_id, day), (0, 0))

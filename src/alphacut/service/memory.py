@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from alphacut.errors import ImageTooLargeError, ServiceBusyError
+from alphacut.service import metrics
 
 if TYPE_CHECKING:
     from alphacut.models.registry import ModelSpec
@@ -117,6 +118,7 @@ class MemoryBudget:
         self.retry_after = retry_after
         self._held = 0
         self._freed = threading.Condition()
+        metrics.memory(0, total)
 
     @property
     def held(self) -> int:
@@ -136,16 +138,19 @@ class MemoryBudget:
             if not self._freed.wait_for(
                 lambda: self._held + nbytes <= self.total, timeout=self.wait_seconds
             ):
+                metrics.refused("memory")
                 raise ServiceBusyError(
                     "the server's memory is taken by other images now; "
                     f"retry in {self.retry_after} s",
                     self.retry_after,
                 )
             self._held += nbytes
+            metrics.memory(self._held, self.total)
 
     def release(self, nbytes: int) -> None:
         with self._freed:
             self._held -= nbytes
+            metrics.memory(self._held, self.total)
             self._freed.notify_all()
 
     @contextmanager

@@ -16,6 +16,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 
 from alphacut.errors import RateLimitedError
+from alphacut.service import metrics
 
 WINDOW_S = 3600.0
 MAX_KEYS = 10_000  # keys tracked at once; the least recently charged is forgotten past it
@@ -51,6 +52,7 @@ class LoadLimiter:
             if len(times) >= self.per_window:
                 self._loads[name] = times
                 retry = max(1, math.ceil(times[0] + self.window - now))
+                metrics.refused("model_loads")
                 raise RateLimitedError(
                     f"this key has caused {self.per_window} model loads in the last "
                     f"{self.window / 60:g} minutes (ALPHACUT_MODEL_LOADS_PER_KEY_PER_HOUR); "

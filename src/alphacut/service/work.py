@@ -20,6 +20,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TypeVar
 
 from alphacut.errors import ImageTooLargeError, ProcessingTimeoutError, ServiceBusyError
+from alphacut.service import metrics
 from alphacut.service.memory import Cost, MemoryBudget
 
 T = TypeVar("T")
@@ -60,6 +61,7 @@ class WorkQueue:
         self._slots = threading.BoundedSemaphore(self.capacity)
         self._lock = threading.Lock()
         self._pending = 0
+        metrics.queue_size(name, 0, self.capacity)
 
     @property
     def pending(self) -> int:
@@ -93,18 +95,21 @@ class WorkQueue:
             else self._slots.acquire(timeout=wait)
         )
         if not acquired:
+            metrics.refused(f"{self.name}_queue")
             raise ServiceBusyError(
                 f"the server is busy ({self.name} queue full); retry in {self.retry_after} s",
                 self.retry_after,
             )
         with self._lock:
             self._pending += 1
+            metrics.queue_size(self.name, self._pending, self.capacity)
         if deadline is None and self.timeout is not None:
             deadline = time.monotonic() + self.timeout
         try:
             # In a copy of the caller's context: its log lines carry the caller's request id.
             context = contextvars.copy_context()
-            future = self._pool.submit(context.run, self._job, fn, cost, deadline)
+            queued = time.perf_counter()
+            future = self._pool.submit(context.run, self._job, fn, cost, deadline, queued)
         except BaseException:
             self._release()
             raise
@@ -130,7 +135,10 @@ class WorkQueue:
                 f"the limit of {self.timeout:g} s: send a smaller image"
             )
 
-    def _job(self, fn: Callable[[], T], cost: Cost | None, deadline: float | None) -> T:
+    def _job(
+        self, fn: Callable[[], T], cost: Cost | None, deadline: float | None, queued: float
+    ) -> T:
+        metrics.queue_waited(self.name, time.perf_counter() - queued)
         budget = self.budget if cost is not None and cost.bytes > 0 else None
         if budget is not None and cost is not None:
             budget.reserve(cost.bytes)
@@ -138,6 +146,7 @@ class WorkQueue:
         try:
             return fn()
         except MemoryError:
+            metrics.refused("out_of_memory")
             raise OutOfMemoryError(
                 "the server ran out of memory for this image; retry later or send a smaller one",
                 self.retry_after,
@@ -150,6 +159,7 @@ class WorkQueue:
     def _release(self) -> None:
         with self._lock:
             self._pending -= 1
+            metrics.queue_size(self.name, self._pending, self.capacity)
         self._slots.release()
 
     def shutdown(self) -> None:

@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from alphacut.engine.config import Device, Precision, Runtime
 from alphacut.engine.sessions import onnx, openvino
@@ -69,6 +70,7 @@ __all__ = [
     "OpenVinoModel",
     "RuntimeChoice",
     "SessionCache",
+    "SessionEvent",
     "fixed_loader",
     "load",
     "load_policy",
@@ -91,6 +93,18 @@ class LoadPolicy:
     min_residency: float = 0.0
     charge: Callable[[], None] | None = None
 
+
+@dataclass(frozen=True)
+class SessionEvent:
+    """A session loaded or unloaded, told to whoever watches the cache (the service counts
+    them in its metrics; the engine records nothing of its own)."""
+
+    kind: Literal["load", "unload"]
+    model: str  # the model file's name
+    seconds: float = 0.0  # how long a load took
+
+
+Watcher = Callable[[SessionEvent], None]
 
 _NO_POLICY = LoadPolicy()
 _policy: ContextVar[LoadPolicy | None] = ContextVar("alphacut_load_policy", default=None)
@@ -249,6 +263,17 @@ class SessionCache:
         self._pinned: set[LoadSpec] = set()
         self.costs: dict[str, int] = {}  # model file name -> resident bytes its load added
         self.loads = 0  # sessions loaded since this cache was made
+        self._watchers: list[Watcher] = []
+
+    def watch(self, watcher: Watcher) -> None:
+        """Call ``watcher`` after each load and unload (once, however often it is given)."""
+        with self._lock:
+            if watcher not in self._watchers:
+                self._watchers.append(watcher)
+
+    def _tell(self, event: SessionEvent) -> None:
+        for watcher in list(self._watchers):
+            watcher(event)
 
     def get(
         self,
@@ -337,6 +362,8 @@ class SessionCache:
                 self._models.pop(key, None)
                 self._loaded_at.pop(key, None)
                 log.info("model %s unloaded (least recently used; max_loaded_models)", key.path)
+        for key in victims:
+            self._tell(SessionEvent("unload", key.path.name))
         if victims:
             gc.collect()  # the unloaded sessions' memory goes back now, not at a later one
 
@@ -352,6 +379,7 @@ class SessionCache:
             raise ModelLoadError(
                 f"model {path.name} could not be loaded ({type(exc).__name__})"
             ) from exc
+        seconds = time.perf_counter() - started
         added = max(0, resident_bytes() - before)
         self.costs[path.name] = added
         log.info(
@@ -359,9 +387,10 @@ class SessionCache:
             path.name,
             loaded.choice.describe(),
             spec.threads,
-            time.perf_counter() - started,
+            seconds,
             added // 2**20,
         )
+        self._tell(SessionEvent("load", path.name, seconds))
         return loaded
 
     def runtimes(self) -> dict[str, str]:

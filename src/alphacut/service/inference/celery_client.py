@@ -28,7 +28,8 @@ from kombu.exceptions import OperationalError
 
 from alphacut.config import Settings
 from alphacut.errors import AlphacutError, ProcessingTimeoutError, ServiceBusyError
-from alphacut.service.inference.port import InferenceJob, InferenceResult
+from alphacut.service import metrics
+from alphacut.service.inference.port import FleetState, InferenceJob, InferenceResult
 from alphacut.service.inference.wire import (
     ALIVE_EVERY_S,
     ALIVE_PREFIX,
@@ -47,6 +48,7 @@ from alphacut.storage.blobs import BlobNotFoundError, BlobStore
 log = logging.getLogger(__name__)
 
 READINESS_CACHE_S = 5.0
+MAX_NODES_COUNTED = 10_000  # a scrape reads at most this many liveness keys
 _PING_TIMEOUT_S = 1.0
 # A result is polled every 5 ms at first, then less often, up to every 50 ms: under 3% of
 # a 0.3 s job on average, and a GET on a local Redis costs ~0.1 ms.
@@ -84,6 +86,19 @@ class CeleryInference:
         except redis.RedisError:
             return True
 
+    def fleet(self) -> FleetState | None:
+        """Jobs waiting, and worker nodes whose liveness key is current (counted up to
+        :data:`MAX_NODES_COUNTED`); None when the broker does not answer."""
+        try:
+            alive = 0
+            for _key in self._redis.scan_iter(match=ALIVE_PREFIX + "*", count=100):
+                alive += 1
+                if alive >= MAX_NODES_COUNTED:
+                    break
+            return FleetState(self.waiting(), alive)
+        except redis.RedisError:
+            return None
+
     def runtimes(self) -> dict[str, str]:
         return {}  # the workers run the models, and log each one's runtime as it loads
 
@@ -114,6 +129,7 @@ class CeleryInference:
         return "ok" if replies else "no inference worker answers"
 
     def _busy_error(self) -> ServiceBusyError:
+        metrics.refused("fleet")
         retry = self.settings.retry_after_seconds
         return ServiceBusyError(f"the server is busy (fleet queue full); retry in {retry} s", retry)
 
@@ -133,7 +149,8 @@ class CeleryInference:
             if job.data is not None:
                 blob_key = input_key(job_id)
                 written.append(blob_key)
-                self.blobs.put(blob_key, job.data)
+                with metrics.timed("storage"):
+                    self.blobs.put(blob_key, job.data)
             background = None
             if job.effects.background_image is not None:
                 background = background_key(job_id)
@@ -151,7 +168,8 @@ class CeleryInference:
             answer = self._wait(job_id, deadline)
             if "error" in answer:
                 raise error_from_payload(answer["error"], self.settings.retry_after_seconds)
-            return result_from_payload(answer, self.blobs.get)
+            with metrics.timed("storage"):
+                return result_from_payload(answer, self.blobs.get)
         except BlobNotFoundError:
             raise AlphacutError("an inference output was lost; retry") from None
         finally:

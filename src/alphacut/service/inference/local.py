@@ -38,6 +38,7 @@ from alphacut.engine.resize import resize
 from alphacut.engine.sessions import SESSIONS, LoadedModel, LoadPolicy, load_policy
 from alphacut.errors import AlphacutError, ModelUnavailableError, NotFoundError
 from alphacut.models.store import ModelStore
+from alphacut.service import metrics
 from alphacut.service.inference.port import InferenceJob, InferenceResult
 from alphacut.service.memory import DECODE_BYTES_PER_PX, MB, Cost, MemoryBudget, held, removal_cost
 from alphacut.service.model_loads import LoadLimiter
@@ -73,6 +74,7 @@ class LocalInference:
         self._state = "loading" if settings.load_models else "ok"
         self._loader: threading.Thread | None = None
         self._loads = LoadLimiter(settings.model_loads_per_key_per_hour)
+        SESSIONS.watch(metrics.session_event)  # the process's sessions, counted once
 
     # Models ------------------------------------------------------------------------------
 
@@ -147,6 +149,9 @@ class LocalInference:
     def busy(self) -> bool:
         queue = self.inference_queue
         return bool(queue.pending >= queue.capacity)
+
+    def fleet(self) -> None:
+        return None  # no fleet: this process's own queues are in its metrics
 
     def shutdown(self) -> None:
         """Wait for a model still loading (a process must not exit in the middle of
@@ -246,9 +251,11 @@ class LocalInference:
                 )
 
             # Admitted work: it waits for an image worker rather than being refused now.
-            return self.image_queue.run(
+            result = self.image_queue.run(
                 finishing, wait=max(0.0, deadline - time.monotonic()), deadline=deadline
             )
+        metrics.stages(result.timings)  # where the work ran: a fleet's worker reports its own
+        return result
 
     def _input(self, job: InferenceJob) -> bytes:
         if job.data is not None:
@@ -258,7 +265,8 @@ class LocalInference:
 
     def _blob(self, key: str) -> bytes:
         try:
-            data: bytes = self.blobs.get(key)
+            with metrics.timed("storage"):
+                data: bytes = self.blobs.get(key)
             return data
         except BlobNotFoundError:
             raise NotFoundError("the image was deleted before it could be processed") from None

@@ -58,6 +58,14 @@ class InferenceResult:
     confidence: float | None = None  # the cut-out's estimated IoU (alphacut.engine.confidence)
 
 
+@dataclass(frozen=True)
+class FleetState:
+    """What a fleet's broker holds now: jobs waiting, worker nodes alive."""
+
+    waiting: int
+    workers: int
+
+
 class InferenceUrlError(AlphacutError):
     """``ALPHACUT_INFERENCE_URL`` names no engine alphacut can use."""
 
@@ -89,5 +97,9 @@ class Inference(Protocol):
     def runtimes(self) -> dict[str, str]:
         """Each model loaded in this process: its runtime, precision and device (none where
         the models run elsewhere: a fleet's workers log theirs)."""
+
+    def fleet(self) -> FleetState | None:
+        """The fleet's queue length and live worker nodes, asked of its broker now (None in
+        this process, or when the broker does not answer)."""
 
     def shutdown(self) -> None: ...

@@ -100,11 +100,15 @@ def _corpus(photo: Path) -> dict[str, tuple[bytes, int, str]]:
         "BMP: the accepted formats named": (
             _encoded(image, "BMP"),
             415,
-            "accepted here: JPEG, PNG and WebP",
+            "accepted here: JPEG, PNG, WebP, HEIC/HEIF and AVIF; BMP and TIFF are read by",
         ),
-        "AVIF (a real one)": (_encoded(image, "AVIF"), 415, "AVIF"),
         "TIFF": (_encoded(image, "TIFF"), 415, "TIFF"),
-        "HEIF/AVIF": (b"\x00\x00\x00\x1cftypavif" + b"\x00" * 64, 415, "HEIF"),
+        "AVIF brand without an image": (
+            b"\x00\x00\x00\x1cftypavif" + b"\x00" * 64,
+            422,
+            "could not read the AVIF image",
+        ),
+        "MP4": (b"\x00\x00\x00\x18ftypisom" + b"\x00" * 64, 415, "ISO media file of brand isom"),
         "PDF": (b"%PDF-1.7\n1 0 obj<<>>endobj\n%%EOF", 415, "PDF"),
         "ZIP": (zip_file, 415, "ZIP"),
         "JPEG that is also a ZIP": (jpeg + zip_file, 415, "two formats"),

@@ -99,7 +99,12 @@ def test_upload_png_and_webp(
         ({"name": ""}, {"image": ("a", b"x")}, 400, "name"),
         ({"name": "x" * 31}, {"image": ("a", b"x")}, 400, "name"),
         ({"name": "ok"}, None, 400, "image"),
-        ({"name": "ok"}, {"image": ("a.png", b"not an image at all")}, 415, "JPEG, PNG and WebP"),
+        (
+            {"name": "ok"},
+            {"image": ("a.png", b"not an image at all")},
+            415,
+            "JPEG, PNG, WebP, HEIC/HEIF and AVIF",
+        ),
         ({"name": "ok"}, {"image": ("a.gif", b"GIF89a" + b"\0" * 50)}, 415, "GIF"),
         ({"name": "ok"}, {"image": ("a.jpg", b"\xff\xd8\xff" + b"\0" * 80)}, 422, "truncated"),
         ({"name": "ok"}, {"image": ("a", b"")}, 415, "empty"),

@@ -165,6 +165,7 @@ def test_the_pypi_client_raises_on_a_429_that_says_when_to_retry(
     with pytest.raises(requests.HTTPError) as caught:
         client.remove_background_from_base64_img(b64, new_file_name=str(tmp_path / "x.png"))
     response = caught.value.response
+    assert response is not None
     assert response.status_code == 429
     assert 1 <= int(response.headers["Retry-After"]) <= 60
     assert response.headers["X-RateLimit-Limit"] == "2"

@@ -35,7 +35,7 @@ from typing import Literal
 from alphacut import logs
 from alphacut.config import Settings
 from alphacut.engine.compose import Box
-from alphacut.engine.decode import Limits, decode, probe_pixels
+from alphacut.engine.decode import PHOTO_FORMATS, Limits, decode, probe_pixels
 from alphacut.engine.effects import Effects
 from alphacut.engine.hints import Hints
 from alphacut.engine.outputs import Encoded, OutputSpec
@@ -129,7 +129,8 @@ class CutoutService:
         self.images = images
         self.results = results
         self.keys = keys
-        self.limits = Limits(settings.max_input_bytes, settings.max_input_pixels)
+        # The photos and backgrounds each dialect takes: the web formats, HEIC and AVIF.
+        self.limits = Limits(settings.max_input_bytes, settings.max_input_pixels, PHOTO_FORMATS)
 
     def run(
         self,

@@ -10,11 +10,20 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 from PIL import Image
 
 from alphacut.config import Settings
 from alphacut.engine.compose import transparent
-from alphacut.engine.decode import DecodedImage, Limits, decode, probe_size, sniff
+from alphacut.engine.decode import (
+    PHOTO_FORMATS,
+    WEB_FORMATS,
+    DecodedImage,
+    Limits,
+    decode,
+    probe_size,
+    sniff,
+)
 from alphacut.engine.encode import encode_image
 from alphacut.engine.formats import FORMATS, OutputFormat, parse_format
 from alphacut.engine.metadata import strip_metadata
@@ -29,6 +38,8 @@ from alphacut.storage.database import Database, ImageRecord, Page, utcnow
 
 # The IMG Processing API's quality for JPEG and (lossy) WebP when none is asked for.
 DEFAULT_QUALITY = 90
+# A HEIC or AVIF upload's JPEG: the original that later operations read (see _converted).
+CONVERTED_QUALITY = 95
 
 
 class ImageService:
@@ -45,14 +56,25 @@ class ImageService:
         self.blobs = blobs
         self.image_queue = image_queue
         self.fetcher = fetcher or UrlFetcher(settings)
-        self.limits = Limits(settings.max_input_bytes, settings.max_input_pixels)
+        self.limits = Limits(settings.max_input_bytes, settings.max_input_pixels, PHOTO_FORMATS)
 
     # Creation ---------------------------------------------------------------------------
 
     def create(self, key_id: str, name: str, data: bytes) -> ImageRecord:
-        """Store uploaded bytes once they decode as a supported image: without their
-        metadata (the pixels untouched), or as they are with ``keep_metadata``."""
-        fmt = sniff(data[:64])
+        """Store uploaded bytes once they decode as a supported image: JPEG, PNG and WebP
+        without their metadata (the pixels untouched), or as they are with ``keep_metadata``;
+        HEIC and AVIF converted (:meth:`_converted`)."""
+        fmt = sniff(data[:64], PHOTO_FORMATS)
+        probed = probe_size(data, fmt)
+        pixels = probed[0] * probed[1] if probed else 0
+        # Over the pixel limit: the decoder refuses it from the header, naming the limit.
+        costed = 0 < pixels <= self.limits.max_pixels
+        if fmt not in WEB_FORMATS:
+            cost = operation_cost("convert", pixels, pixels) if costed else None
+            (width, height), stored, fmt = self.image_queue.run(
+                lambda: self._converted(data), cost=cost
+            )
+            return self.store(key_id, name, fmt, width, height, stored)
 
         def work() -> tuple[tuple[int, int], bytes]:
             decoded = decode(data, self.limits)
@@ -60,13 +82,26 @@ class ImageService:
                 return decoded.image.size, data
             return decoded.image.size, strip_metadata(data, fmt, orientation=decoded.orientation)
 
-        probed = probe_size(data, fmt)
-        pixels = probed[0] * probed[1] if probed else 0
-        # Over the pixel limit: the decoder refuses it from the header, naming the limit.
-        costed = 0 < pixels <= self.limits.max_pixels
         cost = operation_cost("decode", pixels, 0) if costed else None
         (width, height), stored = self.image_queue.run(work, cost=cost)
         return self.store(key_id, name, fmt, width, height, stored)
+
+    def _converted(self, data: bytes) -> tuple[tuple[int, int], bytes, OutputFormat]:
+        """A HEIC or AVIF photo as an original the images API can serve (its clients expect
+        png, jpeg or webp): upright, in its colour profile, JPEG at quality 95 (a phone's
+        photo is lossy already; 95 adds no visible loss to what later operations read) or
+        PNG where it is transparent. Its other metadata is not kept, ``keep_metadata`` or not:
+        a re-encoded file has no original bytes to keep."""
+        decoded = decode(data, self.limits)
+        image = decoded.image
+        transparent_pixels = (
+            image.mode == "RGBA" and int(np.asarray(image.getchannel("A")).min()) < 255
+        )
+        fmt: OutputFormat = "png" if transparent_pixels else "jpeg"
+        if fmt == "jpeg" and image.mode == "RGBA":
+            image = image.convert("RGB")
+        quality = CONVERTED_QUALITY if fmt == "jpeg" else None
+        return image.size, self._encode(image, fmt, quality, decoded.icc_profile), fmt
 
     def create_from_url(self, key_id: str, name: str, url: str) -> ImageRecord:
         data = self.fetcher.fetch(url, self.settings.max_upload_bytes)

@@ -43,10 +43,11 @@ function sentence(text) {
   return /[.!?]$/.test(first) ? first : `${first}.`;
 }
 
-// "unsupported image format (the data is GIF); alphacut accepts JPEG, PNG and WebP" says
-// "unsupported" once: "Unsupported format: the file is GIF. alphacut accepts JPEG, PNG and WebP."
+// "unsupported image format (the data is GIF); alphacut accepts JPEG, PNG..." says
+// "unsupported" once: "Unsupported format: the file is GIF. alphacut accepts JPEG, PNG...".
+// What the data is ends at the ")" before ";" or the end (it may hold parentheses itself).
 function unsupported(message) {
-  const parts = /^unsupported image format \((?:the data is )?([^)]*)\);?\s*(.*)$/i.exec(message || "");
+  const parts = /^unsupported image format \((?:the data is )?(.*?)\)(?:;\s*|$)(.*)$/i.exec(message || "");
   if (!parts) return `Unsupported format: ${sentence(message).replace(/^Unsupported format:?\s*/i, "")}`;
   return `Unsupported format: the file is ${parts[1]}. ${sentence(parts[2])}`.trim();
 }
@@ -66,8 +67,12 @@ function friendlyError(error) {
   if (error.code === "unknown_foreground") return noSubject(error.message);
   const wait = error.retryAfter ? ` Try again in ${error.retryAfter} s.` : "";
   switch (error.status) {
-    case 401: return "The API key was refused. Set a valid key (button at the top).";
-    case 413: return `Too big: ${sentence(error.message)}`;
+    case 401: return error.code === "missing_api_key"
+      ? "No API key was sent: set one (the key button at the top)."
+      : "The API key was refused. Set a valid key (button at the top).";
+    // "photo too large: 27.1 MB, the limit is 20 MB" says it itself; other 413s get the words.
+    case 413: return /too large/i.test(error.message || "")
+      ? sentence(error.message) : `Too big: ${sentence(error.message)}`;
     case 415: return unsupported(error.message);
     case 429: return `Rate limit reached.${wait}`;
     case 503: return `The server is busy.${wait}`;
@@ -641,15 +646,19 @@ async function showCutout(card, blob) {
 async function process(card, model, create, needsOriginal = false) {
   const created = [];
   try {
-    if (!state.key) throw new ApiError(401, "no key");
+    if (!state.key) throw new ApiError(401, "no API key was sent", null, "missing_api_key");
     setStatus(card, "Uploading…", 0);
     const source = await create((fraction) => setStatus(card, "Uploading…", fraction));
     created.push(source.id);
-    if (needsOriginal) {
+    // A photo this browser cannot show (HEIC outside Safari) is shown from the server's copy:
+    // it stored a JPEG (or PNG) of it.
+    const unshown = !needsOriginal && !(await $(".before", card).decode().then(() => true, () => false));
+    if (needsOriginal || unshown) {
       const original = await request("GET", `/v1/images/${source.id}/download`, { responseType: "blob" });
       card.original = original;
       card.dataset.beforeUrl = URL.createObjectURL(original);
       $(".before", card).src = card.dataset.beforeUrl;
+      $(".viewer", card).hidden = false;
     }
     setStatus(card, `Removing the background (${model})…`, null);
     const result = await request("POST", `/v1/images/${source.id}/remove-background`, { json: { model } });

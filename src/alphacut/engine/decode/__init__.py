@@ -2,14 +2,14 @@
 
 - The format is chosen by its magic bytes (never the file name), and Pillow is told to try
   that one format only. Which formats are accepted is the caller's choice
-  (:attr:`Limits.formats`): the web formats (JPEG, PNG, WebP) by default, as the HTTP APIs
-  take; the command line and the library's ``Remover`` also read BMP, TIFF, HEIC/HEIF
-  (``pillow-heif``) and AVIF (:data:`ALL_FORMATS`), the files cameras, scanners and phones
-  make, as rembg reads whatever Pillow reads. The HTTP APIs keep the three their reference
-  (the IMG Processing API) documents: an upload is stored, and served again as the image's
-  original, with a ``format`` of png, jpeg or webp that its clients expect. imgproxy and
-  thumbor read these formats over HTTP too, but they re-encode every answer and store no
-  originals; taking them into the APIs would mean converting on upload, a later choice.
+  (:attr:`Limits.formats`): the web formats (JPEG, PNG, WebP) by default; the HTTP APIs and
+  the web page also read HEIC/HEIF (``pillow-heif``) and AVIF (:data:`PHOTO_FORMATS`), the
+  files phones save photos in; the command line and the library's ``Remover`` read BMP and
+  TIFF besides (:data:`ALL_FORMATS`), as rembg reads whatever Pillow reads. The images API
+  stores an upload and serves it again as the image's original, with a ``format`` of png,
+  jpeg or webp that its clients expect: a HEIC or AVIF upload is converted as it is stored
+  (:meth:`alphacut.service.images.ImageService.create`), as imgproxy and thumbor re-encode
+  what they read.
 - The byte limit is checked before reading, the pixel limit from the header before the pixel
   data is decoded, so a decompression bomb costs nothing. The header is read by our own code
   for every format (JPEG SOF, PNG IHDR, WebP VP8/VP8L/VP8X, BMP info header, TIFF first IFD
@@ -41,11 +41,18 @@ from alphacut.engine.decode.containers import (
     tiff_ifd0,
 )
 from alphacut.engine.decode.pixels import MAX_EXIF_BYTES, DecodedImage, ImageSource, Limits, decode
-from alphacut.engine.decode.probe import ALL_FORMATS, probe_pixels, probe_size, sniff
+from alphacut.engine.decode.probe import (
+    ALL_FORMATS,
+    PHOTO_FORMATS,
+    probe_pixels,
+    probe_size,
+    sniff,
+)
 
 __all__ = [
     "ALL_FORMATS",
     "MAX_EXIF_BYTES",
+    "PHOTO_FORMATS",
     "WEB_FORMATS",
     "DecodedImage",
     "ImageSource",

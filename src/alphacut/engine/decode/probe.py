@@ -17,6 +17,11 @@ from alphacut.errors import AlphacutError, UnsupportedImageError
 
 ALL_FORMATS: frozenset[SourceFormat] = WEB_FORMATS | {"bmp", "tiff", "heif", "avif"}
 """What the command line and the library read."""
+PHOTO_FORMATS: frozenset[SourceFormat] = WEB_FORMATS | {"heif", "avif"}
+"""What the HTTP APIs and the web page read: the web formats and the ones phones save photos
+in (HEIC on iPhones, AVIF on recent Android), each with its size read from its header before
+any decoder runs. BMP and TIFF stay with the command line: scanners' and archives' files,
+whose decoders (libtiff's many codecs) are more to expose to anyone who can send a request."""
 _NAMES: dict[SourceFormat, str] = {
     "jpeg": "JPEG",
     "png": "PNG",
@@ -35,11 +40,14 @@ def sniff(head: bytes, formats: frozenset[SourceFormat] = WEB_FORMATS) -> Source
     if fmt is not None and fmt in formats:
         return fmt
     accepted = _listed(formats)
+    # One pair of parentheses, around what the data is, never nested: the web page and
+    # scripts take the message apart there.
     if fmt is not None:
         others = _listed(ALL_FORMATS - formats)
+        verb = "is" if len(ALL_FORMATS - formats) == 1 else "are"
         raise UnsupportedImageError(
-            f"unsupported image format ({_describe(head)}); accepted here: {accepted} "
-            f"({others} are read by the alphacut command line and library)"
+            f"unsupported image format (the data is {_NAMES[fmt]}); accepted here: "
+            f"{accepted}; {others} {verb} read by the alphacut command line and library"
         )
     raise UnsupportedImageError(
         f"unsupported image format ({_describe(head)}); alphacut accepts {accepted}"
@@ -88,11 +96,11 @@ _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0
 
 
 def probe_pixels(data: bytes) -> int | None:
-    """Pixels of an encoded image (of the web formats), from its header; None when there is
-    none to read (the decoder then refuses it with its own message). What a job is costed by
-    before anything is decoded."""
-    try:
-        size = probe_size(data, sniff(data[:64]))
+    """Pixels of an encoded image, from its header; None when there is none to read (the
+    decoder then refuses it with its own message). What a job is costed by before anything
+    is decoded."""
+    try:  # any format the decoder may be asked to take: the decoder then says which it takes
+        size = probe_size(data, sniff(data[:64], ALL_FORMATS))
     except AlphacutError:
         return None
     return size[0] * size[1] if size else None
@@ -258,8 +266,8 @@ def _describe(head: bytes) -> str:
     if _magic(head) == "bmp":
         return "the data is BMP"
     if head[4:8] == b"ftyp":
-        brand = head[8:12].decode("ascii", "replace").strip()
-        return f"the data is HEIF/AVIF/MP4 ({brand})"
+        brand = "".join(c for c in head[8:12].decode("ascii", "replace") if c.isalnum())
+        return f"the data is an MP4/ISO media file of brand {brand or 'unknown'}, not HEIC or AVIF"
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if text.startswith((b"<svg", b"<?xml", b"<!doctype svg")) or b"<svg" in text:
         return "the data is SVG/XML"

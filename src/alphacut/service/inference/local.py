@@ -29,7 +29,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from alphacut.config import Settings
-from alphacut.engine.decode import DecodedImage, Limits, decode, probe_pixels
+from alphacut.engine.decode import PHOTO_FORMATS, DecodedImage, Limits, decode, probe_pixels
 from alphacut.engine.effects import BYTES_PER_PX, finish
 from alphacut.engine.hints import Hints
 from alphacut.engine.outputs import encode_outputs
@@ -67,7 +67,8 @@ class LocalInference:
         self.image_queue = image_queue
         self.inference_queue = inference_queue
         self.budget = budget
-        self.limits = Limits(settings.max_input_bytes, settings.max_input_pixels)
+        # What the HTTP APIs send: the web formats, HEIC and AVIF (engine.decode.PHOTO_FORMATS).
+        self.limits = Limits(settings.max_input_bytes, settings.max_input_pixels, PHOTO_FORMATS)
         self._removers: dict[tuple[str, str | None], Remover] = {}
         self._store = store or settings.model_store()
         self._lock = threading.Lock()

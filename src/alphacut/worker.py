@@ -13,12 +13,13 @@ import os
 import socket
 import time
 import uuid
+from contextlib import ExitStack
 from dataclasses import replace
 from typing import Any
 
 import redis
 from celery import Celery, bootsteps
-from celery.signals import setup_logging, worker_process_init
+from celery.signals import setup_logging, worker_process_init, worker_process_shutdown
 
 from alphacut import logs
 from alphacut.config import Settings
@@ -43,6 +44,14 @@ from alphacut.service.inference.wire import (
     result_payload,
 )
 from alphacut.service.memory import MemoryBudget, default_budget_bytes
+from alphacut.service.metrics import (
+    multiprocess_dir,
+    process_exit,
+    serve_worker_metrics,
+    timed,
+    worker_job,
+    worker_process_ready,
+)
 from alphacut.service.work import WorkQueue
 from alphacut.storage.blobs import BlobNotFoundError, BlobStore
 from alphacut.storage.factory import open_blob_store
@@ -81,6 +90,7 @@ def _start_process(**_: Any) -> None:
     )
     started = time.perf_counter()
     inference.load()
+    worker_process_ready()
     log.info(
         "worker process %d ready (%s) in %.1f s",
         os.getpid(),
@@ -88,6 +98,10 @@ def _start_process(**_: Any) -> None:
         time.perf_counter() - started,
     )
     _Process.blobs, _Process.inference = blobs, inference
+
+
+def _stop_process(**_: Any) -> None:
+    process_exit()  # this process's queues and memory leave the node's sums
 
 
 def run_job(job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -140,8 +154,9 @@ def _run(
         return {"error": error_payload(exc)}
     logs.add_timings(result.timings)
     keys = output_keys(job_id, job.outputs)
-    for key, encoded in zip(keys, result.outputs, strict=True):
-        blobs.put(key, encoded.data)
+    with timed("storage"):
+        for key, encoded in zip(keys, result.outputs, strict=True):
+            blobs.put(key, encoded.data)
     if time.time() > deadline:  # nobody reads these any more
         for key in keys:
             blobs.delete(key)
@@ -192,11 +207,14 @@ def create_worker_app(settings: Settings) -> Celery:
         # Where the job runs, for the replica waiting on it (and Celery's tools).
         where = {"pid": os.getpid(), "hostname": self.request.hostname, "node": _Process.boot}
         self.update_state(state="STARTED", meta=where)
-        return run_job(str(self.request.id), payload)
+        answer = run_job(str(self.request.id), payload)
+        worker_job(answer["error"]["code"] if "error" in answer else "ok")
+        return answer
 
     app.steps["consumer"].add(Alive)
     _Process.settings = settings
     worker_process_init.connect(_start_process, weak=False)
+    worker_process_shutdown.connect(_stop_process, weak=False)
 
     def keep_logging(**_: Any) -> None:
         """Celery's logging set-up is skipped where a receiver answers: the process keeps
@@ -208,19 +226,28 @@ def create_worker_app(settings: Settings) -> Celery:
 
 
 def run_worker(settings: Settings, concurrency: int, name: str | None = None) -> None:
-    """Run a worker node with ``concurrency`` pool processes until it is stopped."""
-    app = create_worker_app(settings)
-    hostname = name or f"alphacut-{os.getpid()}@{socket.gethostname()}"
-    app.worker_main(
-        [
-            "worker",
-            "--loglevel=INFO",
-            "--pool=prefork",
-            f"--concurrency={concurrency}",
-            f"--queues={QUEUE}",
-            f"--hostname={hostname}",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ]
-    )
+    """Run a worker node with ``concurrency`` pool processes until it is stopped. With
+    ``ALPHACUT_METRICS`` on, the node serves its pool's metrics, added up, on one port
+    (``ALPHACUT_WORKER_METRICS_PORT``) from this process: raises :class:`AlphacutError`
+    when it cannot listen there, before any job is taken."""
+    with ExitStack() as stack:
+        if settings.metrics != "off":  # before the pool forks: each process records in files
+            stack.enter_context(multiprocess_dir())
+            server = serve_worker_metrics(settings)
+            if server is not None:
+                stack.callback(server.shutdown)
+        app = create_worker_app(settings)
+        hostname = name or f"alphacut-{os.getpid()}@{socket.gethostname()}"
+        app.worker_main(
+            [
+                "worker",
+                "--loglevel=INFO",
+                "--pool=prefork",
+                f"--concurrency={concurrency}",
+                f"--queues={QUEUE}",
+                f"--hostname={hostname}",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ]
+        )

@@ -4,6 +4,7 @@ worker, and check the image store against its database."""
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from typing import Annotated
 
 import typer
@@ -38,6 +39,7 @@ def serve(
     )
     from alphacut.config import get_settings
     from alphacut.models.store import ModelStatus
+    from alphacut.service.metrics import processes as metrics_processes
     from alphacut.service.startup import check_startup
 
     settings = get_settings()
@@ -62,6 +64,14 @@ def serve(
         sock = listen(host, port, config.backlog)
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 1)
+    # Several processes: their metrics in files of one directory, which goes with the server
+    # (in on_stop: the process dies by the signal that stopped it, past any `finally`).
+    metrics_dir = ExitStack()
+    try:
+        metrics_dir.enter_context(metrics_processes(settings, several=workers > 1))
+    except AlphacutError as exc:
+        sock.close()
+        fail(exc.message, 2)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - for display
     shown = f"[{shown}]" if ":" in shown else shown
     base = (settings.public_url or f"http://{shown}:{port}").rstrip("/")
@@ -92,8 +102,13 @@ def serve(
     logging.getLogger("uvicorn.error").info(
         "Uvicorn running on http://%s:%d (Press CTRL+C to quit)", bound, sock.getsockname()[1]
     )
+
+    def stop() -> None:
+        page_key.close()
+        metrics_dir.close()
+
     with sock:
-        serve_until_stopped(config, sock, on_stop=page_key.close)
+        serve_until_stopped(config, sock, on_stop=stop)
 
 
 def worker(
@@ -139,7 +154,10 @@ def worker(
     if "ALPHACUT_INFERENCE_THREADS" not in os.environ:  # the cores, shared by the processes
         threads = max(1, usable_cpus() // processes)
         settings = settings.model_copy(update={"inference_threads": threads})
-    run_worker(settings, processes, name)
+    try:
+        run_worker(settings, processes, name)
+    except AlphacutError as exc:  # the metrics port taken: said before any job is taken
+        fail(exc.message, 2)
 
 
 def doctor(

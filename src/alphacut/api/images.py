@@ -67,7 +67,7 @@ def upload(
         ),
         AfterValidator(schemas.check_name),
     ],
-    image: Annotated[UploadFile, File(description="JPEG, PNG or WebP, up to 20 MB.")],
+    image: Annotated[UploadFile, File(description="JPEG, PNG, WebP, HEIC or AVIF, up to 20 MB.")],
 ) -> JSONResponse:
     limit = svc.settings.max_upload_bytes
     data = image.file.read(limit + 1)

@@ -36,7 +36,7 @@ _DESCRIPTIONS = {
     "delete images to make room.",
     404: "Not found (or not this key's).",
     413: "Body, image or result over a size limit.",
-    415: "Not a JPEG, PNG or WebP image.",
+    415: "Not a JPEG, PNG, WebP, HEIC or AVIF image.",
     422: "The image is corrupt or truncated, the result is larger than its format holds, or "
     "(code `unknown_foreground`) the photo holds no subject to cut out.",
     429: "Rate limit exceeded; retry after `Retry-After` seconds.",

@@ -237,3 +237,12 @@ def test_phone_background_controls_beside_the_image(
     expect(card).to_have_attribute("data-background", re.compile(r"\|photo\|.*\|true$"))
     _shown(card, "photo")
     page.screenshot(path=str(OUTPUT / "web-background-phone-photo.png"))
+    # A photo the server refuses is said beside the controls; the cut-out is shown as it is.
+    bad = tmp_path / "notes.png"
+    bad.write_bytes(b"these are notes, not a photo")
+    card.locator(".bg-photo-file").set_input_files(str(bad))
+    expect(card.locator(".bg-status")).to_contain_text(
+        "The background could not be applied: Unsupported format"
+    )
+    expect(card.locator("img.cut")).to_be_visible()
+    expect(card.locator("img.composed")).to_be_hidden()

@@ -228,11 +228,13 @@ def test_a_dropped_part_leaves_no_outline_on_a_large_photo() -> None:
     drops must go with its soft edge, not leave a ring of the old alpha behind (and the part
     kept must keep its own soft edge)."""
     rgb, square, disc = _scene()
-    big = cv2.resize(rgb, (WIDTH * 4, HEIGHT * 4), interpolation=cv2.INTER_NEAREST)
+    big = np.asarray(
+        cv2.resize(rgb, (WIDTH * 4, HEIGHT * 4), interpolation=cv2.INTER_NEAREST), np.uint8
+    )
     hard = cv2.resize(
         _alpha(square | disc), (WIDTH * 4, HEIGHT * 4), interpolation=cv2.INTER_NEAREST
     )
-    soft = cv2.GaussianBlur(hard, (0, 0), 3)  # a model's edge: a few pixels of ramp
+    soft = np.asarray(cv2.GaussianBlur(hard, (0, 0), 3), np.uint8)  # a model's soft edge
     corrected = correct(big, soft, Hints(points=(Point(230 * 4, 120 * 4, "background"),)))
     around_disc = cv2.dilate(
         cv2.resize(_alpha(disc), (WIDTH * 4, HEIGHT * 4), interpolation=cv2.INTER_NEAREST),
@@ -273,7 +275,9 @@ def test_a_subject_click_away_from_the_mask_takes_the_part_the_model_sees() -> N
     assert len(calls) == 2
 
 
-def test_a_request_asks_the_model_for_a_bounded_number_of_clicks(monkeypatch) -> None:
+def test_a_request_asks_the_model_for_a_bounded_number_of_clicks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """However many far subject clicks a request sends, at most PROPOSALS_A_REQUEST of them
     cost a model pass; the answer is the same whether earlier clicks' edits were kept or not."""
     from alphacut.engine import hints

@@ -235,7 +235,7 @@ def run_worker(settings: Settings, concurrency: int, name: str | None = None) ->
             stack.enter_context(multiprocess_dir())
             server = serve_worker_metrics(settings)
             if server is not None:
-                stack.callback(server.shutdown)
+                stack.callback(server.close)
         app = create_worker_app(settings)
         hostname = name or f"alphacut-{os.getpid()}@{socket.gethostname()}"
         app.worker_main(

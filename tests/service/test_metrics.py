@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from alphacut.config import Settings
 from alphacut.engine.sessions import LoadSpec, RuntimeChoice, SessionCache
 from alphacut.errors import AlphacutError
 from alphacut.service import metrics
@@ -74,8 +78,6 @@ def test_token_mode_without_a_token_lets_no_one_in() -> None:
 
 def test_settings_demand_a_token_in_token_mode() -> None:
     from pydantic import ValidationError
-
-    from alphacut.config import Settings
 
     with pytest.raises(ValidationError, match="ALPHACUT_METRICS_TOKEN"):
         Settings(metrics="token")
@@ -181,3 +183,76 @@ def test_model_loads_and_evictions_are_counted_per_model() -> None:
     assert moved[("alphacut_model_load_duration_seconds_count", a)] == 2
     assert moved[("alphacut_models_loaded", a)] == 1
     assert moved[("alphacut_models_loaded", b)] == 0
+
+
+def _worker_settings(**overrides: object) -> Settings:
+    values: dict[str, object] = {"metrics": "loopback", "worker_metrics_port": 0, **overrides}
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def test_a_worker_node_serves_its_metrics_on_a_port() -> None:
+    assert metrics.serve_worker_metrics(_worker_settings(metrics="off")) is None
+    server = metrics.serve_worker_metrics(_worker_settings())
+    assert server is not None
+    try:
+        port = server.port
+        response = httpx.get(f"http://127.0.0.1:{port}/metrics")
+        assert response.status_code == 200
+        names = {family.name for family in text_string_to_metric_families(response.text)}
+        assert "alphacut_worker_jobs" in names
+        assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 404
+        proxied = httpx.get(f"http://127.0.0.1:{port}/metrics", headers={"X-Real-IP": "1.2.3.4"})
+        assert proxied.status_code == 403
+    finally:
+        server.close()
+
+
+def test_a_worker_port_serves_few_connections_at_once() -> None:
+    """Connections past the bound are closed at once: clients that send nothing cannot
+    take a thread each."""
+    server = metrics.serve_worker_metrics(_worker_settings())
+    assert server is not None
+    port = server.port
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(metrics._MAX_SCRAPES)]
+    try:
+        time.sleep(0.3)  # each taken by a thread of the server
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as extra:
+            extra.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+            assert extra.recv(100) == b""  # closed, unanswered
+    finally:
+        for conn in idle:
+            conn.close()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the slots were not given back"
+        time.sleep(0.1)
+    server.close()
+
+
+def test_a_worker_port_on_ipv6() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        server = metrics.serve_worker_metrics(_worker_settings(worker_metrics_host="::1"))
+    except AlphacutError:
+        pytest.skip("::1 is not configured here")
+    assert server is not None
+    try:
+        port = server.port
+        assert httpx.get(f"http://[::1]:{port}/metrics").status_code == 200
+    finally:
+        server.close()
+
+
+def test_a_taken_worker_port_is_a_clear_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(AlphacutError, match="ALPHACUT_WORKER_METRICS_HOST"):
+            metrics.serve_worker_metrics(_worker_settings(worker_metrics_port=port))

@@ -9,6 +9,7 @@ that the middlewares between may have copied (so it is passed up in an object th
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from fastapi import APIRouter, Request, Response
@@ -61,6 +62,8 @@ class RequestMetrics:
 
         try:
             await self.app(scope, receive, noting)
+        except asyncio.CancelledError:  # the server gave up on a client that went away
+            raise
         except BaseException:
             if status == 499:  # nothing sent: the server's last resort answers 500
                 status = 500

@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import stat
 import tempfile
 import threading
@@ -473,6 +474,8 @@ class _Handler(WSGIRequestHandler):
 class _BoundedServer(ThreadingWSGIServer):
     """prometheus-client's threaded WSGI server, with a bound on threads at once."""
 
+    address_family = socket.AF_INET
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._slots = threading.BoundedSemaphore(_MAX_SCRAPES)
         super().__init__(*args, **kwargs)
@@ -523,7 +526,19 @@ def metrics_app(settings: Settings) -> Callable[..., Iterable[bytes]]:
     return app
 
 
-def serve_worker_metrics(settings: Settings) -> BaseServer | None:
+@dataclass
+class MetricsServer:
+    """A worker node's metrics port, served from a thread until :meth:`close`."""
+
+    server: BaseServer
+    port: int
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def serve_worker_metrics(settings: Settings) -> MetricsServer | None:
     """Serve a worker node's metrics (all its pool processes') on
     ``ALPHACUT_WORKER_METRICS_HOST:PORT`` from a thread of the node's main process; None
     when metrics are off. Raises :class:`AlphacutError` when the port cannot be bound, so
@@ -531,10 +546,12 @@ def serve_worker_metrics(settings: Settings) -> BaseServer | None:
     if settings.metrics == "off":
         return None
     host, port = settings.worker_metrics_host, settings.worker_metrics_port
+
+    class Server(_BoundedServer):
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
     try:
-        server = make_server(
-            host, port, metrics_app(settings), _BoundedServer, handler_class=_Handler
-        )
+        server = make_server(host, port, metrics_app(settings), Server, handler_class=_Handler)
     except OSError as exc:
         raise AlphacutError(
             f"worker metrics cannot listen on {host}:{port} (ALPHACUT_WORKER_METRICS_HOST/"
@@ -542,6 +559,6 @@ def serve_worker_metrics(settings: Settings) -> BaseServer | None:
         ) from None
     thread = threading.Thread(target=server.serve_forever, name="alphacut-metrics", daemon=True)
     thread.start()
-    bound = server.socket.getsockname()
-    log.info("worker metrics on http://%s:%d/metrics (%s)", host, bound[1], settings.metrics)
-    return server
+    bound = int(server.socket.getsockname()[1])
+    log.info("worker metrics on http://%s:%d/metrics (%s)", host, bound, settings.metrics)
+    return MetricsServer(server, bound)

@@ -10,9 +10,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from alphacut.config import Settings
@@ -27,6 +27,7 @@ class Fleet:
     workers: list[subprocess.Popen[bytes]]
     logs: Path
     blob_url: str | None = None  # None: the local store under data_dir, shared on one machine
+    env: Mapping[str, str] = field(default_factory=dict)  # the workers' own settings
 
     def settings(self, **overrides: object) -> Settings:
         values = {
@@ -44,7 +45,7 @@ class Fleet:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
         self.workers[index] = _start_worker(
-            self.url, self.data_dir, self.logs, index, self.blob_url, restart=True
+            self.url, self.data_dir, self.logs, index, self.blob_url, restart=True, env=self.env
         )
         wait_for_workers(self.url, len(self.workers))
 
@@ -62,21 +63,23 @@ def _start_worker(
     blob_url: str | None = None,
     *,
     restart: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    env = {
+    environment = {
         **os.environ,
         "ALPHACUT_INFERENCE_URL": url,
         "ALPHACUT_DATA_DIR": str(data_dir),
         "ALPHACUT_INFERENCE_THREADS": "1",
         "ALPHACUT_IMAGE_WORKERS": "1",
+        **(env or {}),
     }
     if blob_url:
-        env["ALPHACUT_BLOB_URL"] = blob_url
+        environment["ALPHACUT_BLOB_URL"] = blob_url
     exe = Path(sys.executable).with_name("alphacut")
     with (logs / f"worker-{index}.log").open("ab" if restart else "wb") as log:
         return subprocess.Popen(
             [str(exe), "worker", "--concurrency", "1", "--name", f"w{index}@fleet-test"],
-            env=env,
+            env=environment,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -96,14 +99,20 @@ def wait_for_workers(url: str, count: int, timeout: float = 90.0) -> None:
 
 @contextmanager
 def inference_fleet(
-    data_dir: Path, logs: Path, workers: int = 2, blob_url: str | None = None
+    data_dir: Path,
+    logs: Path,
+    workers: int = 2,
+    blob_url: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Fleet]:
     """redis-server and ``workers`` worker nodes of one pool process each, ready; their
     blob store: ``blob_url`` (the AWS_* settings of the environment apply), else the local
-    one under ``data_dir``."""
+    one under ``data_dir``; ``env``: more of their settings (``ALPHACUT_LOG_FORMAT``...)."""
     with redis_server() as url:
-        started = [_start_worker(url, data_dir, logs, index, blob_url) for index in range(workers)]
-        made = Fleet(url, data_dir, started, logs, blob_url)
+        started = [
+            _start_worker(url, data_dir, logs, index, blob_url, env=env) for index in range(workers)
+        ]
+        made = Fleet(url, data_dir, started, logs, blob_url, dict(env or {}))
         try:
             try:
                 wait_for_workers(url, workers)

@@ -29,6 +29,7 @@ from alphacut.errors import (
     NotFoundError,
     ProcessingTimeoutError,
 )
+from alphacut.service.inference import reports
 from alphacut.service.inference.local import LocalInference
 from alphacut.service.inference.port import InferenceJob
 from alphacut.service.inference.wire import (
@@ -68,6 +69,8 @@ class _Process:
     boot = uuid.uuid4().hex  # this node's start: made in the main process, before the forks
     blobs: BlobStore | None = None
     inference: LocalInference | None = None
+    broker: redis.Redis | None = None  # for the runtimes this process reports
+    reported: dict[str, str] | None = None
 
 
 def _start_process(**_: Any) -> None:
@@ -98,6 +101,24 @@ def _start_process(**_: Any) -> None:
         time.perf_counter() - started,
     )
     _Process.blobs, _Process.inference = blobs, inference
+    if settings.inference_url:
+        _Process.broker = redis.Redis.from_url(
+            settings.inference_url, socket_timeout=2, socket_connect_timeout=2
+        )
+        _report_runtimes(inference)
+
+
+def _report_runtimes(inference: LocalInference) -> None:
+    """Tell the node's report which models this process loaded, on what, when that
+    changed (at start, and after a job that loaded another model)."""
+    runtimes = inference.runtimes()
+    if _Process.broker is None or runtimes == _Process.reported:
+        return
+    try:
+        reports.publish_runtimes(_Process.broker, _Process.boot, runtimes)
+        _Process.reported = runtimes
+    except (redis.RedisError, reports.BadReportError) as exc:
+        log.warning("could not report this process's model runtimes: %s", exc)
 
 
 def _stop_process(**_: Any) -> None:
@@ -123,6 +144,7 @@ def run_job(job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
     with logs.bound(job.request_id or logs.new_request_id(), job.key_id) as context:
         started = time.perf_counter()
         answer = _run(inference, blobs, job_id, job, deadline)
+        _report_runtimes(inference)
         error = answer.get("error")
         log.info(
             "job %s for %s: %s in %.0f ms",
@@ -197,6 +219,43 @@ class Alive(bootsteps.StartStopStep):  # type: ignore[misc]
             self.client.close()
 
 
+class Report(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Keeps this node's report in Redis (:mod:`~alphacut.service.inference.reports`): the
+    models installed here and the runtimes its pool processes loaded them on, rewritten
+    every few seconds from the node's event loop, lapsing with the node."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self.entry: Any = None
+        self.client: redis.Redis | None = None
+
+    def start(self, parent: Any) -> None:
+        self.client = redis.Redis.from_url(
+            parent.app.conf.broker_url, socket_timeout=2, socket_connect_timeout=2
+        )
+        self.write()
+        self.entry = parent.timer.call_repeatedly(reports.REPORT_EVERY_S, self.write)
+
+    def write(self) -> None:
+        settings = _Process.settings
+        if self.client is None or settings is None:
+            return
+        # Verified once per file (a hash, cached by size, mtime and inode), then a stat.
+        installed = [spec.name for spec in settings.model_store().installed()]
+        try:
+            reports.publish(self.client, _Process.boot, installed)
+        except redis.RedisError:
+            log.warning("could not write this node's report to Redis")
+
+    def stop(self, parent: Any) -> None:
+        if self.entry is not None:
+            self.entry.cancel()
+        if self.client is not None:
+            self.client.close()
+
+
 def create_worker_app(settings: Settings) -> Celery:
     if not settings.inference_url:
         raise AlphacutError("ALPHACUT_INFERENCE_URL is not set: the worker needs the broker")
@@ -212,6 +271,7 @@ def create_worker_app(settings: Settings) -> Celery:
         return answer
 
     app.steps["consumer"].add(Alive)
+    app.steps["consumer"].add(Report)
     _Process.settings = settings
     worker_process_init.connect(_start_process, weak=False)
     worker_process_shutdown.connect(_stop_process, weak=False)

@@ -542,14 +542,15 @@ def test_openapi_docs_and_health(server: Server) -> None:
         "disk": "ok",
         "model": "ok",
     }
-    # each loaded model file with its runtime, precision and device (issue 24); on a fleet the
-    # workers hold the models, and log theirs
+    # each loaded model file with its runtime, precision and device (issue 24) and what its
+    # session says it runs on (issue 27); on a fleet, as the workers report theirs
     models = ready.json()["models"]
-    if server.settings.inference_url:
-        assert models == {}
-        return
     assert models and all(
-        re.fullmatch(r"(openvino (fp32|bf16) cpu|onnxruntime fp32 (cpu|cuda))", value)
+        re.fullmatch(
+            r"(openvino (fp32|bf16) cpu \[CPU\]|onnxruntime fp32 cpu \[CPUExecutionProvider\]"
+            r"|onnxruntime fp32 cuda \[CUDAExecutionProvider, CPUExecutionProvider\])",
+            value,
+        )
         for value in models.values()
     ), models
     assert all(name.endswith(".onnx") for name in models)

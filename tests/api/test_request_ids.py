@@ -75,7 +75,7 @@ def test_every_answer_carries_a_request_id(
     ids=repr,
 )
 def test_a_malformed_id_is_replaced(server: Server, sent: str) -> None:
-    answer = httpx.get(f"{server.url}/healthz", headers=[("X-Request-ID", sent.encode("latin-1"))])
+    answer = httpx.get(f"{server.url}/healthz", headers=[(b"X-Request-ID", sent.encode("latin-1"))])
     assert answer.status_code == 200
     assert answer.headers["x-request-id"] != sent
     assert _is_uuid(answer.headers["x-request-id"])

@@ -85,7 +85,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet | ScriptFl
         return
     logs = tmp_path_factory.mktemp("fleet-logs")
     try:
-        with inference_fleet(data_dir, logs) as made:
+        # Workers log JSON lines here (ALPHACUT_LOG_FORMAT), as test_request_ids_on_fleet reads
+        with inference_fleet(data_dir, logs, env={"ALPHACUT_LOG_FORMAT": "json"}) as made:
             yield made
     except RuntimeError as exc:
         pytest.fail(str(exc))

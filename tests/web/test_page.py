@@ -605,10 +605,9 @@ def test_installed_models_beyond_fast_and_precise_are_offered(
     make_server: Callable[..., Server], page_on: Callable[..., Page], photo: Path
 ) -> None:
     """With both aliases on u2netp, the installed isnet-general-use is no alias target: the
-    page lists it by name after Fast and Precise, and a photo sent with it is cut out by it."""
+    page lists it by name after Fast and Precise, and a photo sent with it is cut out by it.
+    On a fleet too: the workers report what they hold (issue 27)."""
     server = make_server(precise_model="u2netp", default_model="fast", load_models=["fast"])
-    if server.settings.inference_url:
-        pytest.skip("on a fleet the workers hold the models: /v1/models cannot say which")
     page = page_on(server, key=server.new_key())
     choice = page.get_by_label("isnet-general-use")
     expect(choice).to_be_visible()

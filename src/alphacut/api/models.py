@@ -22,7 +22,9 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 def list_models(svc: ServicesDep, _key: KeyDep) -> dict[str, Any]:
     settings = svc.settings
     store = svc.store
-    fleet = settings.inference_url is not None  # the workers hold the files: not known here
+    # Where the models run: this process's folder, or every live worker of a fleet (as they
+    # report it; None, said as null, while no worker has).
+    installed = svc.inference.installed()
     return {
         "default": settings.default_model,
         "aliases": dict(store.aliases),
@@ -35,7 +37,7 @@ def list_models(svc: ServicesDep, _key: KeyDep) -> dict[str, Any]:
                 "commercial_use": spec.commercial,
                 "input_size": spec.recipe.size,
                 "refine": spec.refine,
-                "installed": None if fleet else store.status(spec).value == "installed",
+                "installed": None if installed is None else spec.name in installed,
             }
             for spec in CATALOGUE.values()
         ],

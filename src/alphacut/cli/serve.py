@@ -11,7 +11,6 @@ import typer
 
 from alphacut.cli.common import err, fail
 from alphacut.cli.keys import database, key_service
-from alphacut.cli.models import describe_runtimes
 from alphacut.engine.config import usable_cpus
 from alphacut.errors import AlphacutError
 
@@ -170,10 +169,11 @@ def doctor(
     """Check that every image row has its file and every file its row (after a crash), and
     report unknown files in the store (--repair moves them to blobs-quarantine/)."""
     from alphacut.config import get_settings
-    from alphacut.service.doctor import examine
+    from alphacut.service.doctor import examine, model_runtimes
     from alphacut.storage.factory import open_blob_store
 
-    for name, runtime in describe_runtimes().items():
+    # The models this service loads, loaded: what each session says it runs on.
+    for name, runtime in model_runtimes(get_settings(), get_settings().model_store()).items():
         err.print(f"model runtime: {name}: {runtime}", markup=False)
     db = database()
     try:

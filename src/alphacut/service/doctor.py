@@ -21,6 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import get_args
 
+from alphacut.config import Settings
+from alphacut.engine.pipeline import Remover
+from alphacut.errors import AlphacutError
+from alphacut.models.store import ModelStore
 from alphacut.storage.blobs import BlobStore
 from alphacut.storage.database import BlobOwner, Database
 
@@ -93,3 +97,19 @@ def examine(
             except OSError as exc:  # reported; the rest of the repair goes on
                 report.not_moved[entry] = exc.strerror or type(exc).__name__
     return report
+
+
+def model_runtimes(settings: Settings, store: ModelStore) -> dict[str, str]:
+    """Each model the service loads at start-up (``ALPHACUT_LOAD_MODELS``), loaded here as
+    the service loads it, and what its session says it runs on (onnxruntime's execution
+    providers, OpenVINO's devices: not what the settings hoped for); or why it cannot load
+    (``ALPHACUT_DEVICE=cuda`` where CUDA does not start, a model not installed)."""
+    found: dict[str, str] = {}
+    for name in settings.load_models:
+        try:
+            remover = Remover(name, settings=settings, store=store)
+            shown = name if name == remover.spec.name else f"{name} ({remover.spec.name})"
+            found[shown] = remover.load().choice.describe()
+        except AlphacutError as exc:
+            found[name] = f"unavailable: {exc.message}"
+    return found

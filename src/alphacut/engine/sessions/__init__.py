@@ -394,13 +394,12 @@ class SessionCache:
         return loaded
 
     def runtimes(self) -> dict[str, str]:
-        """Each loaded model file's runtime, precision and device (``openvino bf16 cpu``)."""
+        """Each loaded model file's runtime, precision, device and what the session says it
+        runs on (``openvino bf16 cpu [CPU]``, ``onnxruntime fp32 cuda [CUDAExecutionProvider,
+        CPUExecutionProvider]``)."""
         with self._lock:
             models = list(self._models.items())
-        return {
-            spec.path.name: f"{m.choice.runtime} {m.choice.precision} {m.choice.device}"
-            for spec, m in models
-        }
+        return {spec.path.name: m.choice.short() for spec, m in models}
 
     def loaded(self) -> list[str]:
         """The model files loaded now, least recently used first."""

@@ -68,9 +68,18 @@ class RuntimeChoice:
     precision: Literal["fp32", "bf16"]
     device: Literal["cpu", "cuda"]
     reason: str
+    # What the loaded session itself says it runs on, asked once it is loaded (onnxruntime's
+    # execution providers, OpenVINO's execution devices); empty before a load.
+    providers: tuple[str, ...] = ()
 
     def describe(self) -> str:
-        return f"{self.runtime} {self.precision} on {self.device.upper()} ({self.reason})"
+        via = f" [{', '.join(self.providers)}]" if self.providers else ""
+        return f"{self.runtime} {self.precision} on {self.device.upper()}{via} ({self.reason})"
+
+    def short(self) -> str:
+        """``openvino fp32 cpu [CPU]``: what /readyz and a fleet's reports say."""
+        via = f" [{', '.join(self.providers)}]" if self.providers else ""
+        return f"{self.runtime} {self.precision} {self.device}{via}"
 
 
 class LoadedModel(Protocol):

@@ -5,11 +5,13 @@ onnxruntime-gpu and a GPU are present, with the CPU as fallback; ``device="cpu"`
 
 from __future__ import annotations
 
+import ctypes
+import dataclasses
 import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -43,6 +45,40 @@ def available_providers() -> list[str]:
     return list(onnxruntime.get_available_providers())
 
 
+# What onnxruntime-gpu's CUDA provider loads (CUDA 12 builds): the driver, the CUDA runtime
+# and maths libraries, cuDNN 9. Asked of the dynamic loader when CUDA fails to start, so that
+# the error names what is missing rather than only that something is.
+CUDA_LIBRARIES = (
+    "libcuda.so.1",
+    "libcudart.so.12",
+    "libcublas.so.12",
+    "libcublasLt.so.12",
+    "libcufft.so.11",
+    "libcurand.so.10",
+    "libcudnn.so.9",
+)
+
+
+def missing_cuda_libraries(names: tuple[str, ...] = CUDA_LIBRARIES) -> list[str]:
+    """The libraries of ``names`` the dynamic loader cannot load: not on its path and not
+    loaded already (pip's nvidia-* packages count once ``onnxruntime.preload_dlls()`` or
+    ``LD_LIBRARY_PATH`` made them so)."""
+    missing = []
+    for name in names:
+        try:
+            ctypes.CDLL(name)
+        except OSError:
+            missing.append(name)
+    return missing
+
+
+def _why_cuda_failed() -> str:
+    missing = missing_cuda_libraries()
+    if missing:
+        return f"libraries not found: {', '.join(missing)}"
+    return "no usable GPU, or a CUDA/cuDNN version onnxruntime was not built for"
+
+
 def providers(device: Device) -> list[str]:
     """The execution providers to ask for, best first."""
     if device == "cpu":
@@ -51,8 +87,9 @@ def providers(device: Device) -> list[str]:
         return [CUDA, CPU]
     if device == "cuda":
         raise DeviceUnavailableError(
-            "device 'cuda' was asked for, but onnxruntime has no CUDA provider; install the "
-            "gpu extra (onnxruntime-gpu) on a machine with an NVIDIA driver"
+            "device 'cuda' was asked for, but onnxruntime has no CUDA provider (onnxruntime "
+            f"{onnxruntime.__version__} here offers {', '.join(available_providers())}): "
+            "install the gpu extra (onnxruntime-gpu) on a machine with an NVIDIA driver"
         )
     return [CPU]
 
@@ -71,12 +108,12 @@ def check_cuda(path: Path) -> None:
     except Exception as exc:  # a missing libcudnn, no GPU: any failure says so
         raise DeviceUnavailableError(
             f"device 'cuda' was asked for, but onnxruntime's CUDA provider failed to start "
-            f"({type(exc).__name__}: {str(exc)[:200]})"
+            f"({_why_cuda_failed()}; {type(exc).__name__}: {str(exc)[:200]})"
         ) from exc
     if CUDA not in active:
         raise DeviceUnavailableError(
-            "device 'cuda' was asked for, but onnxruntime's CUDA provider did not start (no "
-            "GPU, or missing CUDA/cuDNN libraries): it would run on the CPU"
+            "device 'cuda' was asked for, but onnxruntime's CUDA provider did not start "
+            f"({_why_cuda_failed()}): it would run on the CPU"
         )
 
 
@@ -98,11 +135,14 @@ def load(spec: LoadSpec, choice: RuntimeChoice) -> OnnxModel:
         if spec.device == "cuda":
             raise DeviceUnavailableError(
                 "device 'cuda' was asked for, but onnxruntime could not start its CUDA "
-                "provider (missing CUDA/cuDNN libraries or no GPU)"
+                f"provider ({_why_cuda_failed()})"
             )
         log.warning("CUDA provider failed to start; %s runs on the CPU", spec.path.name)
     if choice.device == "cuda" and CUDA not in active:
         choice = RuntimeChoice("onnxruntime", "fp32", "cpu", "CUDA failed to start")
+    # What the session really runs on, as onnxruntime says (not what was asked for).
+    device: Literal["cpu", "cuda"] = "cuda" if active and active[0] == CUDA else "cpu"
+    choice = dataclasses.replace(choice, device=device, providers=active)
     return OnnxModel(
         session=session,
         input_name=session.get_inputs()[0].name,

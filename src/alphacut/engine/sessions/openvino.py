@@ -6,6 +6,7 @@ The ``openvino`` package is imported on first use (about 0.3 s), only where it i
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 from collections.abc import Iterable, Mapping
@@ -143,4 +144,5 @@ def compile_model(
         streamed = {k: v for k, v in config.items() if k != "PERFORMANCE_HINT"}
         shared = runtime.compile_model(source, "CPU", streamed | {"NUM_STREAMS": spec.streams})
     port = compiled.output(spec.output) if spec.output else compiled.output(0)
-    return OpenVinoModel(compiled, port, choice, shared)
+    devices = tuple(str(device) for device in compiled.get_property("EXECUTION_DEVICES"))
+    return OpenVinoModel(compiled, port, dataclasses.replace(choice, providers=devices), shared)

@@ -17,6 +17,7 @@ for any more is dropped rather than run late. The replica waits at most until th
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import uuid
@@ -29,6 +30,7 @@ from kombu.exceptions import OperationalError
 from alphacut.config import Settings
 from alphacut.errors import AlphacutError, ProcessingTimeoutError, ServiceBusyError
 from alphacut.service import metrics
+from alphacut.service.inference import reports
 from alphacut.service.inference.port import FleetState, InferenceJob, InferenceResult
 from alphacut.service.inference.wire import (
     ALIVE_EVERY_S,
@@ -68,6 +70,8 @@ class CeleryInference:
         self.app = celery_app(url, settings)
         self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self._readiness: tuple[float, str] = (0.0, "not checked yet")
+        self._reports_read: tuple[float, list[reports.WorkerReport]] = (-math.inf, [])
+        self._reports_lock = threading.Lock()  # not the readiness lock: a ping waits a second
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -100,7 +104,24 @@ class CeleryInference:
             return None
 
     def runtimes(self) -> dict[str, str]:
-        return {}  # the workers run the models, and log each one's runtime as it loads
+        return reports.runtimes_of(self._reports())
+
+    def installed(self) -> set[str] | None:
+        return reports.installed_on_all(self._reports())
+
+    def _reports(self) -> list[reports.WorkerReport]:
+        """The live workers' reports, read at most every few seconds (a busy
+        ``/v1/models`` costs Redis one scan per :data:`READINESS_CACHE_S`)."""
+        with self._reports_lock:
+            read, found = self._reports_read
+            if time.monotonic() - read < READINESS_CACHE_S:
+                return found
+            try:
+                found = reports.collect(self._redis)
+            except redis.RedisError:
+                found = []
+            self._reports_read = (time.monotonic(), found)
+            return found
 
     def readiness(self) -> str:
         """``ok`` when the broker answers and at least one worker answers ``ping``;

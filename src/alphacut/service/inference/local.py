@@ -147,6 +147,9 @@ class LocalInference:
     def runtimes(self) -> dict[str, str]:
         return SESSIONS.runtimes()
 
+    def installed(self) -> set[str] | None:
+        return set(self._installed_names())
+
     def busy(self) -> bool:
         queue = self.inference_queue
         return bool(queue.pending >= queue.capacity)

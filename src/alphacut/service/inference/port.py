@@ -95,8 +95,13 @@ class Inference(Protocol):
         """``ok`` once the models named in the settings are loaded, else why not."""
 
     def runtimes(self) -> dict[str, str]:
-        """Each model loaded in this process: its runtime, precision and device (none where
-        the models run elsewhere: a fleet's workers log theirs)."""
+        """Each model file loaded where the models run (this process, or a fleet's workers
+        as they report it): its runtime, precision, device and execution provider."""
+
+    def installed(self) -> set[str] | None:
+        """The catalogue models installed (and verified) where the models run: on a fleet,
+        on every live worker (any may take a job); None where that is not known (no worker
+        has reported)."""
 
     def fleet(self) -> FleetState | None:
         """The fleet's queue length and live worker nodes, asked of its broker now (None in

@@ -189,7 +189,7 @@ def test_good_and_bad_records_side_by_side(
     _ok(by_id["good"])
     expected = {
         "bad-base64": (400, "base64"),
-        "not-image": (415, "JPEG, PNG and WebP"),
+        "not-image": (415, "JPEG, PNG, WebP, HEIC/HEIF and AVIF"),
         "internal-url": (400, "internal address"),
         "missing-url": (400, "404"),
         "no-image": (400, "_url or _base64"),

@@ -6,13 +6,18 @@ from __future__ import annotations
 import io
 import json
 import logging
+import logging.config
 import threading
 import uuid
 from collections.abc import Iterator
 
 import pytest
+from pydantic import ValidationError
 
 from alphacut import logs
+from alphacut.api.server import log_config
+from alphacut.config import Settings
+from alphacut.logs import LogFormat
 from alphacut.service.work import WorkQueue
 
 
@@ -165,3 +170,39 @@ def test_text_lines_carry_the_request_id() -> None:
     with logs.bound("req-5"):
         handler.handle(record)
     assert stream.getvalue().rstrip().endswith("INFO alphacut.x [req-5] at /p/abcd…")
+
+
+@pytest.mark.parametrize("value", ["xml", "JSON ", ""])
+def test_an_unknown_log_format_stops_the_start(value: str) -> None:
+    with pytest.raises(ValidationError):
+        Settings(log_format=value)
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_uvicorns_lines_go_through_the_same_formatter(log_format: LogFormat) -> None:
+    """The logging set-up `alphacut serve` hands uvicorn: its access and error lines and
+    alphacut's, each with the request's id, in the format asked for."""
+    config = log_config(log_format)
+    stream = io.StringIO()
+    for handler in config["handlers"].values():
+        handler["stream"] = stream
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level)
+    logging.config.dictConfig(config)
+    try:
+        with logs.bound("req-6"):
+            logging.getLogger("uvicorn.access").info(
+                '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "GET", "/p/secrettoken", "1.1", 200
+            )
+            logging.getLogger("alphacut.request").info("GET /p/{token} 200 in 1 ms")
+    finally:
+        logging.config.dictConfig(log_config("text"))
+        root.handlers[:] = before[0]
+        root.setLevel(before[1])
+    access, request = stream.getvalue().splitlines()
+    assert "secrettoken" not in access
+    if log_format == "json":
+        assert json.loads(access)["path"] == "/p/secr…"
+        assert json.loads(access)["request_id"] == json.loads(request)["request_id"] == "req-6"
+    else:
+        assert access.endswith('" 200 OK [req-6]') and request.endswith("1 ms [req-6]")

@@ -115,6 +115,9 @@ def test_one_id_finds_a_request_on_the_replica_and_the_worker(
 
     served, worked = json_lines(log.read_text()), json_lines(fleet.log_text())
     assert served and worked
+    # uvicorn's own lines and Celery's are JSON too
+    assert any(x["logger"] == "uvicorn.error" for x in served)
+    assert any(x["logger"].startswith("celery") for x in worked)
     # The replica: its request line and uvicorn's access line, under the id
     (request,) = [x for x in lines_of(served, removal) if x["logger"] == "alphacut.request"]
     assert request["route"] == "/v1/images/{image_id}/remove-background"

@@ -217,3 +217,29 @@ def test_a_job_from_the_broker_gets_the_dialects_checks(change: dict[str, Any]) 
     with pytest.raises(AlphacutError) as refused:
         job_from_payload(payload)
     assert refused.value.status == 400
+
+
+def test_a_worker_refuses_a_cuda_device_it_cannot_use(tmp_path: Path) -> None:
+    """ALPHACUT_DEVICE=cuda on this CPU-only machine: one line naming what is missing, exit
+    2, before the broker is ever reached (nothing listens at this URL)."""
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("onnxruntime here has its CUDA provider")
+    env = {
+        **os.environ,
+        "ALPHACUT_DATA_DIR": str(tmp_path),
+        "ALPHACUT_INFERENCE_URL": "redis://:pw@127.0.0.1:9/0",
+        "ALPHACUT_DEVICE": "cuda",
+    }
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("alphacut")), "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "onnxruntime has no CUDA provider" in done.stderr
+    assert "CPUExecutionProvider" in done.stderr  # what it has instead
+    assert "Traceback" not in done.stderr

@@ -28,11 +28,13 @@ def serve(
     ALPHACUT_SHUTDOWN_GRACE_SECONDS); files are only ever renamed into place whole.
     """
     import logging
+    import logging.config
 
     from alphacut.api.server import (
         PageKey,
         ServerConfig,
         listen,
+        log_config,
         raise_open_file_limit,
         serve_until_stopped,
     )
@@ -42,6 +44,8 @@ def serve(
     from alphacut.service.startup import check_startup
 
     settings = get_settings()
+    # uvicorn's set-up from the start: the start-up check's warnings in ALPHACUT_LOG_FORMAT too
+    logging.config.dictConfig(log_config(settings.log_format))
     store = settings.model_store()
     try:  # said here in one line, not in a worker's startup traceback
         check_startup(settings, store, runs_models=not settings.inference_url)

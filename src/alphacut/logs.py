@@ -21,6 +21,7 @@ import json
 import logging
 import re
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
@@ -68,6 +69,8 @@ class RequestContext:
     # Where the key's id is found once the request has been authenticated (the HTTP
     # service: the request's state), for lines logged before :func:`bind_key` or without it.
     key_from: Callable[[], str | None] | None = field(default=None, repr=False)
+    # A batch's records add their stages from several threads at once.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def key(self) -> str | None:
         if self.key_id is None and self.key_from is not None:
@@ -76,9 +79,10 @@ class RequestContext:
 
     def add_timings(self, timings: Mapping[str, float]) -> None:
         """Add each stage's seconds to the request's (a batch sums its records')."""
-        for stage, seconds in timings.items():
-            if stage in self.timings or len(self.timings) < MAX_STAGES:
-                self.timings[stage] = self.timings.get(stage, 0.0) + float(seconds)
+        with self._lock:
+            for stage, seconds in timings.items():
+                if stage in self.timings or len(self.timings) < MAX_STAGES:
+                    self.timings[stage] = self.timings.get(stage, 0.0) + float(seconds)
 
 
 _current: ContextVar[RequestContext | None] = ContextVar("alphacut_request", default=None)

@@ -1,10 +1,11 @@
 """``/metrics`` and the HTTP side of the metrics: each answer counted by its API dialect,
 route template, method and status, and timed (see :mod:`alphacut.service.metrics`).
 
-Two middlewares, because the route is known only inside: :class:`RequestMetrics`, outermost,
-sees every answer (a 413 from the body limit too) and its time; :class:`RouteName`,
-innermost, notes the template of the route that answered, which the router sets on a scope
-that the middlewares between may have copied (so it is passed up in an object they share).
+Two middlewares, because the route is known only inside: :class:`RequestMetrics`, outside the
+others (the request log aside), sees every answer (a 413 from the body limit too) and its
+time; :class:`RouteName`, innermost, notes the template of the route that answered, which the
+router sets on a scope that the middlewares between may have copied (so it is passed up in
+an object they share).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def dialect_of(route: str) -> str:
 
 class RequestMetrics:
     """Counts and times every HTTP answer (``alphacut_http_requests_total``,
-    ``alphacut_http_request_duration_seconds``); add it last, to be outermost."""
+    ``alphacut_http_request_duration_seconds``); add it after the middlewares whose answers
+    it should count (the body limit's 413), to be outside them."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from alphacut.api.server import redact
+from alphacut.config import Settings
 from alphacut.errors import AlphacutError, RetryLaterError
 
 log = logging.getLogger("alphacut.api")
@@ -155,14 +156,14 @@ def validation_messages(errors: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-DEFAULT_RETRY_AFTER = 5  # before the app's services exist (start-up)
-
-
 def _retry_after_default(request: Request) -> int:
     """``ALPHACUT_RETRY_AFTER_SECONDS``, for a 429 or 503 whose cause gave no time of its own
-    (a model that failed to load, a database not migrated)."""
+    (a model that failed to load, a database not migrated); its default before the app's
+    services exist (start-up)."""
     services = getattr(request.app.state, "services", None)
-    return services.settings.retry_after_seconds if services is not None else DEFAULT_RETRY_AFTER
+    if services is not None:
+        return int(services.settings.retry_after_seconds)
+    return int(Settings.model_fields["retry_after_seconds"].default)
 
 
 def answer_headers(request: Request, status: int, headers: dict[str, str] | None) -> dict[str, str]:
@@ -172,7 +173,7 @@ def answer_headers(request: Request, status: int, headers: dict[str, str] | None
     answer = dict(headers or {})
     if request.url.path.startswith(REMOVEBG_PATHS):
         answer |= dict(getattr(request.state, "rate_limit_headers", None) or {})
-    if status in (429, 503) and "Retry-After" not in answer:
+    if status in (429, 503) and not any(name.lower() == "retry-after" for name in answer):
         answer["Retry-After"] = str(_retry_after_default(request))
     return answer
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from alphacut.api.limits import RateLimiter
@@ -50,15 +51,43 @@ def test_the_limit_holds_across_two_replicas_only_with_shared_storage(
 
 def test_unreachable_shared_storage_lets_requests_through() -> None:
     limiter = RateLimiter(1, "redis://127.0.0.1:1")  # nothing listens on port 1
-    limiter.check("key_a")
+    assert limiter.check("key_a") is None, "no count to report: no X-RateLimit-* headers"
     limiter.check("key_a")  # would be refused if the counter could be reached
 
 
 def test_memory_limiter_refuses_with_retry_after() -> None:
     limiter = RateLimiter(2)
-    limiter.check("key_a")
+    first = limiter.check("key_a")
+    assert first is not None and (first.limit, first.remaining) == (2, 1)
     limiter.check("key_a")
     with pytest.raises(RateLimitedError) as refused:
         limiter.check("key_a")
     assert 1 <= refused.value.retry_after <= 60
     limiter.check("key_b")
+
+
+def test_remove_bgs_rate_limit_headers_count_the_whole_fleet(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """X-RateLimit-Remaining is read from the shared counter: requests to either replica
+    count down one window, which resets when its first request leaves it."""
+    settings = Settings(
+        data_dir=tmp_path,
+        rate_limit_per_minute=4,
+        rate_limit_storage=request.getfixturevalue("redis_url"),
+        load_models=[],
+    )
+    replicas = [start_server(settings, wait_for_models=False) for _ in range(2)]
+    try:
+        secret = replicas[0].new_key()
+        answers = [
+            httpx.get(replicas[n % 2].url + "/v1.0/account", headers={"X-Api-Key": secret})
+            for n in range(5)
+        ]
+        assert [a.status_code for a in answers] == [200] * 4 + [429]
+        assert [a.headers["x-ratelimit-remaining"] for a in answers] == ["3", "2", "1", "0", "0"]
+        assert {a.headers["x-ratelimit-limit"] for a in answers} == {"4"}
+        assert len({a.headers["x-ratelimit-reset"] for a in answers}) == 1
+    finally:
+        for replica in replicas:
+            replica.stop()

@@ -195,12 +195,17 @@ def test_uvicorns_lines_go_through_the_same_formatter(log_format: LogFormat) -> 
                 '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "GET", "/p/secrettoken", "1.1", 200
             )
             logging.getLogger("alphacut.request").info("GET /p/{token} 200 in 1 ms")
+            try:
+                raise OSError("redis://:hunter2@10.1.2.3:6379 refused")
+            except OSError:
+                logging.getLogger("uvicorn.error").exception("lost redis://:hunter2@10.1.2.3")
     finally:
         logging.config.dictConfig(log_config("text"))
         root.handlers[:] = before[0]
         root.setLevel(before[1])
-    access, request = stream.getvalue().splitlines()
-    assert "secrettoken" not in access
+    text = stream.getvalue()
+    assert "secrettoken" not in text and "hunter2" not in text and "redis://***@10.1.2.3" in text
+    access, request = text.splitlines()[:2]
     if log_format == "json":
         assert json.loads(access)["path"] == "/p/secr…"
         assert json.loads(access)["request_id"] == json.loads(request)["request_id"] == "req-6"

@@ -177,8 +177,6 @@ EXTRA_FIELDS = (
     "path",
     "job_id",
     "model",
-    "runtime",
-    "providers",
 )
 
 

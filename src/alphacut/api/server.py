@@ -40,12 +40,16 @@ from alphacut.service.keys import KeyService
 
 
 class _WithRequestId:
-    """uvicorn's text formats, the request id appended where a line has one."""
+    """uvicorn's text formats, the request id appended where a line has one, and
+    credentials redacted in the message and any traceback (:func:`~alphacut.logs.redact`)."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
         text: str = super().formatMessage(record)  # type: ignore[misc]
         request_id = getattr(record, "request_id", None)
         return f"{text} [{request_id}]" if request_id else text
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))  # type: ignore[misc]
 
 
 class TextFormatter(_WithRequestId, DefaultFormatter):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import http.server
 import ipaddress
+import re
 import socket
 import threading
 import time
@@ -149,8 +150,12 @@ def test_dns_answer_that_changes_after_the_check_cannot_reach_inside(
 
 
 def test_size_and_status_limits(origin: str) -> None:
-    with pytest.raises(ImageTooLargeError):
+    with pytest.raises(ImageTooLargeError) as refused:
         fetch(f"http://{origin}/huge", policy(origin, max_bytes=1_000_000))
+    # Said from its Content-Length, in the words every dialect uses for a photo too large.
+    assert re.fullmatch(
+        r"photo at the URL too large: 2.9 MB, the limit is 976.6 KB", refused.value.message
+    ), refused.value.message
     with pytest.raises(FetchError, match="404"):
         fetch(f"http://{origin}/missing", policy(origin))
 
@@ -452,6 +457,6 @@ def test_every_url_entry_point_refuses_encoding_bombs(
 
     single_status, single_text = _status(entry, send("/single.png"))
     too_large = 400 if entry in ("image_url", "bg_image_url") else 413  # remove.bg: 400
-    assert single_status == too_large and "larger than" in single_text, single_text
+    assert single_status == too_large and "photo at the URL too large: " in single_text, single_text
     if too_large == 400:
         assert "file_too_large" in single_text

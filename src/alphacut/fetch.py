@@ -275,8 +275,10 @@ def _read_body(response: httpx.Response, max_bytes: int, deadline: _Deadline) ->
     return bytes(body)
 
 
-def _too_large(max_bytes: int) -> ImageTooLargeError:
-    return ImageTooLargeError(f"the image at the URL is larger than {max_bytes:,} bytes")
+def _too_large(max_bytes: int, declared: int | None = None) -> ImageTooLargeError:
+    """``photo at the URL too large: 27.1 MB, the limit is 20 MB`` (``declared``: its
+    Content-Length; without one, only that it passed the limit is known)."""
+    return ImageTooLargeError.over_bytes(declared, max_bytes, "photo at the URL")
 
 
 def iter_body(
@@ -317,7 +319,7 @@ def iter_body(
     raw_limit = max_bytes if coding is None else max_bytes + max_bytes // 1024 + 1024
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > raw_limit:
-        raise _too_large(max_bytes)
+        raise _too_large(max_bytes, int(declared) if coding is None else None)
     inflater = zlib.decompressobj(_INFLATABLE[coding]) if coding is not None else None
     raw = produced = 0
     for chunk in response.iter_raw():

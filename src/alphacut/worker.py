@@ -8,6 +8,7 @@ reads its input from the shared blob store, and the encoded outputs go back ther
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -253,6 +254,8 @@ class Report(bootsteps.StartStopStep):  # type: ignore[misc]
         if self.entry is not None:
             self.entry.cancel()
         if self.client is not None:
+            with contextlib.suppress(redis.RedisError):  # else it lapses by itself
+                reports.withdraw(self.client, _Process.boot)
             self.client.close()
 
 

@@ -37,6 +37,9 @@ def test_a_nodes_report_reaches_the_replicas(broker: redis.Redis) -> None:
     # both lapse with the node unless rewritten
     assert 0 < broker.ttl(REPORT_PREFIX + "boot1") <= reports.REPORT_TTL_S
     assert 0 < broker.ttl(RUNTIMES_PREFIX + "boot1") <= reports.REPORT_TTL_S
+    reports.withdraw(broker, "boot1")  # a node that stops
+    assert reports.collect(broker) == []
+    assert not broker.exists(RUNTIMES_PREFIX + "boot1")
 
 
 def test_a_model_is_installed_on_the_fleet_when_every_node_has_it(broker: redis.Redis) -> None:

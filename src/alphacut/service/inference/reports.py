@@ -111,6 +111,11 @@ def publish(client: redis.Redis, boot: str, installed: Iterable[str]) -> None:
     pipe.execute()
 
 
+def withdraw(client: redis.Redis, boot: str) -> None:
+    """A node that stops takes its report with it (one killed lets it lapse)."""
+    client.delete(REPORT_PREFIX + boot, RUNTIMES_PREFIX + boot)
+
+
 def publish_runtimes(client: redis.Redis, boot: str, runtimes: Mapping[str, str]) -> None:
     """A pool process's loaded models and what they run on, beside its node's report."""
     if runtimes:

@@ -179,8 +179,10 @@ def test_an_interrupt_completes_the_photo_being_finished_and_starts_no_more() ->
     with pytest.raises(KeyboardInterrupt):
         recorder.run(list(range(10)))
     # Photo 4 was being finished while 5 was in the model: it is completed (write_atomic
-    # makes each output whole or absent); 6 was loaded ahead and is dropped; 7 never starts.
+    # makes each output whole or absent) and reported once, so that an interrupted run
+    # counts what it wrote; 6 was loaded ahead and is dropped; 7 never starts.
     assert recorder.finished == [0, 1, 2, 3, 4]
     assert max(recorder.loaded) <= 6
-    assert [o.job for o in recorder.outcomes] == [0, 1, 2, 3]
+    assert [o.job for o in recorder.outcomes] == [0, 1, 2, 3, 4]
+    assert recorder.outcomes[-1].result == "pixels4+mask4"
     assert not [t for t in threading.enumerate() if t.name.startswith(BATCH_THREADS)]

@@ -27,8 +27,8 @@ each photo is decoded and encoded. Here they overlap, three photos at a time::
   failure (one of the ``expected`` exception types) of the first stage that failed; the other
   jobs go on. Any other exception is a bug: it ends the batch, raised on the calling thread.
 - Ctrl-C reaches the calling thread; the photo being finished is completed (its file is
-  written atomically, so no half-written output exists either way), the one being loaded
-  is dropped, and the interrupt goes on up.
+  written atomically, so no half-written output exists either way) and reported, the one
+  being loaded is dropped, and the interrupt goes on up.
 - One job runs inline on the calling thread: nothing to overlap.
 """
 
@@ -98,9 +98,9 @@ def run_pipeline(
         except expected as exc:
             return Outcome(job, error=exc)
 
+    behind: tuple[Job, Future[Result]] | None = None  # photo N-1, being finished
     try:
         ahead = loader.submit(load, jobs[0])
-        behind: tuple[Job, Future[Result]] | None = None  # photo N-1, being finished
         for index, job in enumerate(jobs):
             current = ahead  # photo N, loaded (or being loaded) while N-1 was in the model
             if index + 1 < len(jobs):
@@ -112,14 +112,23 @@ def run_pipeline(
             except expected as exc:
                 failed = Outcome(job, error=exc)
             if behind is not None:  # before photo N's finish starts: at most one at a time
-                report(settle(*behind))
-                behind = None
+                settled, behind = settle(*behind), None  # never reported twice
+                report(settled)
             if failed is not None:
                 report(failed)
             else:
                 behind = (job, finisher.submit(finish, job, loaded, predicted))
         if behind is not None:
+            settled, behind = settle(*behind), None
+            report(settled)
+    except KeyboardInterrupt:
+        # The photo being finished is completed (its file written): reported, so that the
+        # count an interrupted run prints is what was written.
+        loader.shutdown(wait=True, cancel_futures=True)
+        finisher.shutdown(wait=True)
+        if behind is not None:
             report(settle(*behind))
+        raise
     finally:
         # Normally both are idle here; after an interrupt or a bug, the photo being
         # finished is completed and the one not yet loaded is dropped.

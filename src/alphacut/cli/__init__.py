@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from alphacut import __version__
-from alphacut.cli import evaluate, keys, models, remove, serve
+from alphacut.cli import evaluate, keys, models, rembg, remove, serve
 
 app = typer.Typer(
     name="alphacut",
@@ -48,6 +48,7 @@ app.command()(serve.worker)
 app.add_typer(models.models_app, name="models")
 app.add_typer(keys.keys_app, name="keys")
 app.add_typer(keys.db_app, name="db")
+rembg.register(app)  # rembg's verbs (i, p; s, d, b point the way), hidden from --help
 
 
 def main() -> None:

@@ -8,22 +8,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from alphacut.cli.common import err, fail
+from alphacut.cli.tables import out_console, print_table, progress_shown
 from alphacut.errors import AlphacutError
 from alphacut.files import write_atomic
 from alphacut.models.registry import Refine
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from alphacut.evaluation import ConfidenceReport, ImageResult, RuntimeVerdict
     from alphacut.models.store import ModelStore
     from alphacut.noc import ClickReport, Trace
 
-_EVAL_COLUMNS = [("iou", "IoU", 4), ("mae", "MAE", 4), ("boundary_f", "bound. F", 4),
-                 ("sad", "SAD", 2), ("grad", "grad", 2)]  # fmt: skip
+_EVAL_COLUMNS = [("iou", "IOU", 4), ("mae", "MAE", 4), ("boundary_f", "BOUND_F", 4),
+                 ("sad", "SAD", 2), ("grad", "GRAD", 2)]  # fmt: skip
 
 
 def eval_command(
@@ -98,8 +99,9 @@ def eval_command(
         summarize,
     )
 
+    # The arguments and pairs.csv, before any model loads: a refusal is exit 2.
     if not (folder / "pairs.csv").is_file():
-        fail(f"{folder} has no pairs.csv (columns image,mask: paths relative to the folder)")
+        fail(f"{folder} has no pairs.csv (columns image,mask: paths relative to the folder)", 2)
     try:
         pairs = spread(load_pairs(folder), limit)
         settings = get_settings()
@@ -120,11 +122,11 @@ def eval_command(
                 for chosen in runtimes
             )
         )
-    except (AlphacutError, ValueError, KeyError) as exc:
-        fail(str(exc))
+    except (AlphacutError, ValueError, KeyError, OSError) as exc:
+        fail(str(exc), 2)
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err, transient=True,
+        console=err, transient=True, disable=not progress_shown(),
     ) as progress:  # fmt: skip
         task = progress.add_task("scoring", total=len(pairs) * len(variants))
         try:
@@ -140,28 +142,37 @@ def eval_command(
         except (AlphacutError, ValueError, OSError) as exc:  # a bad photo, mask or pairing
             fail(str(exc))
     summaries = summarize(results)
-    table = Table(title=f"{folder.name}: {len(pairs)} pairs, boundary tolerance {tolerance} px")
-    table.add_column("variant")
-    for _key, title, _digits in _EVAL_COLUMNS:
-        table.add_column(title, justify="right")
-    table.add_column("small: IoU / MAE / F", justify="right")
-    table.add_column("s/image", justify="right")
-    for summary in summaries:
-        small = summary.small
-        small_cell = (
-            f"{small['iou']:.4f} / {small['mae']:.4f} / {small['boundary_f']:.4f} "
-            f"({summary.small_images})"
-            if small
-            else "-"
+    # Plain tables (alphacut.cli.tables): one line a variant, figures first and the variant
+    # (which holds spaces) last, so that grep and awk read them.
+    console = out_console()
+    console.print(f"{folder.name}: {len(pairs)} pairs, boundary tolerance {tolerance} px")
+    print_table(
+        [title for _key, title, _digits in _EVAL_COLUMNS] + ["S/IMAGE", "VARIANT"],
+        [
+            [
+                *(f"{summary.all[key]:.{digits}f}" for key, _title, digits in _EVAL_COLUMNS),
+                f"{summary.seconds_per_image:.3f}",
+                summary.variant,
+            ]
+            for summary in summaries
+        ],
+        console,
+    )
+    if any(summary.small for summary in summaries):
+        console.print("small subjects (under 5% of the frame):")
+        print_table(
+            ("PHOTOS", "IOU", "MAE", "BOUND_F", "VARIANT"),
+            [
+                [
+                    str(summary.small_images),
+                    *(f"{summary.small[key]:.4f}" for key in ("iou", "mae", "boundary_f")),
+                    summary.variant,
+                ]
+                for summary in summaries
+                if summary.small
+            ],
+            console,
         )
-        table.add_row(
-            summary.variant,
-            *(f"{summary.all[key]:.{digits}f}" for key, _title, digits in _EVAL_COLUMNS),
-            small_cell,
-            f"{summary.seconds_per_image:.3f}",
-        )
-    console = Console(highlight=False, width=max(Console().width, 132))
-    console.print(table)
     reports = confidence_reports(results, settings.doubtful_below)
     _print_confidence(console, reports)
     click_reports = _click_reports(results, clicks)
@@ -198,21 +209,23 @@ def _click_reports(results: list[ImageResult], clicks: int) -> list[ClickReport]
 def _print_clicks(console: Console, reports: list[ClickReport]) -> None:
     if not reports:
         return
-    table = Table(title="Correcting with clicks (simulated user, RITM's protocol)")
-    for title in ("variant", "NoC@85", "NoC@90", "NoF@90", "IoU 0", "IoU 1", "IoU 3", "IoU 5"):
-        table.add_column(title, justify="left" if title == "variant" else "right")
-    table.add_column("s/click", justify="right")
-    for report in reports:
-        table.add_row(
-            report.label,
-            f"{report.noc85:.2f}",
-            f"{report.noc90:.2f}",
-            f"{report.nof90:.1%}",
-            f"{report.iou_before:.4f}",
-            *(f"{report.iou_after[k]:.4f}" for k in (1, 3, 5)),
-            f"{report.seconds_per_click:.3f}",
-        )
-    console.print(table)
+    console.print("Correcting with clicks (simulated user, RITM's protocol):")
+    print_table(
+        ("NOC@85", "NOC@90", "NOF@90", "IOU_0", "IOU_1", "IOU_3", "IOU_5", "S/CLICK", "VARIANT"),
+        [
+            [
+                f"{report.noc85:.2f}",
+                f"{report.noc90:.2f}",
+                f"{report.nof90:.1%}",
+                f"{report.iou_before:.4f}",
+                *(f"{report.iou_after[k]:.4f}" for k in (1, 3, 5)),
+                f"{report.seconds_per_click:.3f}",
+                report.label,
+            ]
+            for report in reports
+        ],
+        console,
+    )
     console.print(f"  at most {reports[0].max_clicks} clicks a photo; 0 where the cut-out is "
                   "already at the IoU")  # fmt: skip
 
@@ -243,25 +256,37 @@ def _refine_of(name: str, option: Refine, store: ModelStore) -> str:
 
 def _print_confidence(console: Console, reports: list[ConfidenceReport]) -> None:
     """Per variant: how well its confidence ranks and estimates the IoU, and by decile."""
-    table = Table(title="confidence: the estimated IoU against the real one")
-    for title in ("variant", "AUROC (IoU<0.80)", "Spearman", "mean |conf-IoU|",
-                  "doubtful (really <0.80)", "no subject", "masks kept"):  # fmt: skip
-        table.add_column(title, justify="left" if title == "variant" else "right")
+    if not reports:
+        return
+    console.print(
+        "confidence, the estimated IoU against the real one: AUROC for IoU under 0.80 "
+        f"(BAD: how many), Spearman, mean |confidence - IoU|, doubtful (under "
+        f"{reports[0].threshold:g}) and how many of them really under 0.80:"
+    )
+    print_table(
+        ("AUROC", "BAD", "SPEARMAN", "MEAN_ERR", "DOUBTFUL", "REALLY", "NO_SUBJECT", "VARIANT"),
+        [
+            [
+                f"{report.auroc:.3f}",
+                str(report.bad),
+                f"{report.spearman:+.3f}",
+                f"{report.calibration:.3f}",
+                str(report.flagged),
+                str(report.flagged_bad),
+                str(report.refused),
+                report.variant,
+            ]
+            for report in reports
+        ],
+        console,
+    )
     for report in reports:
-        table.add_row(
-            report.variant,
-            f"{report.auroc:.3f} ({report.bad} bad)",
-            f"{report.spearman:+.3f}",
-            f"{report.calibration:.3f}",
-            f"{report.flagged} ({report.flagged_bad}) under {report.threshold:g}",
-            str(report.refused),
-            ", ".join(f"{name} {count}" for name, count in report.kept.items()),
-        )
-    console.print(table)
-    for report in reports:
+        kept = ", ".join(f"{name} {count}" for name, count in report.kept.items())
+        console.print(f"{report.variant}, masks kept: {kept}", markup=False)
         console.print(
             f"{report.variant}, by decile of confidence (mean confidence -> mean IoU): "
-            + "; ".join(f"{conf:.2f} -> {iou:.2f}" for conf, iou, _n in report.deciles)
+            + "; ".join(f"{conf:.2f} -> {iou:.2f}" for conf, iou, _n in report.deciles),
+            markup=False,
         )
 
 

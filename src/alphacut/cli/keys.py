@@ -8,10 +8,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from alphacut.cli.common import err, fail
+from alphacut.cli.tables import print_table
 from alphacut.errors import AlphacutError
 
 if TYPE_CHECKING:
@@ -41,8 +40,10 @@ def key_service() -> KeyService:
     return KeyService(database())
 
 
-def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+def _day(value: datetime | None) -> str:
+    """A UTC date in one word, so each row splits into the same fields for awk; ``-`` for
+    never (``--json`` has the times to the second)."""
+    return value.strftime("%Y-%m-%d") if value else "-"
 
 
 @keys_app.command("create")
@@ -63,7 +64,8 @@ def keys_create(
 def keys_list(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Every key: id, name, stage, prefix, created, last used, revoked."""
+    """Every key: id, stage, prefix, active or revoked, created, last used, name (--json:
+    the times to the second)."""
     keys = key_service().all()
     if as_json:
         rows = [
@@ -80,20 +82,23 @@ def keys_list(
         ]
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table()
-    for column in ("id", "name", "stage", "prefix", "created", "last used", "revoked"):
-        table.add_column(column, no_wrap=column in ("id", "prefix"))
-    for key in keys:
-        table.add_row(
-            key.id,
-            key.name,
-            key.stage,
-            key.prefix + "...",
-            _when(key.created_at),
-            _when(key.last_used_at),
-            _when(key.revoked_at),
-        )
-    Console().print(table)
+    # One line a key within 80 columns (a name of up to 11 characters); the name last: it
+    # may hold spaces, the other columns never do.
+    print_table(
+        ("ID", "STAGE", "PREFIX", "STATUS", "CREATED", "LAST USED", "NAME"),
+        [
+            [
+                key.id,
+                key.stage,
+                key.prefix,
+                ("revoked", "red") if key.revoked_at else "active",
+                _day(key.created_at),
+                _day(key.last_used_at),
+                key.name,
+            ]
+            for key in keys
+        ],
+    )
 
 
 @keys_app.command("revoke")
@@ -128,18 +133,19 @@ def keys_usage(
         ]
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table()
-    for column in ("id", "name", "requests", "images processed", f"images, last {days} days"):
-        table.add_column(column, no_wrap=column == "id")
-    for total in totals:
-        table.add_row(
-            total.key_id,
-            names.get(total.key_id, "?"),
-            str(total.requests),
-            str(total.images),
-            str(total.images_recent),
-        )
-    Console().print(table)
+    print_table(
+        ("ID", "REQUESTS", "IMAGES", f"LAST {days} DAYS", "NAME"),
+        [
+            [
+                total.key_id,
+                str(total.requests),
+                str(total.images),
+                str(total.images_recent),
+                names.get(total.key_id, "?"),
+            ]
+            for total in totals
+        ],
+    )
 
 
 # db --------------------------------------------------------------------------------------

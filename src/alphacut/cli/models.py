@@ -1,19 +1,23 @@
-"""``alphacut models install|list``: fetch, verify and show the segmentation models."""
+"""``alphacut models install|list|show``: fetch, verify and show the segmentation models."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.text import Text
 
 from alphacut.cli.common import err, fail
-from alphacut.errors import AlphacutError
+from alphacut.cli.tables import Cell, out_console, print_table, printable, progress_shown
+from alphacut.errors import AlphacutError, InvalidInputError
+
+if TYPE_CHECKING:
+    from alphacut.models.registry import ModelSpec
+    from alphacut.models.store import ModelStore
 
 models_app = typer.Typer(help="Install and inspect the segmentation models.", no_args_is_help=True)
 
@@ -54,11 +58,18 @@ def models_install(
 
     from alphacut.config import get_settings
     from alphacut.models.install import ModelInstaller
-    from alphacut.models.registry import ModelSpec
 
     settings = get_settings()
     store = settings.model_store()
     wanted = names or sorted(settings.configured_models)
+    try:  # the arguments, before any lock is taken or byte fetched (exit 2)
+        specs = {store.spec(name).name for name in wanted}
+        if from_path is not None and not from_path.exists():
+            raise InvalidInputError(f"--from {from_path}: no such file or folder")
+        if from_path is not None and from_path.is_file() and len(specs) != 1:
+            raise InvalidInputError("--from FILE installs one model: name exactly one")
+    except InvalidInputError as exc:
+        fail(exc.message, 2)
 
     def accept(spec: ModelSpec) -> bool:
         err.print(f"[yellow]{spec.name}[/yellow]: licence {spec.licence} ({spec.upstream})")
@@ -76,7 +87,8 @@ def models_install(
         TransferSpeedColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=err, transient=True) as bar:
+    # Piped or logged: the "installed in 3.1 s" lines only, not a bar redrawn into the log.
+    with Progress(*columns, console=err, transient=True, disable=not progress_shown()) as bar:
         tasks: dict[str, Any] = {}
 
         def transfer(name: str, done: int, total: int | None) -> None:
@@ -93,8 +105,8 @@ def models_install(
         )
         try:
             results = installer.install(wanted)
-        except AlphacutError as exc:
-            fail(exc.message)
+        except AlphacutError as exc:  # an unknown name: refused before anything is fetched
+            fail(exc.message, 2 if isinstance(exc, InvalidInputError) else 1)
         except Timeout:
             fail(f"another install holds {store.root / '.install.lock'}; try again after it")
         except OSError as exc:  # a full disk, a folder or --from file that cannot be read
@@ -107,65 +119,148 @@ def models_install(
             err.print(f"{result.name}: {result.action} in {result.seconds:.1f} s")
 
 
+def _row(spec: ModelSpec, store: ModelStore, runtimes: dict[str, str]) -> dict[str, Any]:
+    """Everything known about one model: what ``--json``, ``--long`` and ``show`` print."""
+    return {
+        "name": spec.name,
+        "aliases": store.aliases_of(spec.name),
+        "summary": spec.summary,
+        "size": spec.size,
+        "size_exact": spec.size_exact,
+        "status": store.status(spec).value,
+        "licence": spec.licence,
+        "commercial_use": spec.commercial,
+        "needs_acceptance": spec.needs_acceptance,
+        "source": spec.source.describe(),
+        "checksum": spec.checksum.describe(),
+        "upstream": spec.upstream,
+        "quality": spec.quality,
+        "memory_mb": spec.memory_mb,
+        "refine": spec.refine,
+        "path": str(store.path(spec)),
+        "runtime": runtimes[spec.name],
+    }
+
+
+def _size(spec: ModelSpec, sep: str = " ") -> str:
+    """``88 MB``, ``4.6 MB``, ``~1.0 GB`` (``~``: the catalogue's estimate, not checked);
+    ``sep=""`` for a table, where the size is one word for awk (``88MB``)."""
+    if spec.size >= 1e9:
+        size = f"{spec.size / 1e9:.1f}{sep}GB"
+    elif spec.size >= 10e6:
+        size = f"{spec.size / 1e6:.0f}{sep}MB"
+    else:
+        size = f"{spec.size / 1e6:.1f}{sep}MB"
+    return size if spec.size_exact else f"~{size}"
+
+
+def short_licence(licence: str) -> str:
+    """The licence's name alone (``Apache-2.0``, ``CC BY-NC 4.0``, ``unstated``): the
+    catalogue's text goes on with who holds it and why, which ``models show`` prints."""
+    return licence.split(" (", 1)[0].split(":", 1)[0].strip()
+
+
+_STATUS_STYLE = {"installed": "green", "missing": "yellow", "corrupt": "red"}
+_SHOWN = (
+    ("name", "name"),
+    ("aliases", "aliases"),
+    ("summary", "model"),
+    ("status", "status"),
+    ("size", "size"),
+    ("memory_mb", "memory"),
+    ("licence", "licence"),
+    ("commercial_use", "commercial use"),
+    ("needs_acceptance", "needs acceptance"),
+    ("refine", "refine auto"),
+    ("runtime", "runtime"),
+    ("quality", "quality"),
+    ("source", "source"),
+    ("checksum", "checksum"),
+    ("upstream", "upstream"),
+    ("path", "path"),
+)
+
+
+def _print_details(spec: ModelSpec, row: dict[str, Any]) -> None:
+    """One model as ``field: value`` lines, each whole on its line (the long texts the
+    compact table leaves out)."""
+    shown = {
+        **row,
+        "aliases": ", ".join(row["aliases"]) or "-",
+        "size": _size(spec),
+        "memory_mb": f"~{spec.memory_mb / 1000:.1f} GB loaded",
+        "commercial_use": "yes" if spec.commercial else "no",
+        "needs_acceptance": "yes" if spec.needs_acceptance else "no",
+    }
+    width = max(len(label) for _key, label in _SHOWN) + 1
+    console = out_console()
+    for key, label in _SHOWN:
+        console.print(Text(f"{label + ':':<{width}} {printable(str(shown[key]))}"))
+
+
 @models_app.command("list")
 def models_list(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    long: Annotated[
+        bool,
+        typer.Option(
+            "--long", "-l", metavar="", help="Every detail of every model, as `models show`."
+        ),
+    ] = False,
 ) -> None:
-    """Show every catalogue model, installed or not: size, licence, status, runtime."""
+    """Every catalogue model, installed or not: one line each (name, aliases, size, status,
+    licence), never cut, ready for grep and awk. `models show NAME`, --long and --json give
+    the details (summary, memory, runtime, source, path...)."""
     from alphacut.config import get_settings
     from alphacut.models.registry import MODELS
-    from alphacut.models.store import ModelStatus
 
-    settings = get_settings()
-    store = settings.model_store()
-    statuses = {spec.name: store.status(spec) for spec in MODELS.values()}
-    runtimes = describe_runtimes()
-    if as_json:
-        rows = [
-            {
-                "name": spec.name,
-                "aliases": store.aliases_of(spec.name),
-                "summary": spec.summary,
-                "size": spec.size,
-                "size_exact": spec.size_exact,
-                "status": statuses[spec.name].value,
-                "licence": spec.licence,
-                "commercial_use": spec.commercial,
-                "needs_acceptance": spec.needs_acceptance,
-                "source": spec.source.describe(),
-                "checksum": spec.checksum.describe(),
-                "upstream": spec.upstream,
-                "quality": spec.quality,
-                "memory_mb": spec.memory_mb,
-                "refine": spec.refine,
-                "path": str(store.path(spec)),
-                "runtime": runtimes[spec.name],
-            }
-            for spec in MODELS.values()
-        ]
-        typer.echo(json.dumps({"model_dir": str(store.root), "models": rows}, indent=2))
+    store = get_settings().model_store()
+    if as_json or long:
+        runtimes = describe_runtimes()
+        rows = [_row(spec, store, runtimes) for spec in MODELS.values()]
+        if as_json:
+            typer.echo(json.dumps({"model_dir": str(store.root), "models": rows}, indent=2))
+            return
+        typer.echo(f"model directory: {store.root}")
+        for spec, row in zip(MODELS.values(), rows, strict=True):
+            typer.echo("")
+            _print_details(spec, row)
         return
-    table = Table(caption=f"model directory: {store.root}")
-    for column in ("name", "model", "size", "memory", "status", "licence", "runtime"):
-        table.add_column(column)
-    colours = {ModelStatus.INSTALLED: "green", ModelStatus.MISSING: "yellow"}
+    table: list[list[Cell]] = []
     for spec in MODELS.values():
-        status = statuses[spec.name]
-        colour = colours.get(status, "red")
-        aliases = store.aliases_of(spec.name)
-        name = spec.name + (f" ({', '.join(aliases)})" if aliases else "")
-        size = f"{spec.size / 1e6:,.0f} MB" if spec.size >= 10e6 else f"{spec.size / 1e6:.1f} MB"
-        licence = spec.licence if spec.commercial else f"[red]{spec.licence}[/red]"
-        table.add_row(
-            name,
-            spec.summary,
-            size if spec.size_exact else f"~{size}",
-            f"~{spec.memory_mb / 1000:.1f} GB",
-            f"[{colour}]{status.value}[/{colour}]",
-            licence,
-            runtimes[spec.name],
+        status = store.status(spec).value
+        table.append(
+            [
+                spec.name,
+                ",".join(store.aliases_of(spec.name)) or "-",
+                _size(spec, sep=""),
+                (status, _STATUS_STYLE.get(status, "red")),
+                # CC BY-NC, unstated: said by the name (and in red on a terminal)
+                (short_licence(spec.licence), "" if spec.commercial else "red"),
+            ]
         )
-    Console().print(table)
+    print_table(("NAME", "ALIASES", "SIZE", "STATUS", "LICENCE"), table)
+
+
+@models_app.command("show")
+def models_show(
+    name: Annotated[str, typer.Argument(help="A catalogue name, or fast/precise.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Every detail of one model: summary, size and memory, status, the whole licence,
+    runtime on this machine, source, checksum, authors' page and figure, file path."""
+    from alphacut.config import get_settings
+
+    store = get_settings().model_store()
+    try:
+        spec = store.spec(name)
+    except AlphacutError as exc:
+        fail(exc.message, 2)
+    row = _row(spec, store, {spec.name: describe_runtimes()[spec.name]})
+    if as_json:
+        typer.echo(json.dumps(row, indent=2))
+    else:
+        _print_details(spec, row)
 
 
 def describe_runtimes() -> dict[str, str]:

@@ -7,6 +7,7 @@ one line and exit 2); then :mod:`alphacut.batch` decodes, predicts and writes in
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from alphacut.cli.common import err, fail
-from alphacut.errors import AlphacutError, InvalidInputError
+from alphacut.cli.tables import progress_shown
+from alphacut.errors import AlphacutError, FormatLimitError, InvalidInputError
 from alphacut.files import write_atomic
 from alphacut.models.registry import Refine
 
@@ -236,6 +238,96 @@ def _check_options(
         err.print("[yellow]warning:[/yellow] --quality does nothing for PNG (always lossless)")
 
 
+def output_format(fmt: str | None, output: Path | None) -> OutputFormat:
+    """The format to write: ``-o``'s suffix decides, ``-f`` where there is no suffix (stdout,
+    ``--out-dir``, ``-o`` without one), else PNG. ``-f`` and a suffix that say two formats
+    are refused before any work (exit 2): ``-f jpg -o x.png`` would otherwise write JPEG
+    bytes into a file every viewer takes for a PNG."""
+    from alphacut.engine.formats import FORMATS, OUTPUT_FORMATS, parse_format
+
+    named = parse_format(fmt) if fmt is not None else None
+    suffix = output.suffix if output is not None else ""
+    if output is None or not suffix:
+        return named or "png"
+    suffixes = ", ".join(f".{FORMATS[f].extension}" for f in OUTPUT_FORMATS) + " or .jpeg"
+    try:
+        implied = parse_format(suffix)
+    except InvalidInputError:
+        with_suffix = output.with_suffix(f".{FORMATS[named or 'png'].extension}")
+        raise InvalidInputError(
+            f"-o {output}: alphacut writes PNG, JPEG or WebP, and the file's suffix says "
+            f"which ({suffixes}); {suffix} is none of them: name it {with_suffix}"
+        ) from None
+    if named is not None and named != implied:
+        with_suffix = output.with_suffix(f".{FORMATS[named].extension}")
+        raise InvalidInputError(
+            f"-f {fmt} writes {named.upper()} but -o {output} ends in {suffix}, which says "
+            f"{implied.upper()}: name the file {with_suffix}, or leave -f out (the suffix "
+            "decides the format)"
+        )
+    return implied
+
+
+def _writable_folder(start: Path, label: str) -> None:
+    """Refuse a folder that could not be written (or made) later, after the model ran."""
+    folder = start
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InvalidInputError(f"{label}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InvalidInputError(f"{label}: cannot write into {folder}")
+
+
+def _check_jobs(jobs: list[Job], output: Path | None, out_dir: Path | None) -> None:
+    """What the planned jobs would refuse one by one after the model ran, refused once for
+    the whole run before it (exit 2): an output that is one of the inputs, image data to a
+    terminal, a folder that cannot be written."""
+    inputs = {job.source.resolve() for job in jobs if job.source is not None}
+    for job in jobs:
+        if job.target is None:
+            if sys.stdout.isatty():
+                raise InvalidInputError(
+                    "not writing image data to a terminal; use -o FILE or redirect: "
+                    "alphacut remove - < photo.jpg > cutout.png"
+                )
+        elif job.target.resolve() in inputs:
+            source = job.source if job.source is not None else "stdin"
+            raise InvalidInputError(
+                f"refusing to overwrite the input {job.target} with the cut-out of {source}; "
+                "choose another -o or --out-dir"
+            )
+    if output is not None:
+        _writable_folder(output.parent, f"-o {output}")
+    elif out_dir is not None:
+        _writable_folder(out_dir, f"--out-dir {out_dir}")
+    else:
+        for folder in sorted({job.target.parent for job in jobs if job.target is not None}):
+            _writable_folder(folder, "beside the inputs (--out-dir DIR writes elsewhere)")
+
+
+def _check_size(job: Job, fmt: OutputFormat, crop: bool) -> None:
+    """One photo that the output format cannot hold whole (a 20,000-pixel-wide strip as
+    WebP), refused from its header before the model runs; with --crop the cut-out may be
+    smaller, so it is left to the encoder. A header that cannot be read is left to the
+    decoder, which says what is wrong with the file."""
+    from PIL import Image
+
+    from alphacut.engine.encode import check_dimensions
+
+    if crop or job.source is None:
+        return
+    try:
+        with Image.open(job.source) as image:
+            width, height = image.size
+    except Exception:  # noqa: BLE001 - any unreadable header: the decoder reports it
+        return
+    try:  # either orientation: the limit is per side
+        check_dimensions(width, height, fmt)
+    except FormatLimitError as exc:
+        raise InvalidInputError(f"{job.source}: {exc.message}") from None
+
+
 REMOVE_HELP = (
     "Remove the background from images.\n\n"
     "Every path given is an input (use -o for the output file). Without -o or --out-dir, "
@@ -332,15 +424,65 @@ def remove(
         ),
     ] = None,
 ) -> None:
+    run_remove(
+        inputs,
+        output=output,
+        out_dir=out_dir,
+        model=model,
+        refine=refine,
+        mask=mask,
+        bg=bg,
+        crop=crop,
+        crop_margin=crop_margin,
+        fmt=fmt,
+        quality=quality,
+        skip_existing=skip_existing,
+        box=box,
+        points=points,
+        report_file=report_file,
+    )
+
+
+def resume_command(argv: list[str]) -> str:
+    """The command line that ran, with ``--skip-existing``: what resumes an interrupted
+    folder run. ``python -m alphacut`` is said as such; the program as it was typed."""
+    program = argv[0]
+    head = [sys.executable, "-m", "alphacut"] if program.endswith("__main__.py") else [program]
+    rest = argv[1:] if "--skip-existing" in argv else [*argv[1:], "--skip-existing"]
+    return shlex.join([*head, *rest])
+
+
+def run_remove(
+    inputs: list[str],
+    *,
+    output: Path | None = None,
+    out_dir: Path | None = None,
+    model: str | None = None,
+    refine: Refine | None = None,
+    mask: bool = False,
+    bg: str | None = None,
+    crop: bool = False,
+    crop_margin: str = "0",
+    fmt: str | None = None,
+    quality: int | None = None,
+    skip_existing: bool = False,
+    box: str | None = None,
+    points: list[str] | None = None,
+    report_file: Path | None = None,
+    command: list[str] | None = None,
+) -> None:
+    """``alphacut remove``, for the command and for rembg's verbs (:mod:`alphacut.cli.rembg`),
+    which pass the ``alphacut remove`` command line they stand for as ``command`` (what an
+    interrupted run says to resume with; default: this process's own)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from alphacut.batch import Outcome, run_pipeline
     from alphacut.engine.config import engine_settings
     from alphacut.engine.decode import DecodedImage
-    from alphacut.engine.formats import parse_format
     from alphacut.engine.hints import MAX_POINTS, Hints, parse_box, parse_point
     from alphacut.engine.pipeline import Cutout, Prediction, Remover
 
+    ready: dict[Job, DecodedImage] = {}  # decoded before the model loads (--box, --point)
     try:
         if output is not None and out_dir is not None:
             raise InvalidInputError("use either -o or --out-dir, not both")
@@ -350,13 +492,14 @@ def remove(
             parse_box(box) if box is not None else None,
             tuple(parse_point(text) for text in points or []),
         )
-        chosen = parse_format(fmt or (output.suffix if output and output.suffix else "png"))
+        chosen = output_format(fmt, output)
         _check_options(chosen, bg, mask, crop, crop_margin, quality)
         if report_file is not None:
             check_report(report_file)
         jobs = _plan(inputs, output, out_dir, chosen, mask)
         if hints and len(jobs) != 1:
             raise InvalidInputError("--box and --point are in one photo's pixels: give one input")
+        _check_jobs(jobs, output, out_dir)
         if skip_existing:
             kept = [job for job in jobs if job.target is None or not job.target.exists()]
             if len(kept) < len(jobs):
@@ -366,12 +509,19 @@ def remove(
                 if report_file is not None:
                     write_report(report_file, [])  # never an old report left looking current
                 return
+        if len(jobs) == 1:
+            _check_size(jobs[0], chosen, crop)
         # The engine's settings only: a service setting (database, blob store...) that does
         # not validate is no reason to refuse a local removal.
         settings = engine_settings()
         # One model pass at a time here (alphacut.batch): one stream, compiled once.
         settings = settings.model_copy(update={"inference_streams": 1})
         remover = Remover(model, refine=refine, settings=settings, store=settings.model_store())
+        if hints:  # checked against the photo (upright) before the model loads: exit 2
+            (job,) = jobs
+            decoded = remover.decode(job.source if job.source is not None else sys.stdin.buffer)
+            hints.check(*decoded.image.size)
+            ready[job] = decoded
         if not remover.installed():
             remover.load()  # fail once, clearly: the model is missing
     except AlphacutError as exc:
@@ -390,10 +540,10 @@ def remove(
 
     # The three stages of alphacut.batch: load (own thread), model (here), finish (own thread).
     def load(job: Job) -> DecodedImage:
-        if job.target is not None and job.target.resolve() in inputs_resolved:
-            raise InvalidInputError(f"refusing to overwrite the input {job.target}")
-        if job.target is None and sys.stdout.isatty():
-            raise InvalidInputError("not writing image data to a terminal; use -o FILE")
+        if job.target is not None and job.target.resolve() in inputs_resolved:  # checked
+            raise InvalidInputError(f"refusing to overwrite the input {job.target}")  # a race
+        if job in ready:
+            return ready.pop(job)
         return remover.decode(job.source if job.source is not None else sys.stdin.buffer)
 
     def predict(job: Job, decoded: DecodedImage) -> Prediction:
@@ -444,23 +594,37 @@ def remove(
                 err.print(f"{name} -> {job.target} ({size}, {seconds:.2f} s{sure}){doubt}")
 
     expected = (AlphacutError, OSError)
-    if len(jobs) == 1:
-        run_pipeline(jobs, load, predict, finish, report, expected)
-    else:
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-        )
-        with Progress(*columns, console=err, transient=False) as progress:
-            task = progress.add_task("removing backgrounds", total=len(jobs))
+    try:
+        if len(jobs) == 1:
+            run_pipeline(jobs, load, predict, finish, report, expected)
+        else:
+            # A bar on a terminal only: piped or logged, the failures and the summary alone.
+            columns = (
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+            )
+            shown = progress_shown()
+            with Progress(*columns, console=err, transient=False, disable=not shown) as progress:
+                task = progress.add_task("removing backgrounds", total=len(jobs))
 
-            def report_and_advance(outcome: Outcome[Job, Cutout]) -> None:
-                report(outcome)
-                progress.advance(task)
+                def report_and_advance(outcome: Outcome[Job, Cutout]) -> None:
+                    report(outcome)
+                    progress.advance(task)
 
-            run_pipeline(jobs, load, predict, finish, report_and_advance, expected)
+                run_pipeline(jobs, load, predict, finish, report_and_advance, expected)
+    except KeyboardInterrupt:
+        done = len(rows) - failures
+        failed = f", {failures} failed" if failures else ""
+        err.print(f"interrupted: {done} of {len(jobs)} done{failed}", markup=False)
+        if report_file is not None:
+            _write_report_or_fail(report_file, rows)
+        if len(jobs) > 1:
+            resume = shlex.join(command) if command else resume_command(sys.argv)
+            err.print(f"to resume: {resume}", markup=False, soft_wrap=True)
+        raise typer.Exit(130) from None
+    if len(jobs) > 1:
         done = len(jobs) - failures
         err.print(f"{done} of {len(jobs)} done in {time.perf_counter() - started:.1f} s")
         doubtful = [row for row in rows if row.doubtful]
@@ -471,10 +635,14 @@ def remove(
                 f"(confidence under {threshold:g}){listed}"
             )
     if report_file is not None:
-        try:
-            write_report(report_file, rows)
-        except OSError as exc:
-            fail(f"could not write the report {report_file}: {exc.strerror or exc}")
-        err.print(f"report: {report_file} ({len(rows)} rows)")
+        _write_report_or_fail(report_file, rows)
     if failures:
         raise typer.Exit(1)
+
+
+def _write_report_or_fail(path: Path, rows: list[ReportRow]) -> None:
+    try:
+        write_report(path, rows)
+    except OSError as exc:
+        fail(f"could not write the report {path}: {exc.strerror or exc}")
+    err.print(f"report: {path} ({len(rows)} rows)")

@@ -259,9 +259,11 @@ def _print_confidence(console: Console, reports: list[ConfidenceReport]) -> None
     if not reports:
         return
     console.print(
-        "confidence, the estimated IoU against the real one: AUROC for IoU under 0.80 "
-        f"(BAD: how many), Spearman, mean |confidence - IoU|, doubtful (under "
-        f"{reports[0].threshold:g}) and how many of them really under 0.80:"
+        "confidence, the estimated IoU, against the real one:\n"
+        "  BAD: photos under IoU 0.80; AUROC: how well the confidence finds them;\n"
+        "  SPEARMAN: rank correlation; MEAN_ERR: mean |confidence - IoU|;\n"
+        f"  DOUBTFUL: under {reports[0].threshold:g}; REALLY: of those, under IoU 0.80",
+        markup=False,
     )
     print_table(
         ("AUROC", "BAD", "SPEARMAN", "MEAN_ERR", "DOUBTFUL", "REALLY", "NO_SUBJECT", "VARIANT"),

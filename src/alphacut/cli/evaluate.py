@@ -79,9 +79,11 @@ def eval_command(
         ),
     ] = 0,
 ) -> None:
-    """Score alphacut against hand-made masks: IoU, MAE, boundary F, SAD, gradient error and
-    seconds per image, overall and for small subjects (under 5% of the frame) apart; one row
-    per model, refinement and runtime, side by side. With two or more --runtime, each
+    """Score models and refinements against hand-made masks.
+
+    IoU, MAE, boundary F, SAD, gradient error and seconds per image, overall and for small
+    subjects (under 5% of the frame) apart; one row per model, refinement and runtime, side
+    by side. With two or more --runtime, each
     runtime after the first is judged against it by the rule for a change of runtime or
     precision (mean IoU within 0.002, mean boundary F within 0.005, no photo's mask below IoU
     0.80 against the reference's): exit status 1 if one fails. For each variant, how well

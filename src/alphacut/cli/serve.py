@@ -170,8 +170,10 @@ def doctor(
         typer.Option("--grace", min=0, help="Leave files younger than this (seconds) alone."),
     ] = 600.0,
 ) -> None:
-    """Check that every image row has its file and every file its row (after a crash), and
-    report unknown files in the store (--repair moves them to blobs-quarantine/)."""
+    """Check the image store against its database (after a crash).
+
+    Every image row must have its file and every file its row; unknown files in the store
+    are reported (--repair moves them to blobs-quarantine/)."""
     from alphacut.config import get_settings
     from alphacut.service.doctor import examine, model_runtimes
     from alphacut.storage.factory import open_blob_store

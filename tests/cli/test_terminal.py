@@ -267,3 +267,28 @@ def test_rembg_verbs_stay_out_of_the_help() -> None:
     shown = run("--help", env={"COLUMNS": "120"}).stdout
     assert "remove" in shown
     assert not any(line.strip().startswith(("i ", "p ", "s ")) for line in shown.splitlines())
+
+
+def test_ctrl_c_in_install_and_eval_exits_130(
+    tmp_path: Path, photo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not click's "Aborted!" and exit 1: the shell's 130 and a line that says what now
+    (in-process: the interrupt raised where the download or the scoring would be)."""
+    from typer.testing import CliRunner
+
+    import alphacut.evaluation
+    from alphacut.cli import app
+    from alphacut.models.install import ModelInstaller
+
+    def interrupt(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ModelInstaller, "install", interrupt)
+    monkeypatch.setattr(alphacut.evaluation, "evaluate", interrupt)
+    installing = CliRunner().invoke(app, ["models", "install", "u2net"])
+    assert installing.exit_code == 130 and "resumes" in installing.stderr
+    shutil.copy(photo, tmp_path / "car.jpg")
+    Image.new("L", (480, 360)).save(tmp_path / "car.png")
+    (tmp_path / "pairs.csv").write_text("image,mask\ncar.jpg,car.png\n")
+    scoring = CliRunner().invoke(app, ["eval", str(tmp_path), "-m", "fast"])
+    assert scoring.exit_code == 130 and "interrupted" in scoring.stderr

@@ -143,6 +143,9 @@ def eval_command(
             )
         except (AlphacutError, ValueError, OSError) as exc:  # a bad photo, mask or pairing
             fail(str(exc))
+        except KeyboardInterrupt:  # Ctrl-C: the shell's 130, not click's "Aborted!" and 1
+            err.print("interrupted: nothing scored is printed (--limit N scores fewer pairs)")
+            raise typer.Exit(130) from None
     summaries = summarize(results)
     # Plain tables (alphacut.cli.tables): one line a variant, figures first and the variant
     # (which holds spaces) last, so that grep and awk read them.

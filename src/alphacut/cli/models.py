@@ -114,6 +114,9 @@ def models_install(
         except OSError as exc:  # a full disk, a folder or --from file that cannot be read
             where = f"{exc.filename}: " if exc.filename else ""
             fail(f"{where}{exc.strerror or exc} (a download cut off here resumes next time)")
+        except KeyboardInterrupt:  # Ctrl-C: the shell's 130, not click's "Aborted!" and 1
+            err.print("interrupted; the same command again resumes a download cut off here")
+            raise typer.Exit(130) from None
     for result in results:
         if result.action == "present":
             err.print(f"{result.name}: already installed and verified")

@@ -170,6 +170,8 @@ def test_the_same_pixels_as_remove_bg(
         ({}, "give a color"),
         ({"shadow": "yes"}, "shadow"),
         ({"shadow": True, "shadow_opacity": 101}, "shadow_opacity"),
+        ({"color": "red", "shadow_opacity": 30}, "send shadow: true"),
+        ({"color": "red", "format": "tiff"}, "auto, "),
         ({"color": "red", "format": "gif"}, "format"),
         ({"color": "red", "name": ""}, "name"),
         ({"color": "red", "extra": 1}, "extra"),

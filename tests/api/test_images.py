@@ -249,6 +249,14 @@ def test_publish_and_unpublish(upload: Upload, api: httpx.Client, photo: Path) -
     assert api.get(f"/v1/images/{image['id']}/download").status_code == 200
 
 
+def test_a_404_quotes_at_most_64_characters_of_the_id(api: httpx.Client) -> None:
+    long_id = "image_" + "z" * 2000
+    body = _error(api.get(f"/v1/images/{long_id}"), 404, "not found")
+    assert "z" * 58 + "..." in body["message"] and "z" * 59 not in body["message"], body
+    body = _error(api.post(f"/v1/images/{long_id}/publish"), 404, "not found")
+    assert len(body["message"]) < 100, body
+
+
 def test_unknown_public_tokens(server: Server) -> None:
     _error(httpx.get(f"{server.url}/p/{'a' * 43}"), 404)
     _error(httpx.get(f"{server.url}/p/{'a' * 100}"), 404)

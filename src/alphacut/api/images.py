@@ -38,6 +38,7 @@ from alphacut.errors import (
     NotImplementedFeatureError,
 )
 from alphacut.service.cutout import CutoutRequest, Source
+from alphacut.service.images import said
 
 router = APIRouter(prefix="/v1/images", tags=["images"], route_class=BoundedJsonRoute)
 JSON_RULES = [Depends(json_body_rules)]
@@ -361,7 +362,7 @@ def watermark(
         try:
             source = svc.images.get(key.id, item.id)
         except NotFoundError:
-            raise NotFoundError(f"watermark image {item.id!r} not found") from None
+            raise NotFoundError(f"watermark image {said(item.id)} not found") from None
         marks.append(
             ops.Mark(
                 source=source.id,
@@ -406,7 +407,7 @@ def background(
             photo = svc.images.get(key.id, body.background_image_id)
         except NotFoundError:
             raise NotFoundError(
-                f"background image {body.background_image_id!r} not found"
+                f"background image {said(body.background_image_id)} not found"
             ) from None
         limit = svc.settings.max_input_pixels
         if photo.width * photo.height > limit:  # stored under an older, higher limit

@@ -261,7 +261,9 @@ class AddWatermarks(Strict):
 
 
 def _auto_or_known(name: str) -> str:
-    return name if name == "auto" else _known_format(name)
+    if name != "auto" and name not in SPELLINGS:
+        raise ValueError(f"must be one of auto, {', '.join(SPELLINGS)}")
+    return name
 
 
 class ApplyBackground(Strict):
@@ -287,7 +289,9 @@ class ApplyBackground(Strict):
         " the cut-out's own photo makes a blurred backdrop).",
     )
     shadow: bool = Field(False, description="A soft drop shadow under the subject.")
-    shadow_opacity: int = Field(50, ge=0, le=100, description="The shadow's opacity, %.")
+    shadow_opacity: int = Field(
+        50, ge=0, le=100, description="The shadow's opacity, % (with shadow: true)."
+    )
     format: Annotated[
         str,
         AfterValidator(_auto_or_known),
@@ -297,6 +301,13 @@ class ApplyBackground(Strict):
         description="auto (the default): PNG where the result has transparency, else JPEG.",
     )
     name: ImageName | None = None
+
+    @model_validator(mode="after")
+    def _opacity_needs_a_shadow(self) -> ApplyBackground:
+        # An opacity without the shadow would be dropped without a word: say so instead.
+        if "shadow_opacity" in self.model_fields_set and not self.shadow:
+            raise ValueError("shadow_opacity sets the shadow's opacity: send shadow: true too")
+        return self
 
 
 class Health(BaseModel):

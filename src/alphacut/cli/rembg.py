@@ -49,6 +49,10 @@ Decontaminate = Annotated[
     bool, typer.Option("-dc", "--decontaminate", metavar="", help="Not needed (always done).")
 ]
 Vitmatte = Annotated[bool, typer.Option("-vm", "--vitmatte", metavar="", help="Not needed.")]
+# rembg's alpha-matting thresholds: taken (so its command lines parse), hidden, unneeded.
+MattingFg = Annotated[int | None, typer.Option("-af", hidden=True)]
+MattingBg = Annotated[int | None, typer.Option("-ab", hidden=True)]
+MattingErode = Annotated[int | None, typer.Option("-ae", hidden=True)]
 Extras = Annotated[str | None, typer.Option("-x", "--extras", help="Refused (rembg's own).")]
 
 
@@ -119,9 +123,9 @@ def rembg_i(
     only_mask: OnlyMask = False,
     bgcolor: BgColour = None,
     alpha_matting: Matting = False,
-    fg_threshold: Annotated[int | None, typer.Option("-af", hidden=True)] = None,
-    bg_threshold: Annotated[int | None, typer.Option("-ab", hidden=True)] = None,
-    erode_size: Annotated[int | None, typer.Option("-ae", hidden=True)] = None,
+    fg_threshold: MattingFg = None,
+    bg_threshold: MattingBg = None,
+    erode_size: MattingErode = None,
     post_process: PostProcess = False,
     decontaminate: Decontaminate = False,
     vitmatte: Vitmatte = False,
@@ -160,9 +164,9 @@ def rembg_p(
     only_mask: OnlyMask = False,
     bgcolor: BgColour = None,
     alpha_matting: Matting = False,
-    fg_threshold: Annotated[int | None, typer.Option("-af", hidden=True)] = None,
-    bg_threshold: Annotated[int | None, typer.Option("-ab", hidden=True)] = None,
-    erode_size: Annotated[int | None, typer.Option("-ae", hidden=True)] = None,
+    fg_threshold: MattingFg = None,
+    bg_threshold: MattingBg = None,
+    erode_size: MattingErode = None,
     post_process: PostProcess = False,
     decontaminate: Decontaminate = False,
     vitmatte: Vitmatte = False,

@@ -93,11 +93,7 @@ class Effects:
             len(self.position) == 2 and all(_number(x) and 0 <= x <= 1 for x in self.position)
         ):
             raise InvalidInputError("position must be two fractions from 0 to 1")
-        opacity = self.shadow_opacity
-        if opacity is not None and not (
-            isinstance(opacity, int) and not isinstance(opacity, bool) and 0 <= opacity <= 100
-        ):
-            raise InvalidInputError("shadow_opacity must be an integer from 0 to 100")
+        _check_opacity(self.shadow_opacity)
         if self.background_color is not None:
             parse_color(self.background_color)  # a bad colour is refused before any work
         if self.background_color is not None and self.background_image is not None:
@@ -253,6 +249,18 @@ def with_shadow(cut: Image.Image, opacity: int) -> Image.Image:
     return Image.alpha_composite(shadow, cut)
 
 
+def _check_opacity(opacity: int | None) -> None:
+    if opacity is not None and not (
+        isinstance(opacity, int) and not isinstance(opacity, bool) and 0 <= opacity <= 100
+    ):
+        raise InvalidInputError("shadow_opacity must be an integer from 0 to 100")
+
+
+def _check_blur(blur: float) -> None:
+    if not (_number(blur) and 0 <= blur <= MAX_BLUR):
+        raise InvalidInputError(f"blur must be a number of pixels from 0 to {MAX_BLUR}")
+
+
 def on_photo(
     cut: Image.Image, background: Image.Image, max_pixels: int, blur: float = 0.0
 ) -> Image.Image:
@@ -260,8 +268,7 @@ def on_photo(
     aspect ratio kept (remove.bg's rule), unless it already has the canvas's size; then
     blurred by ``blur`` px (at most :data:`MAX_BLUR`: a Gaussian's cost does not grow with
     its radius in Pillow, which runs it as three box blurs)."""
-    if not (_number(blur) and 0 <= blur <= MAX_BLUR):
-        raise InvalidInputError(f"blur must be a number of pixels from 0 to {MAX_BLUR}")
+    _check_blur(blur)
     background = background.convert("RGBA")
     if background.size != cut.size:
         # Only the part that stays visible is scaled (operations.resize's cover): scaling
@@ -296,8 +303,7 @@ class Background(Operation):
         """Every refusal here is a 400 before any work."""
         if self.color is not None and self.image is not None:
             raise InvalidInputError("give at most one background: a color or an image")
-        if not (_number(self.blur) and 0 <= self.blur <= MAX_BLUR):
-            raise InvalidInputError(f"blur must be a number of pixels from 0 to {MAX_BLUR}")
+        _check_blur(self.blur)
         if self.blur and self.image is None:
             raise InvalidInputError(
                 "blur blurs the background photo: name it with background_image_id (the "
@@ -307,7 +313,7 @@ class Background(Operation):
             raise InvalidInputError("give a color, a background_image_id or shadow: true")
         if self.color is not None:
             parse_color(self.color)
-        Effects(shadow_opacity=self.shadow_opacity)  # its check of the opacity
+        _check_opacity(self.shadow_opacity)
 
     def extra_bytes(self, size: Size, max_pixels: int) -> int:
         return _PHOTO_BYTES_PER_PX * self.image_size[0] * self.image_size[1] + BYTES_PER_PX * (

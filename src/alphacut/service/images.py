@@ -42,6 +42,13 @@ DEFAULT_QUALITY = 90
 CONVERTED_QUALITY = 95
 
 
+def said(image_id: str | None) -> str:
+    """An id as a caller sent it, quoted for a message: at most 64 characters (every id
+    alphacut makes is shorter), so a 404 never echoes a long string back."""
+    text = str(image_id)
+    return repr(text if len(text) <= 64 else text[:64] + "...")
+
+
 class ImageService:
     def __init__(
         self,
@@ -157,7 +164,7 @@ class ImageService:
     def get(self, key_id: str, image_id: str) -> ImageRecord:
         record = self.db.image(key_id, image_id)
         if record is None:
-            raise NotFoundError(f"image {image_id!r} not found")
+            raise NotFoundError(f"image {said(image_id)} not found")
         return record
 
     def read(self, record: ImageRecord) -> bytes:
@@ -166,31 +173,31 @@ class ImageService:
         try:
             return self.blobs.get(record.blob_key)
         except BlobNotFoundError:
-            raise NotFoundError(f"image {record.id!r} not found: it was deleted") from None
+            raise NotFoundError(f"image {said(record.id)} not found: it was deleted") from None
 
     def page(self, key_id: str, take: int, from_id: str | None) -> Page:
         page = self.db.page(key_id, take, from_id)
         if page is None:
-            raise InvalidInputError(f"from: {from_id!r} is not the id of one of your images")
+            raise InvalidInputError(f"from: {said(from_id)} is not the id of one of your images")
         return page
 
     def delete(self, key_id: str, image_id: str) -> None:
         record = self.db.delete_image(key_id, image_id)
         if record is None:
-            raise NotFoundError(f"image {image_id!r} not found")
+            raise NotFoundError(f"image {said(image_id)} not found")
         self.blobs.delete(record.blob_key)
 
     def publish(self, key_id: str, image_id: str) -> ImageRecord:
         """Idempotent and atomic: every publish of an image answers the same live URL."""
         published = self.db.publish(key_id, image_id, new_public_token())
         if published is None:
-            raise NotFoundError(f"image {image_id!r} not found")
+            raise NotFoundError(f"image {said(image_id)} not found")
         return published
 
     def unpublish(self, key_id: str, image_id: str) -> ImageRecord:
         record = self.db.unpublish(key_id, image_id)
         if record is None:
-            raise NotFoundError(f"image {image_id!r} not found")
+            raise NotFoundError(f"image {said(image_id)} not found")
         return record
 
     def published(self, token: str) -> ImageRecord:

@@ -96,6 +96,7 @@ def http_clicks(folder: Path, clicks: int) -> None:
         f"{statistics.median(answers):.3f} s, worst {max(answers):.3f} s; with the PNG's "
         f"download median {statistics.median(waits):.3f} s, worst {max(waits):.3f} s"
     )
+    print("each answer, in order:", " ".join(f"{a:.3f}" for a in answers))
 
 
 def main() -> None:

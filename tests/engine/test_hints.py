@@ -341,3 +341,26 @@ def test_a_click_after_others_reuses_their_edits_and_gets_the_same_answer() -> N
         stepped = correct(rgb, _alpha(square), Hints(points=clicks[:count]))
     assert np.array_equal(stepped, fresh)
     assert len(hints._EDITS._kept) == len(clicks)
+
+
+def test_a_large_grabcut_window_is_worked_out_shrunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GrabCut's cost grows faster than its window: a click deep in a large mistake has it
+    worked out at most GRABCUT_PIXELS large (the click's answer time stays bounded), and the
+    mistake still goes: the missed disc (35 px deep: a 280x240 window) comes in whole."""
+    from alphacut.engine import hints
+
+    rgb, square, disc = _scene()
+    sizes: list[int] = []
+    grabcut = cv2.grabCut
+
+    def counted(image: npt.NDArray[np.uint8], *args: object) -> object:
+        sizes.append(image.shape[0] * image.shape[1])
+        return grabcut(image, *args)
+
+    monkeypatch.setattr(cv2, "grabCut", counted)
+    hints._EDITS._kept.clear()
+    corrected = correct(rgb, _alpha(square), Hints(points=(Point(230, 120),))) >= 128
+    assert sizes and max(sizes) <= hints.GRABCUT_PIXELS < 280 * 240
+    assert corrected[disc].mean() > 0.95
+    assert corrected[square].mean() > 0.99
+    assert corrected[~(square | disc)].mean() < 0.01

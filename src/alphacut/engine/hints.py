@@ -72,6 +72,7 @@ SEED = 0.5  # x d: the disc around a click that is probably the side it asks for
 DROP_DEPTH = 0.8  # a part whose deepest point's depth the click is within this share of: drop
 CLICK_RADIUS = 3  # working px: a click's own disc, always honoured
 GRABCUT_ITERATIONS = 2
+GRABCUT_PIXELS = 8_000  # working px: a larger GrabCut window is worked out shrunk to this
 PROPOSE_FROM = 0.01  # x the working longest side: a subject click this far from the mask
 PROPOSAL_REACH = 1.5  # x d: the half-side of the model's window around such a click
 PROPOSAL_WINDOW = (0.15, 0.4)  # x the photo's longest side: the half-side's bounds
@@ -449,7 +450,31 @@ def _drop_part(labels: npt.NDArray[np.bool_], clicks: list[tuple[int, int, bool]
 
 
 def _grabcut(image: npt.NDArray[np.uint8], trimap: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
-    """GrabCut's subject in ``image`` from a trimap of OpenCV's labels (edited copy)."""
+    """GrabCut's subject in ``image`` from a trimap of OpenCV's labels (edited copy). A
+    window over :data:`GRABCUT_PIXELS` is worked out shrunk to that many pixels and the answer
+    scaled back, the certain pixels kept: GrabCut's cost grows faster than its area (0.34 s
+    for the whole 320x180 working photo here, 0.03 s at 120x67), and a window that large is
+    one around a large mistake, where a coarser edge costs little."""
+    height, width = trimap.shape
+    shrink = math.sqrt(GRABCUT_PIXELS / (height * width))
+    if shrink < 1:
+        size = (max(1, round(width * shrink)), max(1, round(height * shrink)))
+        coarse = _grabcut_at(
+            np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA)),
+            np.asarray(cv2.resize(trimap, size, interpolation=cv2.INTER_NEAREST), np.uint8),
+        )
+        level = cv2.resize(
+            coarse.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR
+        )
+        found_back: npt.NDArray[np.bool_] = (level >= 0.5) & (trimap != cv2.GC_BGD)
+        found_back |= trimap == cv2.GC_FGD
+        return found_back
+    return _grabcut_at(image, trimap)
+
+
+def _grabcut_at(
+    image: npt.NDArray[np.uint8], trimap: npt.NDArray[np.uint8]
+) -> npt.NDArray[np.bool_]:
     subject = (trimap == cv2.GC_FGD) | (trimap == cv2.GC_PR_FGD)
     if subject.all() or not subject.any():  # one side only: no colour model for the other
         return np.asarray(subject, dtype=bool)

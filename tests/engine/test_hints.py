@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -353,7 +354,7 @@ def test_a_large_grabcut_window_is_worked_out_shrunk(monkeypatch: pytest.MonkeyP
     sizes: list[int] = []
     grabcut = cv2.grabCut
 
-    def counted(image: npt.NDArray[np.uint8], *args: object) -> object:
+    def counted(image: npt.NDArray[np.uint8], *args: Any) -> Any:
         sizes.append(image.shape[0] * image.shape[1])
         return grabcut(image, *args)
 

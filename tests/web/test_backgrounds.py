@@ -87,6 +87,7 @@ def test_colour_photo_blur_and_shadow_change_the_pixels(
 ) -> None:
     key = local.new_key()
     page = page_on(local, LAPTOP, key=key)
+    page.clock.install()  # time runs as usual, until fast_forward below
     card = _one_done(page, photo)
     cut = _png(card, page)
     empty = cut[..., 3] == 0
@@ -95,6 +96,8 @@ def test_colour_photo_blur_and_shadow_change_the_pixels(
     corner = (int(xs[0]), int(ys[0]))
     asked: list[str] = []
     page.on("request", lambda r: asked.append(r.url) if r.url.endswith("/background") else None)
+    uploads: list[str] = []
+    page.on("request", lambda r: uploads.append(r.url) if r.url.endswith("/upload") else None)
 
     # A swatch, by the keyboard: the server's cut-out on that colour, shown and downloaded.
     swatch = card.get_by_role("button", name="Blue")
@@ -155,6 +158,15 @@ def test_colour_photo_blur_and_shadow_change_the_pixels(
     shadowed = _png(card, page)
     assert (shadowed[..., 3] == 0).mean() > 0.1, "still transparent away from the subject"
     assert ((shadowed[..., 3] > 0) & empty).sum() > 200, "a shadow where it was transparent"
+
+    # Five choices, three uploads: the cut-out, the lawn and the original, each sent once and
+    # kept on the server while the controls are in use; every result deleted once downloaded.
+    assert len(uploads) == 3, uploads
+    with local.client(key) as api:
+        kept = {image["name"] for image in api.get("/v1/images").json()["data"]}
+    assert kept == {"cutout.png", "background"}, kept
+    # Left alone, the page deletes them.
+    page.clock.fast_forward(31_000)
     _nothing_left(page, local, key)
 
 
@@ -180,12 +192,18 @@ def test_a_correction_gets_the_background_again(
     _shown(card, "color")
     corrected = _png(card, page)
     assert (corrected[erase[2], erase[0] + 12 : erase[1] - 12, :3] == red).all()
+    # Dismissed, the card takes its copies on the server with it (the first cut-out's went
+    # when the correction replaced it).
+    key = page.evaluate("localStorage.getItem('alphacut.apiKey')")
+    card.locator(".dismiss").click()
+    _nothing_left(page, local, key)
 
 
 def test_a_batch_takes_one_background_and_zips_it(
     local: Server, page_on: Callable[..., Page], photo: Path, portrait: Path
 ) -> None:
-    page = page_on(local, LAPTOP, key=local.new_key())
+    key = local.new_key()
+    page = page_on(local, LAPTOP, key=key)
     choose_fast(page)
     add_files(page, photo, portrait)
     cards = page.locator(".card")
@@ -206,6 +224,11 @@ def test_a_batch_takes_one_background_and_zips_it(
         for member in archive.namelist():
             image = np.asarray(Image.open(io.BytesIO(archive.read(member))).convert("RGBA"))
             assert tuple(image[2, 2]) == (0, 0, 0, 255), member
+    # Leaving the page deletes the cut-outs' copies it kept for the backgrounds.
+    with local.client(key) as api:
+        assert len(api.get("/v1/images").json()["data"]) == 2
+    page.goto("about:blank")
+    _nothing_left(page, local, key)
 
 
 def test_phone_background_controls_beside_the_image(

@@ -115,6 +115,8 @@ function request(method, path, { body, json, onUpload, responseType = "json" } =
 // Keys ---------------------------------------------------------------------------------------
 
 function setKey(key, source) {
+  // Background copies were uploaded with the old key: deleted with it.
+  if (key !== state.key) document.querySelectorAll("#results .card").forEach((card) => forgetCopies(card));
   state.key = key;
   state.keySource = key ? source : null;
   if (key) {
@@ -707,12 +709,15 @@ async function keepCorrection(card, blob, edits, summary) {
 // A colour, a photo, the original blurred, and a drop shadow, put under the cut-out by the
 // server (POST /v1/images/{id}/background: the engine code of the remove.bg dialect's bg_color,
 // bg_image and add_shadow), never drawn by the page: what the card shows and downloads is what
-// the API makes. Each choice uploads the card's cut-out (the editor's correction, if any) and
-// the photo, asks for a lossless PNG, and deletes the three server copies. Its result is kept
-// per choice (BACKGROUNDS_KEPT of them), so that going back to one is instant; a new cut-out
-// forgets them.
+// the API makes. The card's cut-out (the editor's correction, if any) and each photo put under
+// it are uploaded once and kept on the server while the controls are in use, so that a choice
+// costs one request and its download (then the result is deleted); those copies are deleted
+// COPIES_IDLE_MS after the last choice, when the cut-out changes, when the card is dismissed
+// and when the page is left. Each result is kept in the page per choice (BACKGROUNDS_KEPT of
+// them), so that going back to one is instant; a new cut-out forgets them.
 
 const BACKGROUNDS_KEPT = 8;
+const COPIES_IDLE_MS = 30_000;
 const photoIds = new WeakMap(); // a background photo (a File) -> a number for the cache's keys
 let photoCount = 0;
 
@@ -769,28 +774,66 @@ function backgroundChoice(card) {
 
 // The server's cut-out on this background: a PNG, lossless (the page makes JPEG and WebP from it).
 async function backgroundOnServer(card, choice) {
-  const created = [];
+  holdCopies(card, +1);
   try {
-    const cut = await upload(card.cutBlob, "cutout.png");
-    created.push(cut.id);
+    const cut = await serverCopy(card, card.cutBlob, "cutout.png");
     const body = { format: "png" };
     if (choice.color) body.color = choice.color;
     if (choice.photo) {
-      const photo = await upload(choice.photo, "background");
-      created.push(photo.id);
+      const photo = await serverCopy(card, choice.photo, "background");
       body.background_image_id = photo.id;
       // The original, blurred by about 1.5% of its longer side: the subject stands out and
       // the scene is still recognised (the server takes at most 100 px).
       if (choice.kind === "blur") body.blur = Math.min(100, Math.max(4, Math.round(Math.max(cut.width, cut.height) / 64)));
     }
     if (choice.shadow) body.shadow = true;
-    const result = await request("POST", `/v1/images/${cut.id}/background`, { json: body });
-    created.push(result.id);
-    const blob = await request("GET", `/v1/images/${result.id}/download`, { responseType: "blob" });
-    return { blob, url: URL.createObjectURL(blob), opaque: choice.kind !== "transparent" };
+    let result;
+    try {
+      result = await request("POST", `/v1/images/${cut.id}/background`, { json: body });
+    } catch (error) {
+      if (error.status === 404) forgetCopies(card); // gone from the server: upload them anew
+      throw error;
+    }
+    try {
+      const blob = await request("GET", `/v1/images/${result.id}/download`, { responseType: "blob" });
+      return { blob, url: URL.createObjectURL(blob), opaque: choice.kind !== "transparent" };
+    } finally {
+      request("DELETE", `/v1/images/${result.id}`).catch(() => {});
+    }
   } finally {
-    for (const id of created) request("DELETE", `/v1/images/${id}`).catch(() => {});
+    holdCopies(card, -1);
   }
+}
+
+// A blob's copy on the server (an Image object), uploaded once while the card keeps it.
+function serverCopy(card, blob, name) {
+  card.copies ||= new Map();
+  let copy = card.copies.get(blob);
+  if (!copy) {
+    copy = upload(blob, name);
+    card.copies.set(blob, copy);
+    copy.catch(() => { if (card.copies.get(blob) === copy) card.copies.delete(blob); });
+  }
+  return copy;
+}
+
+// Choices in flight hold the copies; COPIES_IDLE_MS after the last one ends they are deleted.
+function holdCopies(card, change) {
+  card.copiesHeld = (card.copiesHeld || 0) + change;
+  clearTimeout(card.copiesTimer);
+  if (card.copiesHeld === 0) card.copiesTimer = setTimeout(() => forgetCopies(card), COPIES_IDLE_MS);
+}
+
+// Deleted with the key they were uploaded with (the key may change before an upload ends);
+// keepalive: sent even as the page goes.
+function forgetCopies(card, keepalive = false) {
+  clearTimeout(card.copiesTimer);
+  const headers = { "x-api-key": state.key || "" };
+  for (const copy of card.copies?.values() || []) {
+    copy.then(({ id }) => fetch(`/v1/images/${id}`, { method: "DELETE", keepalive, headers }), () => {})
+      .catch(() => {});
+  }
+  card.copies?.clear();
 }
 
 // The cached result of a choice, made once (a failed one is forgotten, to be tried again).
@@ -822,6 +865,7 @@ async function shownBackground(card) {
 function forgetBackgrounds(card) {
   for (const entry of card.backgrounds?.values() || []) if (entry.url) URL.revokeObjectURL(entry.url);
   card.backgrounds?.clear();
+  forgetCopies(card);
 }
 
 async function applyBackground(card) {
@@ -1068,6 +1112,8 @@ function start() {
   $("#download-all").addEventListener("click", downloadAll);
   $("#clear-all").addEventListener("click", clearAll);
   $("fieldset.model").addEventListener("change", () => { state.modelChosen = true; });
+  window.addEventListener("pagehide", () =>
+    document.querySelectorAll("#results .card").forEach((card) => forgetCopies(card, true)));
   const linked = keyFromLink();
   const stored = localStorage.getItem(KEY_STORAGE);
   if (linked) setKey(linked, "link");

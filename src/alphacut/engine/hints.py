@@ -72,6 +72,7 @@ SEED = 0.5  # x d: the disc around a click that is probably the side it asks for
 DROP_DEPTH = 0.8  # a part whose deepest point's depth the click is within this share of: drop
 CLICK_RADIUS = 3  # working px: a click's own disc, always honoured
 GRABCUT_ITERATIONS = 2
+GRABCUT_SEED = 26
 GRABCUT_PIXELS = 8_000  # working px: a larger GrabCut window is worked out shrunk to this
 PROPOSE_FROM = 0.01  # x the working longest side: a subject click this far from the mask
 PROPOSAL_REACH = 1.5  # x d: the half-side of the model's window around such a click
@@ -458,7 +459,7 @@ def _grabcut(image: npt.NDArray[np.uint8], trimap: npt.NDArray[np.uint8]) -> npt
     height, width = trimap.shape
     shrink = math.sqrt(GRABCUT_PIXELS / (height * width))
     if shrink < 1:
-        size = (max(1, round(width * shrink)), max(1, round(height * shrink)))
+        size = (max(1, math.floor(width * shrink)), max(1, math.floor(height * shrink)))
         coarse = _grabcut_at(
             np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA)),
             np.asarray(cv2.resize(trimap, size, interpolation=cv2.INTER_NEAREST), np.uint8),
@@ -480,6 +481,10 @@ def _grabcut_at(
         return np.asarray(subject, dtype=bool)
     background_model = np.zeros((1, 65), np.float64)
     subject_model = np.zeros((1, 65), np.float64)
+    # GrabCut seeds its colour models with k-means, which draws from OpenCV's random number
+    # generator (one per thread, shared by every call on it): seeded each time, an answer
+    # depends on the clicks alone, not on what ran on the thread before.
+    cv2.setRNGSeed(GRABCUT_SEED)
     cv2.grabCut(
         image, trimap, None, background_model, subject_model, GRABCUT_ITERATIONS,  # type: ignore[call-overload]
         cv2.GC_INIT_WITH_MASK,

@@ -773,25 +773,37 @@ function backgroundChoice(card) {
 }
 
 // The server's cut-out on this background: a PNG, lossless (the page makes JPEG and WebP from it).
+// A choice overtaken by a new cut-out (or a removed card) stops before its next request.
 async function backgroundOnServer(card, choice) {
+  const version = card.cutVersion;
+  const used = new Map(); // blob -> the copy this choice used
+  const copyOf = (blob, name) => {
+    if (card.cutVersion !== version || !card.isConnected) throw new Error("overtaken by a new cut-out");
+    const copy = serverCopy(card, blob, name);
+    used.set(blob, copy);
+    return copy;
+  };
   holdCopies(card, +1);
   try {
-    const cut = await serverCopy(card, card.cutBlob, "cutout.png");
+    const cut = await copyOf(card.cutBlob, "cutout.png");
     const body = { format: "png" };
     if (choice.color) body.color = choice.color;
     if (choice.photo) {
-      const photo = await serverCopy(card, choice.photo, "background");
+      const photo = await copyOf(choice.photo, "background");
       body.background_image_id = photo.id;
       // The original, blurred by about 1.5% of its longer side: the subject stands out and
       // the scene is still recognised (the server takes at most 100 px).
       if (choice.kind === "blur") body.blur = Math.min(100, Math.max(4, Math.round(Math.max(cut.width, cut.height) / 64)));
     }
     if (choice.shadow) body.shadow = true;
+    if (card.cutVersion !== version || !card.isConnected) throw new Error("overtaken by a new cut-out");
     let result;
     try {
       result = await request("POST", `/v1/images/${cut.id}/background`, { json: body });
     } catch (error) {
-      if (error.status === 404) forgetCopies(card); // gone from the server: upload them anew
+      // Gone from the server: the copies this choice used are uploaded anew next time (only
+      // they, and only if the card still holds them: a newer choice's copies are its own).
+      if (error.status === 404) for (const [blob, copy] of used) forgetCopy(card, blob, copy);
       throw error;
     }
     try {
@@ -828,12 +840,15 @@ function holdCopies(card, change) {
 // keepalive: sent even as the page goes.
 function forgetCopies(card, keepalive = false) {
   clearTimeout(card.copiesTimer);
+  for (const [blob, copy] of card.copies || []) forgetCopy(card, blob, copy, keepalive);
+}
+
+function forgetCopy(card, blob, copy, keepalive = false) {
+  if (card.copies?.get(blob) !== copy) return;
+  card.copies.delete(blob);
   const headers = { "x-api-key": state.key || "" };
-  for (const copy of card.copies?.values() || []) {
-    copy.then(({ id }) => fetch(`/v1/images/${id}`, { method: "DELETE", keepalive, headers }), () => {})
-      .catch(() => {});
-  }
-  card.copies?.clear();
+  copy.then(({ id }) => fetch(`/v1/images/${id}`, { method: "DELETE", keepalive, headers }), () => {})
+    .catch(() => {});
 }
 
 // The cached result of a choice, made once (a failed one is forgotten, to be tried again).
@@ -841,7 +856,11 @@ function backgroundFor(card, choice) {
   let entry = card.backgrounds.get(choice.key);
   if (!entry) {
     entry = { settled: false };
-    entry.made = backgroundOnServer(card, choice).then((made) => Object.assign(entry, made, { settled: true }));
+    entry.made = backgroundOnServer(card, choice).then((made) => {
+      // Forgotten meanwhile (a new cut-out, more choices): nothing will show it or free it.
+      if (card.backgrounds.get(choice.key) !== entry) URL.revokeObjectURL(made.url);
+      return Object.assign(entry, made, { settled: true });
+    });
     entry.made.catch(() => card.backgrounds.delete(choice.key));
     card.backgrounds.set(choice.key, entry);
     for (const [key, old] of card.backgrounds) {

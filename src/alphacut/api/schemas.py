@@ -160,9 +160,9 @@ class RemoveBackground(Strict):
     )
 
 
-def _known_format(name: str) -> str:
-    if name not in SPELLINGS:
-        raise ValueError(f"must be one of {', '.join(SPELLINGS)}")
+def _known_format(name: str, also: tuple[str, ...] = ()) -> str:
+    if name not in also and name not in SPELLINGS:
+        raise ValueError(f"must be one of {', '.join((*also, *SPELLINGS))}")
     return name
 
 
@@ -261,9 +261,7 @@ class AddWatermarks(Strict):
 
 
 def _auto_or_known(name: str) -> str:
-    if name != "auto" and name not in SPELLINGS:
-        raise ValueError(f"must be one of auto, {', '.join(SPELLINGS)}")
-    return name
+    return _known_format(name, also=("auto",))
 
 
 class ApplyBackground(Strict):

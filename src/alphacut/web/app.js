@@ -112,6 +112,14 @@ function request(method, path, { body, json, onUpload, responseType = "json" } =
   });
 }
 
+// One of the key's images deleted, without waiting for it or minding a failure (the server's
+// own expiry is the fallback). keepalive: sent even as the page goes; key: the one the image
+// was made with, where the page's may have changed since.
+function deleteImage(id, { keepalive = false, key = state.key } = {}) {
+  fetch(`/v1/images/${id}`, { method: "DELETE", keepalive, headers: { "x-api-key": key || "" } })
+    .catch(() => {});
+}
+
 // Keys ---------------------------------------------------------------------------------------
 
 function setKey(key, source) {
@@ -685,7 +693,7 @@ async function process(card, model, create, needsOriginal = false) {
     fail(card, error);
   } finally {
     // The page keeps its copies; the server's are deleted (best effort).
-    for (const id of created) request("DELETE", `/v1/images/${id}`).catch(() => {});
+    for (const id of created) deleteImage(id);
   }
 }
 
@@ -776,9 +784,12 @@ function backgroundChoice(card) {
 // A choice overtaken by a new cut-out (or a removed card) stops before its next request.
 async function backgroundOnServer(card, choice) {
   const version = card.cutVersion;
+  const goOn = () => {
+    if (card.cutVersion !== version || !card.isConnected) throw new Error("overtaken by a new cut-out");
+  };
   const used = new Map(); // blob -> the copy this choice used
   const copyOf = (blob, name) => {
-    if (card.cutVersion !== version || !card.isConnected) throw new Error("overtaken by a new cut-out");
+    goOn();
     const copy = serverCopy(card, blob, name);
     used.set(blob, copy);
     return copy;
@@ -796,7 +807,7 @@ async function backgroundOnServer(card, choice) {
       if (choice.kind === "blur") body.blur = Math.min(100, Math.max(4, Math.round(Math.max(cut.width, cut.height) / 64)));
     }
     if (choice.shadow) body.shadow = true;
-    if (card.cutVersion !== version || !card.isConnected) throw new Error("overtaken by a new cut-out");
+    goOn();
     let result;
     try {
       result = await request("POST", `/v1/images/${cut.id}/background`, { json: body });
@@ -810,7 +821,7 @@ async function backgroundOnServer(card, choice) {
       const blob = await request("GET", `/v1/images/${result.id}/download`, { responseType: "blob" });
       return { blob, url: URL.createObjectURL(blob), opaque: choice.kind !== "transparent" };
     } finally {
-      request("DELETE", `/v1/images/${result.id}`).catch(() => {});
+      deleteImage(result.id);
     }
   } finally {
     holdCopies(card, -1);
@@ -846,9 +857,8 @@ function forgetCopies(card, keepalive = false) {
 function forgetCopy(card, blob, copy, keepalive = false) {
   if (card.copies?.get(blob) !== copy) return;
   card.copies.delete(blob);
-  const headers = { "x-api-key": state.key || "" };
-  copy.then(({ id }) => fetch(`/v1/images/${id}`, { method: "DELETE", keepalive, headers }), () => {})
-    .catch(() => {});
+  const key = state.key;
+  copy.then(({ id }) => deleteImage(id, { keepalive, key }), () => {});
 }
 
 // The cached result of a choice, made once (a failed one is forgotten, to be tried again).

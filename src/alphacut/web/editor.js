@@ -195,14 +195,7 @@ async function uploadForHints(s) {
 }
 
 function forgetUploads(s, keepalive = false) {
-  for (const id of s.serverIds || []) {
-    if (keepalive) {
-      fetch(`/v1/images/${id}`, { method: "DELETE", keepalive: true, headers: { "x-api-key": state.key || "" } })
-        .catch(() => {});
-    } else {
-      request("DELETE", `/v1/images/${id}`).catch(() => {});
-    }
-  }
+  for (const id of s.serverIds || []) deleteImage(id, { keepalive });
   s.serverIds = [];
 }
 
@@ -296,7 +289,7 @@ async function fetchAnswer(s, key, edits) {
     try {
       blob = await request("GET", `/v1/images/${result.id}/download`, { responseType: "blob" });
     } finally {
-      request("DELETE", `/v1/images/${result.id}`).catch(() => {});
+      deleteImage(result.id);
     }
     s.answers.set(key, { blob, pixels: null });
   } catch (error) {
